@@ -1,0 +1,1 @@
+"""vaelab analysis stages: data, VAE encoding with a latent cache, classifiers, figures."""

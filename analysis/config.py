@@ -1,0 +1,164 @@
+"""Validated run configuration, written as a stamp file that changes only when it must.
+
+Run:
+    python -m analysis.config data --dataset cifar10 --limit 0 --data-root DIR --out build/data/config.json
+    python -m analysis.config run --vae stabilityai/sd-vae-ft-ema --seed 0 --out build/runs/NAME/config.json
+
+The Makefile calls this on every `make`; the file is rewritten only when its content
+changes, so its timestamp tells make exactly when downstream products are stale
+(a changed SEED re-encodes, an unchanged command line rebuilds nothing).
+
+Every variable a user can type is validated here, before anything slow starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis.common import VaelabError, dumps_json, read_json, run_main, write_text
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEFAULT_VAE = "stabilityai/sd-vae-ft-ema"
+# A hub id: "owner/name" made of the characters the Hugging Face Hub allows.
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What images the study uses. Shared by every VAE variant of one build."""
+
+    dataset: str = "cifar10"  # "cifar10" or "imagefolder:PATH"
+    limit: int = 0  # images per class per split; 0 = all
+    data_root: str = "~/.cache/vaelab/data"  # where torchvision downloads CIFAR-10
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How one VAE variant is run over the data."""
+
+    vae: str = DEFAULT_VAE  # hub id or local diffusers directory
+    revision: str = ""  # hub branch, tag or commit; "" = the hub default ("main")
+    seed: int = 0  # seeds the latent sample, every classifier and the figures
+    device: str = "auto"  # auto | cpu | cuda[:N] | mps
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    batch_size: int = 64
+
+
+def parse_int(name: str, text: str, minimum: int) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise VaelabError(f"{name}={text!r} is not an integer; set {name} to a whole number") from None
+    if value < minimum:
+        raise VaelabError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def parse_limit(text: str) -> int:
+    """LIMIT: empty or "all" means every image; otherwise a positive number per class."""
+    if str(text).strip().lower() in ("", "all"):
+        return 0
+    return parse_int("LIMIT", text, 1)
+
+
+def check_dataset(spec: str) -> str:
+    spec = spec.strip()
+    if spec == "cifar10":
+        return spec
+    if spec.startswith("imagefolder:") and spec[len("imagefolder:"):].strip():
+        path = Path(spec[len("imagefolder:"):].strip()).expanduser()
+        return f"imagefolder:{path.resolve()}"
+    raise VaelabError(
+        f"DATASET={spec!r} is not understood; use DATASET=cifar10 or DATASET=imagefolder:PATH "
+        "with PATH/train/<class>/*.png and PATH/test/<class>/*.png"
+    )
+
+
+def check_vae(vae: str) -> str:
+    """Local directories are made absolute (the cache key must not depend on the cwd)."""
+    vae = vae.strip()
+    if not vae:
+        raise VaelabError(f"VAE is empty; set VAE to a hub id such as {DEFAULT_VAE} or a local directory")
+    path = Path(vae).expanduser()
+    if path.exists() or vae.startswith((".", "/", "~")):
+        return str(path.resolve())
+    if HUB_ID.match(vae):
+        return vae
+    raise VaelabError(
+        f"VAE={vae!r} is neither an existing directory nor a hub id like {DEFAULT_VAE}; "
+        "check the path or the spelling"
+    )
+
+
+def make_data_config(dataset: str, limit: str, data_root: str) -> DataConfig:
+    return DataConfig(dataset=check_dataset(dataset), limit=parse_limit(limit),
+                      data_root=str(Path(data_root).expanduser()))
+
+
+def make_run_config(vae: str, revision: str, seed: str, device: str, precision: str,
+                    batch_size: str) -> RunConfig:
+    device = device.strip() or "auto"
+    precision = precision.strip().lower() or "auto"
+    if not DEVICE.match(device):
+        raise VaelabError(f"DEVICE={device!r} is not known; use auto, cpu, cuda, cuda:N or mps")
+    if precision not in PRECISIONS:
+        raise VaelabError(f"PRECISION={precision!r} is not known; use one of {', '.join(PRECISIONS)}")
+    return RunConfig(vae=check_vae(vae), revision=revision.strip(), seed=parse_int("SEED", seed, 0),
+                     device=device, precision=precision,
+                     batch_size=parse_int("BATCH", batch_size, 1))
+
+
+def write_if_changed(path: Path, config: object) -> bool:
+    text = dumps_json(config)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    write_text(path, text)
+    return True
+
+
+def load_data_config(path: str | Path) -> DataConfig:
+    return DataConfig(**read_json(path, "data configuration"))
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    return RunConfig(**read_json(path, "run configuration"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="kind", required=True)
+    data = sub.add_parser("data")
+    data.add_argument("--dataset", default="cifar10")
+    data.add_argument("--limit", default="")
+    data.add_argument("--data-root", default=DataConfig.data_root)
+    run = sub.add_parser("run")
+    run.add_argument("--vae", default=DEFAULT_VAE)
+    run.add_argument("--revision", default="")
+    run.add_argument("--seed", default="0")
+    run.add_argument("--device", default="auto")
+    run.add_argument("--precision", default="auto")
+    run.add_argument("--batch-size", default="64")
+    report = sub.add_parser("report", help="which runs and data a report is made from")
+    report.add_argument("--run", action="append", default=[], help="run directory (repeatable)")
+    report.add_argument("--data", required=True)
+    report.add_argument("--metadata", default="")
+    for p in (data, run, report):
+        p.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    if args.kind == "data":
+        config: object = make_data_config(args.dataset, args.limit, args.data_root)
+    elif args.kind == "report":
+        config = {"runs": [str(Path(r).resolve()) for r in args.run],
+                  "data": str(Path(args.data).resolve()), "metadata": args.metadata}
+    else:
+        config = make_run_config(args.vae, args.revision, args.seed, args.device, args.precision,
+                                 args.batch_size)
+    write_if_changed(args.out, config)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,208 @@
+"""Stage 1: decode the image dataset once into a compact array file.
+
+Run:
+    python -m analysis.data build/data/config.json build/data/dataset.npz
+
+Writes ``dataset.npz`` (x_train, x_test: uint8 (N, 32, 32, 3) RGB; y_train, y_test: int64)
+and ``dataset.json`` (class names, counts, checksum, source) next to it.
+
+Sources:
+* ``cifar10``: torchvision's CIFAR10, downloaded (md5-checked by torchvision) into
+  ``data_root`` on first use.
+* ``imagefolder:PATH``: ``PATH/{train,test}/<class>/*.{png,jpg,jpeg,bmp,webp}``; the class
+  set is the sorted folder names and must be the same in both splits.
+
+Image policy: every image is converted to RGB (grayscale, palette, RGBA over white,
+16-bit all become 8-bit RGB). Images that are not 32x32 are centre-cropped to a square
+and resized to 32x32 with Pillow's antialiasing bicubic filter. ``limit`` keeps the first
+N images per class per split in file-name order, so subsets are deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from analysis.common import VaelabError, run_main, save_npz, write_json
+from analysis.config import DataConfig, load_data_config
+
+SIZE = 32
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck"]
+RESIZE_POLICY = ("converted to 8-bit RGB (transparency composited on white); images that "
+                 "are not 32x32 centre-cropped to a square and resized to 32x32 (bicubic, "
+                 "antialiased)")
+
+
+def to_rgb32(img: Image.Image) -> tuple[np.ndarray, bool]:
+    """Return a (32, 32, 3) uint8 RGB array and whether the image had to be resized."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grayscale: scale to 8 bits instead of clipping at 255.
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if arr.max() > 255 else 255.0
+        img = Image.fromarray(np.round(arr / peak * 255).astype(np.uint8), mode="L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    img = img.convert("RGB")
+    resized = img.size != (SIZE, SIZE)
+    if resized:
+        img = ImageOps.fit(img, (SIZE, SIZE), method=Image.Resampling.BICUBIC)
+    return np.asarray(img, dtype=np.uint8), resized
+
+
+def read_image(path: Path) -> tuple[np.ndarray, bool]:
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return to_rgb32(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise VaelabError(
+            f"cannot read image {path} ({type(err).__name__}: {err}); remove or replace the file"
+        ) from None
+
+
+def list_classes(split_dir: Path) -> list[str]:
+    return sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def load_imagefolder(root: Path, limit: int) -> tuple[dict[str, np.ndarray], list[str], int]:
+    if not root.exists():
+        raise VaelabError(f"dataset folder {root} does not exist; check DATASET=imagefolder:PATH")
+    if not root.is_dir():
+        raise VaelabError(f"dataset path {root} is a file, not a folder; point DATASET at the folder "
+                          "holding train/ and test/")
+    classes_by_split = {}
+    for split in ("train", "test"):
+        split_dir = root / split
+        if not split_dir.is_dir():
+            raise VaelabError(f"dataset folder {root} has no {split}/ folder; expected "
+                              f"{root}/{{train,test}}/<class>/*.png")
+        classes_by_split[split] = list_classes(split_dir)
+        if not classes_by_split[split]:
+            raise VaelabError(f"{split_dir} has no class folders; expected {split_dir}/<class>/*.png")
+    train_cls, test_cls = classes_by_split["train"], classes_by_split["test"]
+    if train_cls != test_cls:
+        only_train = sorted(set(train_cls) - set(test_cls))
+        only_test = sorted(set(test_cls) - set(train_cls))
+        raise VaelabError(
+            f"train/ and test/ under {root} have different classes (only in train: "
+            f"{only_train or 'none'}; only in test: {only_test or 'none'}); make both splits hold "
+            "the same class folders"
+        )
+    if len(train_cls) < 2:
+        raise VaelabError(f"{root} has only one class ({train_cls[0]}); classification needs at least two")
+
+    arrays: dict[str, np.ndarray] = {}
+    resized = 0
+    for split in ("train", "test"):
+        images, labels = [], []
+        for label, name in enumerate(train_cls):
+            class_dir = root / split / name
+            files = sorted(p for p in class_dir.iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise VaelabError(f"{class_dir} holds no images (.png/.jpg/...); add images or "
+                                  "remove the class from both splits")
+            if limit:
+                files = files[:limit]
+            for path in files:
+                arr, was_resized = read_image(path)
+                images.append(arr)
+                labels.append(label)
+                resized += was_resized
+        arrays[f"x_{split}"] = np.stack(images)  # (N, 32, 32, 3) uint8
+        arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
+    return arrays, train_cls, resized
+
+
+def load_cifar10(data_root: Path, limit: int) -> tuple[dict[str, np.ndarray], list[str]]:
+    from torchvision.datasets import CIFAR10
+
+    arrays: dict[str, np.ndarray] = {}
+    for split, train in (("train", True), ("test", False)):
+        try:
+            probe = CIFAR10(root=str(data_root), train=train, download=False)
+        except RuntimeError:
+            probe = None  # not downloaded (or corrupt): fetch it below
+        if probe is None:
+            old_timeout = socket.getdefaulttimeout()
+            socket.setdefaulttimeout(15)  # fail within seconds when offline
+            try:
+                probe = CIFAR10(root=str(data_root), train=train, download=True)
+            except Exception as err:  # URLError, socket errors, checksum failures
+                raise VaelabError(
+                    f"could not download CIFAR-10 ({type(err).__name__}: {err}); looked in "
+                    f"{data_root}/cifar-10-batches-py; put cifar-10-python.tar.gz in {data_root} "
+                    "(set DATA_ROOT), or use DATASET=imagefolder:PATH"
+                ) from None
+            finally:
+                socket.setdefaulttimeout(old_timeout)
+        x = np.asarray(probe.data, dtype=np.uint8)  # (N, 32, 32, 3)
+        y = np.asarray(probe.targets, dtype=np.int64)
+        if limit:
+            # The first `limit` images of each class, in the official order.
+            keep = np.sort(np.concatenate([np.flatnonzero(y == c)[:limit] for c in range(10)]))
+            x, y = x[keep], y[keep]
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
+    return arrays, list(probe.classes)
+
+
+def images_checksum(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over images and labels in a fixed order: the dataset's identity."""
+    h = hashlib.sha256()
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(arrays[key]).tobytes())
+    return h.hexdigest()
+
+
+def build_dataset(config: DataConfig) -> tuple[dict[str, np.ndarray], dict]:
+    resized = 0
+    if config.dataset == "cifar10":
+        arrays, classes = load_cifar10(Path(config.data_root), config.limit)
+        source = "CIFAR-10 (torchvision.datasets.CIFAR10)"
+    else:
+        root = Path(config.dataset.split(":", 1)[1])
+        arrays, classes, resized = load_imagefolder(root, config.limit)
+        source = f"image folder {root}"
+    info = {
+        "classes": classes,
+        "source": source,
+        "dataset": config.dataset,
+        "limit": config.limit,
+        "n_train": int(len(arrays["y_train"])),
+        "n_test": int(len(arrays["y_test"])),
+        "train_per_class": np.bincount(arrays["y_train"], minlength=len(classes)).tolist(),
+        "test_per_class": np.bincount(arrays["y_test"], minlength=len(classes)).tolist(),
+        "resized_images": int(resized),
+        "image_policy": RESIZE_POLICY,
+        "sha256": images_checksum(arrays),
+    }
+    return arrays, info
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Decode the dataset into dataset.npz")
+    parser.add_argument("config", type=Path, help="data config.json from analysis.config")
+    parser.add_argument("out", type=Path, help="dataset.npz to write")
+    args = parser.parse_args(argv)
+    config = load_data_config(args.config)
+    arrays, info = build_dataset(config)
+    # dataset.json first: make tracks dataset.npz, so it must be the last file written.
+    write_json(args.out.with_name("dataset.json"), info)
+    save_npz(args.out, **arrays)
+    print(f"dataset: {info['n_train']} train / {info['n_test']} test images, "
+          f"{len(info['classes'])} classes -> {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,259 @@
+"""Stage 2: encode every image with the VAE encoder into a cached latent file.
+
+Run:
+    python -m analysis.encode build/runs/NAME/config.json build/data/dataset.npz \
+        build/runs/NAME/latents.npz --cache build/cache
+
+Writes, next to ``latents.npz``:
+* ``latents.npz``: ``{train,test}_{mean,std,sample}`` float32 (N, C, h, w) — (N, 4, 4, 4)
+  for 32x32 images and an SD VAE — plus ``y_train``/``y_test``;
+* ``reconstructions.npz``: the first test image of each class and its decoded latent mean;
+* ``encode.json``: the resolved configuration (model revision, device, precision, cache key);
+* ``timings-encode.json``: wall-clock seconds (kept apart: the only non-deterministic file).
+
+``std`` is ``exp(0.5 * logvar)`` and ``sample = mean + std * eps``, exactly what
+``latent_dist.sample(generator)`` computes, with ``eps`` drawn once per split from a
+``torch.Generator`` seeded with SEED. Drawing the noise up front makes the sample
+independent of batch size, chunking, device and resume points.
+
+Latents are cached under ``--cache`` keyed by model revision and weights checksum,
+dataset checksum, seed, device type and precision: a second ``make report`` (or switching
+back to an earlier VAE) does not re-encode. Work is written in chunks, so an interrupted
+run resumes from the last complete chunk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from analysis.common import (VaelabError, copy_file, load_npz, read_json, run_main, save_npz,
+                             sha256_file, sha256_json, write_json, write_text)
+from analysis.config import RunConfig, load_run_config
+from analysis.vae import (choose_device, choose_precision, device_name, load_vae,
+                          resolve_model)
+
+# Bump when a change here alters the latents, so that old cache entries are not reused.
+ENCODER_VERSION = 1
+CHUNK = 4096  # images per resumable chunk
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def to_model_input(images: np.ndarray, device: str, dtype=None):
+    """uint8 (B, 32, 32, 3) RGB -> float (B, 3, 32, 32) in [-1, 1] on ``device``."""
+    import torch
+
+    x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float()
+    x = x / 127.5 - 1.0
+    return x if dtype is None else x.to(dtype)
+
+
+def to_uint8_images(x) -> np.ndarray:
+    """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3), rounding like torchvision."""
+    x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to("cpu")
+    return x.permute(0, 2, 3, 1).numpy().astype(np.uint8)
+
+
+class Encoder:
+    """The VAE on its device in its precision; ``encode`` returns float32 mean and std."""
+
+    def __init__(self, vae, device: str, precision: str):
+        import torch
+
+        self.device, self.precision = device, precision
+        self.dtype = getattr(torch, DTYPES[precision])
+        # Low precision on CUDA runs with weights cast; on the CPU bfloat16 runs as autocast,
+        # which keeps the numerically delicate ops (group norm, softmax) in float32.
+        self.autocast = device == "cpu" and precision == "bf16"
+        cast = torch.float32 if self.autocast else self.dtype
+        self.vae = vae.to(device=device, dtype=cast)
+
+    def context(self):
+        import torch
+
+        if self.autocast:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def encode(self, images: np.ndarray):
+        import torch
+
+        x = to_model_input(images, self.device, None if self.autocast else self.dtype)
+        with torch.inference_mode(), self.context():
+            dist = self.vae.encode(x).latent_dist
+        return dist.mean.float().cpu(), dist.std.float().cpu()  # each (B, C, h, w)
+
+    def decode(self, latents):
+        import torch
+
+        z = latents.to(self.device, None if self.autocast else self.dtype)
+        with torch.inference_mode(), self.context():
+            return self.vae.decode(z).sample.float().cpu()  # (B, 3, H, W)
+
+
+def count_nonfinite(*tensors) -> int:
+    import torch
+
+    return int(sum((~torch.isfinite(t)).sum().item() for t in tensors))
+
+
+def check_finite(count: int, what: str, name: str, precision: str, device: str) -> None:
+    if count:
+        raise VaelabError(
+            f"VAE {name} produced {count} non-finite (NaN/Inf) {what} values in {precision} on "
+            f"{device}; rerun with PRECISION=fp32"
+        )
+
+
+def progress(total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    quiet = os.environ.get("QUIET") == "1" or None  # None: tqdm hides itself off a TTY
+    return tqdm(total=total, desc=desc, unit="img", disable=quiet, dynamic_ncols=True)
+
+
+def encode_split(encoder: Encoder, images: np.ndarray, batch_size: int, partial: Path,
+                 split: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Encode ``images`` chunk by chunk; chunks already in ``partial`` are reused."""
+    import torch
+
+    means, stds = [], []
+    with progress(len(images), f"encode {split}") as bar:
+        for start in range(0, len(images), CHUNK):
+            stop = min(start + CHUNK, len(images))
+            chunk_file = partial / f"{split}-{start:06d}-{stop:06d}.npz"
+            if chunk_file.exists():
+                with contextlib.suppress(VaelabError):  # a damaged chunk is simply redone
+                    done = load_npz(chunk_file, "chunk", ("mean", "std"))
+                    means.append(done["mean"]), stds.append(done["std"])
+                    bar.update(stop - start)
+                    continue
+            chunk_mean, chunk_std = [], []
+            for b in range(start, stop, batch_size):
+                mean, std = encoder.encode(images[b:min(b + batch_size, stop)])
+                check_finite(count_nonfinite(mean, std), "latent", name, encoder.precision,
+                             encoder.device)
+                chunk_mean.append(mean), chunk_std.append(std)
+                bar.update(len(mean))
+            mean, std = torch.cat(chunk_mean).numpy(), torch.cat(chunk_std).numpy()
+            save_npz(chunk_file, mean=mean, std=std)
+            means.append(mean), stds.append(std)
+    return np.concatenate(means), np.concatenate(stds)
+
+
+def draw_noise(seed: int, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """eps ~ N(0, 1) per split from one seeded generator: train first, then test."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return {split: torch.randn(shape, generator=generator).numpy() for split, shape in shapes.items()}
+
+
+def reconstruct(encoder: Encoder, x_test: np.ndarray, y_test: np.ndarray, n_classes: int,
+                name: str) -> dict[str, np.ndarray]:
+    """Decode the latent mean of the first test image of each class (at most 10 classes)."""
+    import torch
+
+    index = np.array([np.flatnonzero(y_test == c)[0] for c in range(min(n_classes, 10))
+                      if np.any(y_test == c)])
+    mean, _ = encoder.encode(x_test[index])
+    decoded = encoder.decode(mean)
+    check_finite(count_nonfinite(decoded), "reconstruction", name, encoder.precision, encoder.device)
+    originals = to_model_input(x_test[index], "cpu")
+    mse = torch.mean((decoded.clamp(-1, 1) - originals) ** 2).item()
+    return {"index": index, "labels": y_test[index], "originals": x_test[index],
+            "reconstructions": to_uint8_images(decoded), "mse": np.float64(mse)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Encode the dataset with a VAE")
+    parser.add_argument("config", type=Path, help="run config.json from analysis.config")
+    parser.add_argument("data", type=Path, help="dataset.npz from analysis.data")
+    parser.add_argument("out", type=Path, help="latents.npz to write")
+    parser.add_argument("--cache", type=Path, required=True, help="latent cache directory")
+    args = parser.parse_args(argv)
+    config: RunConfig = load_run_config(args.config)
+    data_info = read_json(args.data.with_name("dataset.json"), "dataset description")
+    started = time.perf_counter()
+
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+    model = resolve_model(config.vae, config.revision)
+    vae = load_vae(model)
+    vae_config = dict(vae.config)
+    device = choose_device(config.device)
+    precision = choose_precision(config.precision, device, bool(vae_config.get("force_upcast", True)),
+                                 config.vae)
+    key_fields = {"encoder_version": ENCODER_VERSION, "model": model.name,
+                  "revision": model.revision, "weights_sha256": model.weights_sha256,
+                  "dataset_sha256": data_info["sha256"], "seed": config.seed,
+                  "device_type": device.split(":")[0], "precision": precision}
+    key = sha256_json(key_fields)[:24]
+    entry = args.cache / f"latents-{key}"
+    info = {
+        "model": asdict(model),
+        "vae_config": {k: vae_config.get(k) for k in (
+            "block_out_channels", "latent_channels", "scaling_factor", "shift_factor",
+            "force_upcast", "sample_size", "down_block_types")},
+        "parameters": int(sum(p.numel() for p in vae.parameters())),
+        "device": device, "device_name": device_name(device), "precision": precision,
+        "torch_threads": torch.get_num_threads(), "batch_size": config.batch_size,
+        "seed": config.seed, "cache_key": key, "classes": data_info["classes"],
+        "dataset_sha256": data_info["sha256"], "cache_fields": key_fields,
+        "sample_definition": "mean + std * eps, eps ~ N(0, I) from torch.Generator(seed)",
+    }
+
+    cached = entry.with_suffix(".npz")
+    checksum_file = entry.with_suffix(".sha256")
+    reused = False
+    if cached.exists() and checksum_file.exists():
+        if sha256_file(cached) == checksum_file.read_text().strip() and \
+                entry.with_name(entry.name + "-recon.npz").exists():
+            reused = True
+        else:
+            print(f"vaelab: latent cache {cached} fails its checksum; re-encoding", file=sys.stderr)
+    if not reused:
+        data = load_npz(args.data, "dataset", ("x_train", "y_train", "x_test", "y_test"))
+        torch.manual_seed(config.seed)
+        encoder = Encoder(vae, device, precision)
+        partial = args.cache / f"latents-{key}.partial"
+        partial.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        for split in ("train", "test"):
+            mean, std = encode_split(encoder, data[f"x_{split}"], config.batch_size, partial,
+                                     split, config.vae)
+            arrays[f"{split}_mean"], arrays[f"{split}_std"] = mean, std
+        noise = draw_noise(config.seed, {s: arrays[f"{s}_mean"].shape for s in ("train", "test")})
+        for split in ("train", "test"):
+            arrays[f"{split}_sample"] = arrays[f"{split}_mean"] + arrays[f"{split}_std"] * noise[split]
+            arrays[f"y_{split}"] = data[f"y_{split}"]
+        recon = reconstruct(encoder, data["x_test"], data["y_test"], len(data_info["classes"]),
+                            config.vae)
+        save_npz(entry.with_name(entry.name + "-recon.npz"), **recon)
+        save_npz(cached, **arrays)
+        write_text(checksum_file, sha256_file(cached) + "\n")
+        shutil.rmtree(partial, ignore_errors=True)
+
+    copy_file(entry.with_name(entry.name + "-recon.npz"), args.out.with_name("reconstructions.npz"))
+    write_json(args.out.with_name("encode.json"), info)
+    write_json(args.out.with_name("timings-encode.json"),
+               {"encode_seconds": round(time.perf_counter() - started, 2), "from_cache": reused,
+                "images": int(data_info["n_train"] + data_info["n_test"])})
+    # latents.npz last: it is the file make tracks.
+    copy_file(cached, args.out)
+    print(f"latents: {'reused cache' if reused else 'encoded'} {cached.name} -> {args.out}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,396 @@
+"""Stage 4: draw the report's figures from the latents and the classifier metrics.
+
+Run:
+    python -m analysis.figures build/runs/NAME build/data/dataset.npz build/runs/NAME/figures \
+        [--seed 0]
+
+Reads ``RUN_DIR/latents.npz``, ``RUN_DIR/reconstructions.npz``, ``RUN_DIR/metrics.json``,
+``DATASET_NPZ`` and the ``dataset.json`` next to it. Writes into OUT_DIR:
+* ``examples.png``: the first test image of each class;
+* ``confusion_best.png``: the best model's confusion matrix, row-normalised, counts in cells;
+* ``confusion_all.png``: one small confusion matrix per model (columns) and feature set (rows);
+* ``pca.png``: 2-D PCA of the test latents (PCA fitted on the train latents), by class;
+* ``kde.png``: class-wise densities of the first four latent features;
+* ``reconstructions.png``: originals above their decoded latent means;
+* ``figures.json``: the PCA explained-variance ratios quoted in the report.
+
+The same inputs give byte-identical files: Agg backend, fixed sizes and dpi, no
+"Software" or date metadata in the PNGs, seeded PCA and point order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: no display, and the same pixels everywhere
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from analysis.common import (VaelabError, atomic_path, load_npz, read_json,  # noqa: E402
+                             run_main, write_json)
+
+DPI = 150
+WIDTH = 6.7  # inches: about 17 cm, one A4 text width
+# The PDF shows the figures about 16 cm wide, so these sizes read as roughly 7-9 pt.
+STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "figure.titlesize": 9,
+}
+CONFUSION_CMAP = "Blues"
+# metrics.json is written with sorted keys (common.write_json), so its dicts come back in
+# alphabetical order. Its "model_order"/"feature_set_order" lists give the display order;
+# without them these are used. Unknown keys follow in file order, the random baseline last.
+MODEL_ORDER = ("logreg", "rf", "knn", "svc", "histgb", "lightgbm", "xgboost")
+FEATURE_SET_ORDER = ("sample", "mean_std")
+LAST = ("random",)
+FIGURES = ("examples.png", "confusion_best.png", "confusion_all.png", "pca.png", "kde.png",
+           "reconstructions.png")
+
+
+def class_colours(n: int) -> list:
+    """One colour per class: tab10 (colour-blind friendly) up to 10 classes, then tab20."""
+    if n <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(n)]
+    if n <= 20:
+        return [plt.get_cmap("tab20")(i) for i in range(n)]
+    return [plt.get_cmap("viridis")(i / (n - 1)) for i in range(n)]
+
+
+def display_order(keys, preferred) -> list[str]:
+    """``keys`` in report order: ``preferred`` first, then the rest, then LAST."""
+    keys = list(keys)
+    rank = {key: i for i, key in enumerate(preferred)}
+    return sorted(keys, key=lambda k: (k in LAST and k not in rank, rank.get(k, len(rank)),
+                                       keys.index(k)))
+
+
+def short_label(label: str, width: int = 11) -> str:
+    """Wrap a model name for a narrow panel title; long CamelCase words split at capitals."""
+    words = [re.sub(r"(?<=[a-z])(?=[A-Z])", " ", w) if len(w) > width else w for w in label.split()]
+    return textwrap.fill(" ".join(words), width, break_long_words=False)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write ``fig`` as PNG atomically, without metadata that changes between runs."""
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+    finally:
+        plt.close(fig)
+
+
+def row_normalise(confusion) -> np.ndarray:
+    """Counts (K, K), rows = true class -> per-row fractions (recall on the diagonal).
+
+    A class with no test images gets a row of zeros instead of 0/0.
+    """
+    counts = np.asarray(confusion, dtype=np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def bare(ax) -> None:
+    """No ticks and no frame, but keep the axis labels (``axis('off')`` would hide them)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def plot_examples(images: np.ndarray, labels: np.ndarray, classes: list[str], path: Path) -> None:
+    """images uint8 (N, 32, 32, 3), labels (N,): the first image of each class, name below."""
+    n = len(classes)
+    rows = -(-n // 10)  # ceil: at most 10 per row, so 11-20 classes wrap to two rows
+    cols = -(-n // rows)
+    with plt.rc_context(STYLE):
+        cell = WIDTH / max(cols, 10)  # inches per image: 10 across fill the page width
+        fig, axes = plt.subplots(rows, cols, figsize=(cols * cell, rows * (cell + 0.25) + 0.1),
+                                 squeeze=False, layout="constrained")
+        for c, ax in enumerate(axes.flat):
+            bare(ax)
+            if c >= n:
+                ax.set_visible(False)
+                continue
+            found = np.flatnonzero(labels == c)
+            if len(found):
+                ax.imshow(images[found[0]], interpolation="nearest")
+            else:  # no test image of this class: leave the slot empty but named
+                ax.set_aspect("equal")
+                ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xlabel(classes[c], fontsize=7, labelpad=2)
+        save_figure(fig, path)
+
+
+def plot_confusion_best(confusion, classes: list[str], title: str, path: Path) -> None:
+    """One confusion matrix (K, K) of counts: colour = row fraction, text = count."""
+    counts = np.asarray(confusion, dtype=np.int64)
+    fractions = row_normalise(counts)
+    k = len(counts)
+    labels = list(classes) if len(classes) == k else [str(i) for i in range(k)]
+    width = min(WIDTH, 3.0 + 0.42 * k)  # room for the colour bar and class names
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(width, width - 0.6), layout="constrained")
+        im = ax.imshow(fractions, cmap=CONFUSION_CMAP, vmin=0, vmax=1, interpolation="nearest")
+        if k <= 20:  # beyond that the numbers no longer fit in the cells
+            for i in range(k):
+                for j in range(k):
+                    colour = "white" if fractions[i, j] > 0.5 else "black"
+                    ax.text(j, i, str(counts[i, j]), ha="center", va="center", color=colour,
+                            fontsize=6 if k > 10 else 7)
+        ax.set_xticks(range(k), labels, rotation=45, ha="right", rotation_mode="anchor")
+        ax.set_yticks(range(k), labels)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title(title)
+        fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of true class (recall on diagonal)")
+        save_figure(fig, path)
+
+
+def plot_confusion_all(metrics: dict[str, Any], path: Path) -> None:
+    """Small multiples: rows = feature sets, columns = models, both in metrics order."""
+    models, feature_sets, results = metrics["models"], metrics["feature_sets"], metrics["results"]
+    model_keys = display_order(models, metrics.get("model_order") or MODEL_ORDER)
+    fs_keys = display_order(feature_sets, metrics.get("feature_set_order") or FEATURE_SET_ORDER)
+    n_rows, n_cols = len(fs_keys), len(model_keys)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(n_rows, n_cols, figsize=(WIDTH, 1.15 * n_rows + 0.35),
+                                 squeeze=False, layout="constrained")
+        im = None
+        for r, fs_key in enumerate(fs_keys):
+            fs = feature_sets[fs_key]
+            for c, model_key in enumerate(model_keys):
+                ax = axes[r, c]
+                bare(ax)
+                label = short_label(models[model_key].get("label", model_key))
+                result = results.get(model_key, {}).get(fs_key)
+                if result is None:  # model not run on this feature set
+                    ax.set_aspect("equal")
+                    ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
+                    ax.set_title(label, fontsize=6.5)
+                else:
+                    im = ax.imshow(row_normalise(result["confusion"]), cmap=CONFUSION_CMAP,
+                                   vmin=0, vmax=1, interpolation="nearest")
+                    ax.set_title(f"{label}\n{result['accuracy']:.1%}", fontsize=6.5)
+                if c == 0:
+                    ax.set_ylabel(fs.get("label", fs_key))
+        if im is not None:
+            fig.colorbar(im, ax=axes, shrink=0.8, label="fraction of true class")
+        fig.suptitle("Row-normalised confusion matrices (rows: true class, columns: predicted "
+                     "class; title: test accuracy)", fontsize=8)
+        save_figure(fig, path)
+
+
+def fit_pca(train: np.ndarray, test: np.ndarray, seed: int) -> tuple[np.ndarray, list[float]]:
+    """PCA fitted on train (N, D), applied to test (M, D) -> test (M, 2) and the 2 ratios."""
+    from sklearn.decomposition import PCA
+
+    if min(train.shape) < 2:
+        raise VaelabError(f"PCA needs at least 2 train images and 2 features, got {train.shape}")
+    pca = PCA(n_components=2, random_state=seed).fit(train.astype(np.float64))
+    # Constant features give 0/0 ratios; report 0 rather than NaN (NaN is not valid JSON).
+    ratios = np.nan_to_num(pca.explained_variance_ratio_, nan=0.0)
+    return pca.transform(test.astype(np.float64)), [round(float(r), 4) for r in ratios]
+
+
+def plot_pca(panels: dict[str, tuple[str, np.ndarray, list[float]]], labels: np.ndarray,
+             classes: list[str], path: Path, seed: int = 0) -> None:
+    """panels: key -> (title, projected test points (M, 2), explained variance ratios)."""
+    colours = class_colours(len(classes))
+    point_colours = np.array([colours[y] for y in labels]).reshape(-1, 4)
+    # Draw points in one shuffled order so that no class is always painted on top.
+    order = np.random.default_rng(seed).permutation(len(labels))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH, 3.9), squeeze=False,
+                                 layout="constrained")
+        for ax, (title, points, ratios) in zip(axes.flat, panels.values()):
+            ax.scatter(points[order, 0], points[order, 1], c=point_colours[order], s=3,
+                       alpha=0.5, linewidths=0, rasterized=True)
+            ax.set_title(title)
+            ax.set_xlabel(f"PC1 ({ratios[0]:.1%} of variance)")
+            ax.set_ylabel(f"PC2 ({ratios[1]:.1%} of variance)")
+        handles = [Line2D([], [], ls="", marker="o", markersize=5, color=colours[c], label=name)
+                   for c, name in enumerate(classes)]
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(classes), 5),
+                   frameon=False)
+        fig.suptitle("Test latents projected on the first two principal components of the "
+                     "train latents")
+        save_figure(fig, path)
+
+
+def plot_kde(features: np.ndarray, labels: np.ndarray, classes: list[str], path: Path,
+             feature_names: list[str] | None = None) -> None:
+    """features (N, D): one panel per column 0..3, one density line per class.
+
+    A class with fewer than 2 points or no spread in a column has no density there; its
+    line is left out of that panel rather than crashing gaussian_kde.
+    """
+    from scipy.stats import gaussian_kde
+
+    colours = class_colours(len(classes))
+    n_panels = min(4, features.shape[1])
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 4.9), squeeze=False, layout="constrained")
+        for i, ax in enumerate(axes.flat):
+            if i >= n_panels:
+                ax.set_visible(False)
+                continue
+            column = features[:, i].astype(np.float64)
+            lo, hi = float(column.min()), float(column.max())
+            pad = 0.05 * (hi - lo) if hi > lo else 1.0
+            grid = np.linspace(lo - pad, hi + pad, 256)
+            for c in range(len(classes)):
+                values = column[labels == c]
+                if len(values) < 2 or np.ptp(values) == 0:
+                    continue
+                try:
+                    density = gaussian_kde(values)(grid)
+                except (np.linalg.LinAlgError, ValueError):  # near-singular data
+                    continue
+                ax.plot(grid, density, color=colours[c], lw=1)
+            ax.set_title(feature_names[i] if feature_names else f"feature {i}")
+            ax.set_xlabel("latent value")
+            ax.set_ylabel("density")
+        handles = [Line2D([], [], color=colours[c], lw=1.5, label=name)
+                   for c, name in enumerate(classes)]
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(classes), 5),
+                   frameon=False)
+        fig.suptitle("Class-wise density of the first latent features (.sample(), test set)")
+        save_figure(fig, path)
+
+
+def plot_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, labels: np.ndarray,
+                         classes: list[str], mse: float, path: Path) -> None:
+    """originals, reconstructions uint8 (K, 32, 32, 3): two rows, class name on top."""
+    k = len(originals)
+    cols = max(k, 1)
+    cell = min(WIDTH / max(cols, 8), 0.9)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(2, cols, figsize=(min(WIDTH, max(cols * cell + 0.6, 3.6)), 2 * cell + 0.42), squeeze=False,
+                                 layout="constrained")
+        for j in range(cols):
+            for row, images in enumerate((originals, reconstructions)):
+                ax = axes[row, j]
+                bare(ax)
+                if j < k:
+                    ax.imshow(images[j], interpolation="nearest")
+            if j < k:
+                label = int(labels[j])
+                axes[0, j].set_title(classes[label] if label < len(classes) else str(label),
+                                     fontsize=7)
+        axes[0, 0].set_ylabel("original", fontsize=7)
+        axes[1, 0].set_ylabel("decoded", fontsize=7)
+        sep = " " if cols >= 8 else "\n"  # a narrow figure needs two title lines
+        fig.suptitle(f"VAE reconstructions of the latent mean{sep}(MSE {mse:.4f} in [-1, 1] units)")
+        save_figure(fig, path)
+
+
+def flat(latents: dict[str, np.ndarray], key: str) -> np.ndarray:
+    """(N, C, h, w) -> (N, C*h*w), in C order: channel-major, then row, then column."""
+    array = latents[key]
+    return array.reshape(len(array), -1)
+
+
+def feature_names(shape: tuple[int, ...], n: int) -> list[str]:
+    """Name flattened columns 0..n-1 of a (C, h, w) latent by channel and position."""
+    if len(shape) != 3:
+        return [f"feature {i}" for i in range(n)]
+    return [f"feature {i} (channel {ch}, row {r}, col {c})"
+            for i, (ch, r, c) in enumerate(zip(*np.unravel_index(range(n), shape)))]
+
+
+def get(metrics: dict, path: Path, *keys: str) -> Any:
+    """metrics[k1][k2]...; a missing key is a VaelabError naming the file."""
+    value: Any = metrics
+    for key in keys:
+        try:
+            value = value[key]
+        except (KeyError, TypeError, IndexError):
+            raise VaelabError(f"metrics at {path} lacks {'/'.join(keys)}; delete it and rerun "
+                              "`make report`") from None
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Draw the report's figures")
+    parser.add_argument("run_dir", type=Path, help="run folder with latents.npz and metrics.json")
+    parser.add_argument("data", type=Path, help="dataset.npz from analysis.data")
+    parser.add_argument("out", type=Path, help="folder to write the PNGs into")
+    parser.add_argument("--seed", type=int, default=0, help="PCA random_state and point order")
+    args = parser.parse_args(argv)
+
+    classes = read_json(args.data.with_name("dataset.json"), "dataset description")["classes"]
+    data = load_npz(args.data, "dataset", ("x_test", "y_test"))
+    latents = load_npz(args.run_dir / "latents.npz", "latents",
+                       ("train_mean", "train_std", "train_sample", "test_mean", "test_std",
+                        "test_sample", "y_train", "y_test"))
+    recon = load_npz(args.run_dir / "reconstructions.npz", "reconstructions",
+                     ("originals", "reconstructions", "labels", "mse"))
+    metrics_path = args.run_dir / "metrics.json"
+    metrics = read_json(metrics_path, "metrics")
+    for key in ("models", "feature_sets", "results"):
+        get(metrics, metrics_path, key)
+    y_test = latents["y_test"]
+    if len(y_test) != len(latents["test_sample"]) or len(latents["y_train"]) != len(latents["train_sample"]):
+        raise VaelabError(f"latents at {args.run_dir / 'latents.npz'} have mismatched label and "
+                          "latent counts; delete it and rerun")
+    if max(y_test.max(initial=0), latents["y_train"].max(initial=0)) >= len(classes):
+        raise VaelabError(f"latents at {args.run_dir} use labels beyond the {len(classes)} classes "
+                          f"of {args.data}; the run was encoded from another dataset, delete it")
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    plot_examples(data["x_test"], data["y_test"], classes, out / "examples.png")
+
+    best = get(metrics, metrics_path, "best")
+    model_key, fs_key = get(best, metrics_path, "model"), get(best, metrics_path, "feature_set")
+    result = get(metrics, metrics_path, "results", model_key, fs_key)
+    model_label = metrics["models"].get(model_key, {}).get("label", model_key)
+    fs_label = metrics["feature_sets"].get(fs_key, {}).get("label", fs_key)
+    accuracy = best.get("accuracy", result.get("accuracy"))
+    plot_confusion_best(get(result, metrics_path, "confusion"), metrics.get("classes", classes),
+                        f"{model_label} on {fs_label} latents: accuracy {accuracy:.1%}",
+                        out / "confusion_best.png")
+    plot_confusion_all(metrics, out / "confusion_all.png")
+
+    # The two feature sets the classifiers saw: .sample() (N, C*h*w) and mean & std (N, 2*C*h*w).
+    features = {
+        "sample": (".sample()", flat(latents, "train_sample"), flat(latents, "test_sample")),
+        "mean_std": ("mean & std",
+                     np.concatenate([flat(latents, "train_mean"), flat(latents, "train_std")], 1),
+                     np.concatenate([flat(latents, "test_mean"), flat(latents, "test_std")], 1)),
+    }
+    panels, summary = {}, {}
+    for key, (title, train, test) in features.items():
+        points, ratios = fit_pca(train, test, args.seed)
+        panels[key] = (title, points, ratios)
+        summary[key] = {"explained_variance_ratio": ratios}
+    plot_pca(panels, y_test, classes, out / "pca.png", args.seed)
+
+    test_sample = flat(latents, "test_sample")
+    plot_kde(test_sample, y_test, classes, out / "kde.png",
+             feature_names(latents["test_sample"].shape[1:], min(4, test_sample.shape[1])))
+
+    mse = float(np.asarray(recon["mse"]).reshape(-1)[0])  # stored as () or (1,)
+    plot_reconstructions(recon["originals"], recon["reconstructions"], recon["labels"], classes,
+                         mse, out / "reconstructions.png")
+    # figures.json last, after every PNG exists.
+    write_json(out / "figures.json", {"pca": summary})
+    print(f"figures: {len(FIGURES)} PNGs -> {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_main(main)

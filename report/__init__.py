@@ -1,0 +1,1 @@
+"""vaelab report: Jinja2 context, HTML and WeasyPrint PDF rendering."""
