@@ -5,8 +5,7 @@ Run:
 
 Writes next to ``metrics.json``: ``metrics.csv`` (one row per model and feature set),
 ``predictions.csv`` (test labels and every model's predictions, for paired comparisons
-between runs), ``classify.json`` (the resolved models and hyper-parameters) and
-``timings-classify.json`` (fit/predict seconds; the only non-deterministic output).
+between runs) and ``timings-classify.json`` (fit/predict seconds; the only non-deterministic output).
 
 Feature sets (flattened in C order, channel first):
 * ``sample``: one seeded ``latent_dist.sample()`` per image, (N, 4*4*4) = (N, 64);

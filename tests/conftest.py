@@ -53,3 +53,59 @@ def cifar_subset(tmp_path_factory) -> Path:
                 with zf.open(name) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst)
     return out
+
+
+def run_make(*args: str, check: bool = True, env: dict | None = None):
+    """Run make in the repository with the test virtualenv; return the CompletedProcess."""
+    import subprocess
+
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"make {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def make_vars(build: Path, vae: Path, images: Path, limit: int) -> list[str]:
+    return [f"BUILD={build}", f"VAE={vae}", f"DATASET=imagefolder:{images}", f"LIMIT={limit}",
+            "SOURCE_DATE_EPOCH=1767225600"]
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory, tiny_vae, synthetic_images) -> Path:
+    """One `make report` on the tiny VAE and synthetic images; its build folder."""
+    build = tmp_path_factory.mktemp("build")
+    run_make("report", *make_vars(build, tiny_vae, synthetic_images, 6))
+    return build
+
+
+# ---- added for the stage tests (test_data, test_encode, test_errors) -------------------------
+
+
+@pytest.fixture(scope="session")
+def small_dataset(synthetic_images, tmp_path_factory) -> Path:
+    """dataset.npz (+ dataset.json) from the synthetic images with LIMIT=3: 30 train / 30 test."""
+    from analysis import config, data
+
+    out = tmp_path_factory.mktemp("dataset")
+    config.main(["data", "--dataset", f"imagefolder:{synthetic_images}", "--limit", "3",
+                 "--data-root", str(out / "unused"), "--out", str(out / "config.json")])
+    data.main([str(out / "config.json"), str(out / "dataset.npz")])
+    return out / "dataset.npz"
+
+
+@pytest.fixture
+def write_run_config(tmp_path):
+    """Write a run config.json with analysis.config.main; returns its path."""
+    from analysis import config
+
+    def write(vae: Path | str, seed: int = 0, precision: str = "fp32", batch_size: int = 8,
+              run_dir: Path | None = None) -> Path:
+        out = (run_dir or tmp_path / "run") / "config.json"
+        config.main(["run", "--vae", str(vae), "--seed", str(seed), "--device", "cpu",
+                     "--precision", precision, "--batch-size", str(batch_size), "--out", str(out)])
+        return out
+
+    return write

@@ -1,0 +1,301 @@
+"""Tests for analysis.data: image-folder loading, image conversion, limits and bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from analysis import config, data
+from analysis.common import VaelabError, load_npz
+from analysis.config import DataConfig
+from analysis.data import build_dataset, images_checksum, load_imagefolder, read_image, to_rgb32
+
+
+def solid(value: int, size=(32, 32)) -> Image.Image:
+    return Image.new("RGB", size, (value, value, value))
+
+
+def make_folder(root: Path, layout: dict[str, dict[str, list[int]]]) -> Path:
+    """layout: {split: {class: [grey values]}} -> root/split/class/NNNN.png, one solid image each."""
+    for split, classes in layout.items():
+        for name, values in classes.items():
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, value in enumerate(values):
+                solid(value).save(folder / f"{i:04d}.png")
+    return root
+
+
+TWO_CLASSES = {"train": {"cat": [10, 20, 30], "ant": [40, 50]},
+               "test": {"cat": [60], "ant": [70, 80]}}
+
+
+# ---- loading --------------------------------------------------------------------------------
+
+def test_load_imagefolder_shapes_dtypes_and_sorted_classes(tmp_path):
+    root = make_folder(tmp_path / "imgs", TWO_CLASSES)
+    arrays, classes, resized = load_imagefolder(root, limit=0)
+    assert classes == ["ant", "cat"]
+    assert arrays["x_train"].shape == (5, 32, 32, 3) and arrays["x_train"].dtype == np.uint8
+    assert arrays["x_test"].shape == (3, 32, 32, 3) and arrays["x_test"].dtype == np.uint8
+    assert arrays["y_train"].dtype == np.int64 and arrays["y_test"].dtype == np.int64
+    # "ant" (label 0) comes first although "cat" was created first.
+    assert arrays["y_train"].tolist() == [0, 0, 1, 1, 1]
+    assert arrays["y_test"].tolist() == [0, 0, 1]
+    assert arrays["x_train"][:, 0, 0, 0].tolist() == [40, 50, 10, 20, 30]
+    assert resized == 0
+
+
+def test_load_imagefolder_limit_keeps_first_files_in_name_order(tmp_path):
+    root = make_folder(tmp_path / "imgs", TWO_CLASSES)
+    # Names that sort differently from creation order: "a.png" < "b.png" < "c.png".
+    for name, value in (("c.png", 200), ("a.png", 100), ("b.png", 150)):
+        solid(value).save(root / "train" / "ant" / name)
+    arrays, _, _ = load_imagefolder(root, limit=2)
+    # ant files sorted: 0000.png(40) 0001.png(50) a.png b.png c.png -> first two.
+    assert arrays["x_train"][:, 0, 0, 0].tolist() == [40, 50, 10, 20]
+    assert arrays["y_train"].tolist() == [0, 0, 1, 1]
+    assert arrays["y_test"].tolist() == [0, 0, 1]
+
+
+def test_load_imagefolder_limit_larger_than_class_keeps_all(tmp_path):
+    root = make_folder(tmp_path / "imgs", TWO_CLASSES)
+    arrays, _, _ = load_imagefolder(root, limit=100)
+    assert len(arrays["y_train"]) == 5 and len(arrays["y_test"]) == 3
+
+
+def test_load_imagefolder_ignores_hidden_dirs_and_non_images(tmp_path):
+    root = make_folder(tmp_path / "imgs", TWO_CLASSES)
+    (root / "train" / ".ipynb_checkpoints").mkdir()
+    (root / "train" / "cat" / "notes.txt").write_text("not an image")
+    arrays, classes, _ = load_imagefolder(root, limit=0)
+    assert classes == ["ant", "cat"]
+    assert len(arrays["y_train"]) == 5
+
+
+def test_build_dataset_info_counts_and_checksum(tmp_path):
+    root = make_folder(tmp_path / "imgs", TWO_CLASSES)
+    arrays, info = build_dataset(DataConfig(dataset=f"imagefolder:{root}", limit=0))
+    assert info["classes"] == ["ant", "cat"]
+    assert (info["n_train"], info["n_test"]) == (5, 3)
+    assert info["train_per_class"] == [2, 3] and info["test_per_class"] == [2, 1]
+    assert info["sha256"] == images_checksum(arrays)
+
+
+def test_data_main_writes_npz_and_json(tmp_path):
+    root = make_folder(tmp_path / "imgs", TWO_CLASSES)
+    cfg = tmp_path / "data" / "config.json"
+    config.main(["data", "--dataset", f"imagefolder:{root}", "--limit", "", "--data-root",
+                 str(tmp_path), "--out", str(cfg)])
+    data.main([str(cfg), str(tmp_path / "data" / "dataset.npz")])
+    arrays = load_npz(tmp_path / "data" / "dataset.npz", "dataset")
+    info = json.loads((tmp_path / "data" / "dataset.json").read_text())
+    assert sorted(arrays) == ["x_test", "x_train", "y_test", "y_train"]
+    assert info["sha256"] == images_checksum(arrays)
+    assert info["n_train"] == len(arrays["y_train"]) == 5
+
+
+# ---- image conversion -------------------------------------------------------------------------
+
+def saved(tmp_path: Path, img: Image.Image, name: str = "img.png") -> Path:
+    path = tmp_path / name
+    img.save(path)
+    return path
+
+
+def test_read_image_grayscale_becomes_rgb(tmp_path):
+    arr, resized = read_image(saved(tmp_path, Image.new("L", (32, 32), 77)))
+    assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8 and not resized
+    assert (arr == 77).all()
+
+
+def test_read_image_rgba_composited_on_white(tmp_path):
+    img = Image.new("RGBA", (32, 32), (0, 0, 0, 0))  # fully transparent black
+    img.putpixel((0, 0), (10, 20, 30, 255))  # one opaque pixel
+    arr, _ = read_image(saved(tmp_path, img))
+    assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
+    assert arr[0, 0].tolist() == [10, 20, 30]
+    assert arr[5, 5].tolist() == [255, 255, 255]
+
+
+def test_read_image_palette_becomes_rgb(tmp_path):
+    img = Image.new("P", (32, 32), 1)
+    img.putpalette([0, 0, 0, 200, 100, 50] + [0] * (256 * 3 - 6))
+    arr, _ = read_image(saved(tmp_path, img))
+    assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
+    assert arr[3, 3].tolist() == [200, 100, 50]
+
+
+def test_read_image_palette_with_transparency_composited_on_white(tmp_path):
+    img = Image.new("P", (32, 32), 0)
+    img.putpalette([0, 0, 0, 200, 100, 50] + [0] * (256 * 3 - 6))
+    img.putpixel((1, 1), 1)
+    img.info["transparency"] = 0  # palette entry 0 is transparent
+    arr, _ = read_image(saved(tmp_path, img))
+    assert arr[0, 0].tolist() == [255, 255, 255]
+    assert arr[1, 1].tolist() == [200, 100, 50]
+
+
+def test_read_image_16bit_scaled_to_8bit(tmp_path):
+    values = np.zeros((32, 32), dtype=np.uint16)
+    values[0, 0], values[0, 1] = 65535, 32896  # full scale, and ~half scale (32896/65535*255 = 128)
+    img = Image.fromarray(values)
+    assert img.mode == "I;16"
+    arr, _ = read_image(saved(tmp_path, img))
+    assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
+    assert arr[0, 0].tolist() == [255, 255, 255]
+    assert arr[0, 1].tolist() == [128, 128, 128]
+    assert arr[5, 5].tolist() == [0, 0, 0]
+
+
+def test_read_image_non_square_is_cropped_and_resized(tmp_path):
+    img = Image.new("RGB", (64, 48), (90, 90, 90))
+    arr, resized = read_image(saved(tmp_path, img))
+    assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8 and resized
+    assert (arr == 90).all()
+
+
+def test_to_rgb32_centre_crop_drops_the_sides():
+    # 64x32: left quarter red, middle half grey, right quarter blue -> the centre square is grey.
+    arr = np.full((32, 64, 3), 128, dtype=np.uint8)
+    arr[:, :16] = (255, 0, 0)
+    arr[:, 48:] = (0, 0, 255)
+    out, resized = to_rgb32(Image.fromarray(arr))
+    assert resized and out.shape == (32, 32, 3)
+    assert (out[:, 4:28] == 128).all()
+
+
+def test_load_imagefolder_mixed_modes_and_sizes(tmp_path):
+    root = make_folder(tmp_path / "imgs", {"train": {"a": [1], "b": [2]}, "test": {"a": [3], "b": [4]}})
+    Image.new("L", (32, 32), 5).save(root / "train" / "a" / "gray.png")
+    Image.new("RGBA", (32, 32), (1, 2, 3, 128)).save(root / "train" / "a" / "rgba.png")
+    Image.new("P", (32, 32), 0).save(root / "train" / "b" / "pal.png")
+    Image.fromarray(np.full((32, 32), 1000, np.uint16)).save(root / "train" / "b" / "deep.png")
+    Image.new("RGB", (64, 48), (9, 9, 9)).save(root / "test" / "b" / "big.jpg")
+    arrays, _, resized = load_imagefolder(root, limit=0)
+    assert arrays["x_train"].shape == (6, 32, 32, 3) and arrays["x_train"].dtype == np.uint8
+    assert arrays["x_test"].shape == (3, 32, 32, 3)
+    assert resized == 1
+
+
+# ---- broken images --------------------------------------------------------------------------
+
+def png_bytes(tmp_path: Path) -> bytes:
+    path = tmp_path / "good.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "text"])
+def test_read_image_broken_file_names_the_file(tmp_path, kind):
+    contents = {"empty": b"", "truncated": png_bytes(tmp_path)[:200], "text": b"hello, not a png\n"}
+    path = tmp_path / f"broken-{kind}.png"
+    path.write_bytes(contents[kind])
+    with pytest.raises(VaelabError, match="broken-" + kind):
+        read_image(path)
+
+
+def test_load_imagefolder_broken_image_names_the_file(tmp_path):
+    root = make_folder(tmp_path / "imgs", TWO_CLASSES)
+    (root / "test" / "cat" / "0005.png").write_bytes(b"")
+    with pytest.raises(VaelabError) as err:
+        load_imagefolder(root, limit=0)
+    assert str(root / "test" / "cat" / "0005.png") in str(err.value)
+
+
+def test_load_imagefolder_broken_image_beyond_limit_is_not_read(tmp_path):
+    root = make_folder(tmp_path / "imgs", TWO_CLASSES)
+    (root / "train" / "cat" / "zzz.png").write_bytes(b"")
+    arrays, _, _ = load_imagefolder(root, limit=1)
+    assert arrays["y_train"].tolist() == [0, 1]
+
+
+# ---- broken folders -------------------------------------------------------------------------
+
+def test_load_imagefolder_missing_folder(tmp_path):
+    with pytest.raises(VaelabError, match="does not exist"):
+        load_imagefolder(tmp_path / "nowhere", limit=0)
+
+
+def test_load_imagefolder_file_instead_of_folder(tmp_path):
+    path = tmp_path / "images.zip"
+    path.write_bytes(b"PK")
+    with pytest.raises(VaelabError, match="is a file"):
+        load_imagefolder(path, limit=0)
+
+
+def test_load_imagefolder_missing_test_split(tmp_path):
+    root = make_folder(tmp_path / "imgs", {"train": TWO_CLASSES["train"]})
+    with pytest.raises(VaelabError, match="no test/"):
+        load_imagefolder(root, limit=0)
+
+
+def test_load_imagefolder_class_missing_from_one_split(tmp_path):
+    root = make_folder(tmp_path / "imgs", {"train": {"a": [1], "b": [2], "c": [3]},
+                                           "test": {"a": [1], "b": [2]}})
+    with pytest.raises(VaelabError, match=r"different classes.*only in train: \['c'\]"):
+        load_imagefolder(root, limit=0)
+
+
+def test_load_imagefolder_empty_class_folder(tmp_path):
+    root = make_folder(tmp_path / "imgs", TWO_CLASSES)
+    (root / "train" / "dog").mkdir()
+    (root / "test" / "dog").mkdir()
+    with pytest.raises(VaelabError, match="dog holds no images"):
+        load_imagefolder(root, limit=0)
+
+
+def test_load_imagefolder_split_without_class_folders(tmp_path):
+    root = tmp_path / "imgs"
+    (root / "train").mkdir(parents=True)
+    (root / "test").mkdir()
+    with pytest.raises(VaelabError, match="no class folders"):
+        load_imagefolder(root, limit=0)
+
+
+def test_load_imagefolder_single_class_rejected(tmp_path):
+    root = make_folder(tmp_path / "imgs", {"train": {"a": [1]}, "test": {"a": [2]}})
+    with pytest.raises(VaelabError, match="only one class"):
+        load_imagefolder(root, limit=0)
+
+
+# ---- checksum -------------------------------------------------------------------------------
+
+def test_images_checksum_changes_with_one_pixel(tmp_path):
+    arrays, _, _ = load_imagefolder(make_folder(tmp_path / "imgs", TWO_CLASSES), limit=0)
+    before = images_checksum(arrays)
+    assert images_checksum({k: v.copy() for k, v in arrays.items()}) == before
+    arrays["x_test"][2, 31, 31, 2] ^= 1
+    assert images_checksum(arrays) != before
+
+
+def test_images_checksum_changes_with_one_label(tmp_path):
+    arrays, _, _ = load_imagefolder(make_folder(tmp_path / "imgs", TWO_CLASSES), limit=0)
+    before = images_checksum(arrays)
+    arrays["y_train"][0] = 1
+    assert images_checksum(arrays) != before
+
+
+def test_images_checksum_changes_when_pixel_file_changes(tmp_path):
+    root = make_folder(tmp_path / "imgs", TWO_CLASSES)
+    before = images_checksum(load_imagefolder(root, limit=0)[0])
+    img = solid(10)
+    img.putpixel((7, 7), (11, 10, 10))
+    img.save(root / "train" / "cat" / "0000.png")
+    assert images_checksum(load_imagefolder(root, limit=0)[0]) != before
+
+
+# ---- the real CIFAR-10 JPEG subset ----------------------------------------------------------------
+
+def test_cifar_subset_loads_ten_classes(cifar_subset):
+    arrays, classes, resized = load_imagefolder(cifar_subset, limit=0)
+    assert len(classes) == 10 and classes == sorted(classes)
+    assert arrays["x_train"].shape == (200, 32, 32, 3) and arrays["x_train"].dtype == np.uint8
+    assert arrays["x_test"].shape == (100, 32, 32, 3)
+    assert np.bincount(arrays["y_train"]).tolist() == [20] * 10
+    assert np.bincount(arrays["y_test"]).tolist() == [10] * 10
+    assert resized == 0

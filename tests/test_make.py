@@ -1,0 +1,122 @@
+"""End-to-end: `make report` on the tiny VAE, and the Makefile's incremental behaviour."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, make_vars, run_make
+
+EXPECTED_FILES = sorted([
+    "cache/latents-{key}-recon.npz", "cache/latents-{key}.npz", "cache/latents-{key}.sha256",
+    "data/config.json", "data/dataset.json", "data/dataset.npz",
+    "report-inputs.json", "report.html", "report.pdf",
+    "runs/tiny-vae/config.json",
+    "runs/tiny-vae/encode.json", "runs/tiny-vae/latents.npz", "runs/tiny-vae/metrics.csv",
+    "runs/tiny-vae/metrics.json", "runs/tiny-vae/predictions.csv",
+    "runs/tiny-vae/reconstructions.npz", "runs/tiny-vae/timings-classify.json",
+    "runs/tiny-vae/timings-encode.json",
+    *[f"runs/tiny-vae/figures/{n}.png" for n in
+      ("examples", "confusion_best", "confusion_all", "pca", "kde", "reconstructions")],
+    "runs/tiny-vae/figures/figures.json",
+])
+
+
+def product_times(build: Path) -> dict[str, float]:
+    return {str(p.relative_to(build)): p.stat().st_mtime_ns for p in build.rglob("*") if p.is_file()}
+
+
+def steps_run(proc) -> set[str]:
+    """Which pipeline modules make ran, from the commands it echoed."""
+    modules = ("analysis.data", "analysis.encode", "analysis.classify", "analysis.figures",
+               "report.render html", "report.render pdf")
+    return {m for m in modules if f"-m {m}" in proc.stdout}
+
+
+def test_make_report_produces_exactly_the_expected_files(demo_build):
+    import json
+
+    key = json.loads((demo_build / "runs/tiny-vae/encode.json").read_text())["cache_key"]
+    expected = sorted(f.format(key=key) for f in EXPECTED_FILES)
+    assert sorted(product_times(demo_build)) == expected
+
+
+def test_make_report_unchanged_does_nothing(demo_build, tiny_vae, synthetic_images):
+    before = product_times(demo_build)
+    proc = run_make("report", *make_vars(demo_build, tiny_vae, synthetic_images, 6))
+    assert steps_run(proc) == set()
+    assert product_times(demo_build) == before
+
+
+def touch_later(path: Path) -> int:
+    """Bump a source file's mtime (content unchanged); return the old mtime to restore."""
+    old = path.stat().st_mtime_ns
+    later = time.time_ns() + 2_000_000_000
+    os.utime(path, ns=(later, later))
+    return old
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("templates/report.html.j2", {"report.render html", "report.render pdf"}),
+    ("analysis/classify.py", {"analysis.classify", "analysis.figures", "report.render html",
+                              "report.render pdf"}),
+])
+def test_make_source_edit_reruns_only_downstream(demo_build, tiny_vae, synthetic_images,
+                                                 source, expected):
+    path = ROOT / source
+    old = touch_later(path)
+    try:
+        proc = run_make("report", *make_vars(demo_build, tiny_vae, synthetic_images, 6))
+    finally:
+        os.utime(path, ns=(old, old))
+    assert steps_run(proc) == expected
+
+
+def test_make_changed_seed_reencodes(demo_build, tiny_vae, synthetic_images, tmp_path):
+    import json
+
+    import numpy as np
+
+    build = tmp_path / "b"
+    run_make("report", *make_vars(build, tiny_vae, synthetic_images, 3))
+    first = np.load(build / "runs/tiny-vae/latents.npz")["test_sample"]
+    proc = run_make("report", *make_vars(build, tiny_vae, synthetic_images, 3), "SEED=7")
+    assert "analysis.encode" in steps_run(proc)
+    assert "analysis.data" not in steps_run(proc)
+    second = np.load(build / "runs/tiny-vae/latents.npz")
+    assert not np.array_equal(first, second["test_sample"])
+    assert json.loads((build / "runs/tiny-vae/config.json").read_text())["seed"] == 7
+
+
+def test_make_bad_variable_fails_with_one_line_and_no_outputs(tmp_path, tiny_vae, synthetic_images):
+    build = tmp_path / "b"
+    proc = run_make("report", *make_vars(build, tiny_vae, synthetic_images, 3), "SEED=abc",
+                    check=False)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("vaelab: error:")]
+    assert len(errors) == 1 and "SEED" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert not (build / "report.html").exists() and not (build / "runs/tiny-vae/latents.npz").exists()
+
+
+def test_make_report_on_cifar10_jpeg_subset(tmp_path, tiny_vae, cifar_subset):
+    import json
+
+    build = tmp_path / "b"
+    run_make("report", *make_vars(build, tiny_vae, cifar_subset, 10))
+    dataset = json.loads((build / "data/dataset.json").read_text())
+    assert dataset["classes"][:3] == ["airplane", "automobile", "bird"]
+    assert (dataset["n_train"], dataset["n_test"]) == (100, 100)
+    html = (build / "report.html").read_text()
+    for section in ("introduction", "methodology", "results", "conclusions", "references",
+                    "appendix-provenance"):
+        assert f'id="{section}"' in html
+    assert (build / "report.pdf").stat().st_size > 10_000
+
+
+def test_make_help_is_default_goal():
+    proc = run_make()
+    assert "make report" in proc.stdout and "make test" in proc.stdout

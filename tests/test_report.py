@@ -1,0 +1,178 @@
+"""The rendered report: HTML structure, figures that resolve, PDF content, derived claims."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from report.context import confused_pairs, conclusions, load_metadata, results_rows
+
+
+class Collector(HTMLParser):
+    """Collects <img src>, table rows per table id, and ids of sections."""
+
+    def __init__(self):
+        super().__init__()
+        self.images: list[str] = []
+        self.ids: set[str] = set()
+        self.rows: dict[str, list[list[str]]] = {}
+        self._table: str | None = None
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "img":
+            self.images.append(attrs["src"])
+        elif tag == "table":
+            self._table = attrs.get("id", "")
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.rows.setdefault(self._table, []).append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(build: Path) -> Collector:
+    collector = Collector()
+    collector.feed((build / "report.html").read_text(encoding="utf-8"))
+    return collector
+
+
+def test_report_html_results_table_matches_metrics(demo_build):
+    metrics = json.loads((demo_build / "runs/tiny-vae/metrics.json").read_text())
+    rows = parse(demo_build).rows["results-table"]
+    assert rows[0][:3] == ["Model", "Accuracy .sample()", "Accuracy mean & std"]
+    body = rows[1:]
+    assert [r[0] for r in body] == [metrics["models"][k]["label"] for k in metrics["model_order"]]
+    assert body[-1][0] == "Random predictor"
+    for key, row in zip(metrics["model_order"], body):
+        assert row[1] == f"{metrics['results'][key]['sample']['accuracy']:.4f}"
+        assert row[2] == f"{metrics['results'][key]['mean_std']['accuracy']:.4f}"
+
+
+def test_report_html_figures_resolve(demo_build):
+    images = parse(demo_build).images
+    assert len(images) == 6
+    for src in images:
+        assert not src.startswith(("/", "http")), src
+        assert (demo_build / src).is_file(), src
+
+
+def test_report_html_has_every_section(demo_build):
+    ids = parse(demo_build).ids
+    assert {"introduction", "methodology", "results", "conclusions", "references",
+            "appendix-provenance", "appendix-timings", "untrained-warning"} <= ids
+
+
+def test_report_pdf_opens_and_contains_table_values(demo_build):
+    from pypdf import PdfReader
+
+    reader = PdfReader(demo_build / "report.pdf")
+    assert len(reader.pages) >= 3
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    metrics = json.loads((demo_build / "runs/tiny-vae/metrics.json").read_text())
+    for key in metrics["model_order"]:
+        assert f"{metrics['results'][key]['mean_std']['accuracy']:.4f}" in text
+    assert "Page 1 of" in reader.pages[0].extract_text()
+
+
+def test_report_untrained_warning_on_first_pdf_page(demo_build):
+    from pypdf import PdfReader
+
+    first = PdfReader(demo_build / "report.pdf").pages[0].extract_text()
+    assert "Untrained encoder" in first
+
+
+def test_report_pdf_dates_come_from_source_date_epoch(demo_build):
+    from pypdf import PdfReader
+
+    info = PdfReader(demo_build / "report.pdf").metadata
+    assert info["/CreationDate"].startswith("D:20260101")
+    assert "2026-01-01" in (demo_build / "report.html").read_text()
+
+
+def test_confused_pairs_sums_both_directions():
+    confusion = [[5, 3, 0],
+                 [4, 6, 1],
+                 [0, 2, 9]]
+    pairs = confused_pairs(confusion, ["a", "b", "c"])
+    assert pairs[0] == {"a": "a", "b": "b", "count": 7, "a_as_b": 3, "b_as_a": 4}
+    assert pairs[1]["count"] == 3 and (pairs[1]["a"], pairs[1]["b"]) == ("b", "c")
+    assert len(pairs) == 2  # the a/c pair has no mistakes and is left out
+
+
+def fake_metrics(acc: dict[str, tuple[float, float]]) -> dict:
+    classes = ["cat", "dog", "truck"]
+    confusion = [[8, 2, 0], [3, 7, 0], [0, 0, 10]]
+    return {
+        "classes": classes, "model_order": list(acc), "feature_set_order": ["sample", "mean_std"],
+        "feature_sets": {"sample": {"label": ".sample()", "n_features": 64},
+                         "mean_std": {"label": "mean & std", "n_features": 128}},
+        "models": {k: {"label": k.upper(), "scaled": False, "description": ""} for k in acc},
+        "results": {k: {"sample": {"accuracy": a, "confusion": confusion},
+                        "mean_std": {"accuracy": b, "confusion": confusion}}
+                    for k, (a, b) in acc.items()},
+        "best": {"model": "svc", "feature_set": "mean_std", "accuracy": 0.7},
+    }
+
+
+def test_conclusions_are_derived_from_the_numbers():
+    metrics = fake_metrics({"logreg": (0.4, 0.5), "svc": (0.6, 0.7), "random": (0.3, 0.33)})
+    pairs = confused_pairs(metrics["results"]["svc"]["mean_std"]["confusion"], metrics["classes"])
+    text = " ".join(conclusions(metrics, pairs, untrained=False))
+    assert "SVC on the mean & std features" in text and "0.7000" in text
+    assert "better for 2 of 2 classifiers" in text
+    assert "cat/dog" in text and "As in the original study" in text
+    worse = fake_metrics({"logreg": (0.5, 0.4), "svc": (0.8, 0.7), "random": (0.3, 0.33)})
+    assert "hurts most models" in " ".join(conclusions(worse, pairs, untrained=False))
+
+
+def test_conclusions_flag_untrained_encoder():
+    metrics = fake_metrics({"svc": (0.6, 0.7), "random": (0.3, 0.33)})
+    assert "untrained" in conclusions(metrics, [], untrained=True)[-1]
+
+
+def test_results_rows_mark_best_per_column_ignoring_random():
+    metrics = fake_metrics({"logreg": (0.4, 0.75), "svc": (0.6, 0.7), "random": (0.9, 0.9)})
+    rows = {r["key"]: r for r in results_rows(metrics)}
+    assert [c["best"] for c in rows["svc"]["cells"]] == [True, False]
+    assert [c["best"] for c in rows["logreg"]["cells"]] == [False, True]
+    assert not any(c["best"] for c in rows["random"]["cells"])
+
+
+def test_metadata_date_from_source_date_epoch(tmp_path, monkeypatch):
+    meta_file = tmp_path / "meta.toml"
+    meta_file.write_text('author = "Ada"\ndate = "1999-01-01"\n')
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "86400")
+    meta = load_metadata(meta_file)
+    assert meta["author"] == "Ada" and meta["date"] == "1970-01-02"
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    assert load_metadata(meta_file)["date"] == "1999-01-01"
+
+
+def test_metadata_bad_toml_is_a_clear_error(tmp_path):
+    from analysis.common import VaelabError
+
+    bad = tmp_path / "meta.toml"
+    bad.write_text("title = \n")
+    with pytest.raises(VaelabError, match="not valid TOML"):
+        load_metadata(bad)
