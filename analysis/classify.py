@@ -1,18 +1,31 @@
-"""Stage 3: train every classifier on both latent feature sets and score it on the test set.
+"""Stage 3: train every classifier on the latent feature sets and on pixel baselines of the
+same size, score it on the test set, and say how sure each number is.
 
 Run:
-    python -m analysis.classify build/runs/NAME/latents.npz build/runs/NAME/metrics.json
+    python -m analysis.classify build/runs/NAME/latents.npz build/data/dataset.npz \
+        build/runs/NAME/metrics.json
 
 Writes next to ``metrics.json``: ``metrics.csv`` (one row per model and feature set),
 ``predictions.csv`` (test labels and every model's predictions, for paired comparisons
 between runs) and ``timings-classify.json`` (fit/predict seconds; the only non-deterministic output).
 
-Feature sets (flattened in C order, channel first):
+VAE feature sets (flattened in C order, channel first):
 * ``sample``: one seeded ``latent_dist.sample()`` per image, (N, 4*4*4) = (N, 64);
 * ``mean_std``: latent mean and std side by side, (N, 128).
 
+Pixel baselines from DATASET_NPZ (uint8 (N, 32, 32, 3), scaled to [0, 1]), fitted on the
+training images only, so that "does the VAE help?" is answered at equal feature count:
+* ``pixels_pooled``: 8x8 average pooling -> (N, 4, 4, 3) -> (N, 48);
+* ``pixels_pca_sample`` / ``pixels_pca_mean_std``: PCA of the flattened pixels (N, 3072) to
+  as many components as ``sample`` / ``mean_std`` has features (at most the number of
+  training images; ``n_features`` records the number used).
+
 Scale-sensitive models (logistic regression, KNN, SVC) get a StandardScaler fitted on
 the training features; tree ensembles see the raw features. Every model gets ``seed``.
+
+Every accuracy gets a seeded 95% percentile-bootstrap interval over test images, and
+``comparisons`` holds paired tests on the same test images (analysis.stats): mean & std
+vs .sample(), and each VAE feature set vs its equal-size pixel baseline.
 """
 
 from __future__ import annotations
@@ -27,12 +40,29 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis import stats
 from analysis.common import VaelabError, load_npz, read_json, run_main, write_json, write_text
 
 ROUND = 4  # decimals kept in metrics.json / metrics.csv
+P_DIGITS = 4  # significant digits kept for p-values (they can be tiny)
+# The VAE feature sets: the subject of the study.
 FEATURE_SETS = {
     "sample": ".sample()",
     "mean_std": "mean & std",
+}
+POOL = 8  # pixels per side averaged into one pooled feature: 32x32 -> 4x4
+# Pixel baselines: key -> the VAE feature set whose width a PCA matches (None: pooling).
+BASELINES = {
+    "pixels_pooled": None,
+    "pixels_pca_sample": "sample",
+    "pixels_pca_mean_std": "mean_std",
+}
+# Paired comparisons written to metrics.json: name -> (a, b); delta = acc(a) - acc(b).
+COMPARISONS = {
+    "mean_std_vs_sample": ("mean_std", "sample"),
+    "sample_vs_pixels_pca_sample": ("sample", "pixels_pca_sample"),
+    "mean_std_vs_pixels_pca_mean_std": ("mean_std", "pixels_pca_mean_std"),
+    "sample_vs_pixels_pooled": ("sample", "pixels_pooled"),
 }
 
 
@@ -100,6 +130,43 @@ def feature_sets(latents: dict[str, np.ndarray], split: str) -> dict[str, np.nda
     }
 
 
+def pixel_features(x_train: np.ndarray, x_test: np.ndarray, widths: dict[str, int],
+                   seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Pixel baselines (train, test): key -> float32 (N, D), every transform fitted on train.
+
+    x_train, x_test: uint8 (N, 32, 32, 3). ``widths``: VAE feature set -> its feature count,
+    the number of PCA components wanted for the matching baseline. A PCA cannot have more
+    components than training images (nor pixels), so tiny subsets get fewer.
+    """
+    from sklearn.decomposition import PCA
+
+    def scaled(x: np.ndarray) -> np.ndarray:
+        return x.astype(np.float32) / 255.0  # (N, H, W, 3) in [0, 1]
+
+    def pooled(x: np.ndarray) -> np.ndarray:
+        n, h, w, c = x.shape
+        if h % POOL or w % POOL:
+            raise VaelabError(f"pixel baselines need images whose sides are multiples of {POOL}, "
+                              f"got {h}x{w}")
+        # (N, H, W, C) -> (N, H/8, 8, W/8, 8, C) -> mean over each 8x8 block -> (N, 4*4*3),
+        # flattened row, column, channel.
+        blocks = scaled(x).reshape(n, h // POOL, POOL, w // POOL, POOL, c)
+        return blocks.mean(axis=(2, 4)).reshape(n, -1)
+
+    train = {"pixels_pooled": pooled(x_train)}
+    test = {"pixels_pooled": pooled(x_test)}
+    flat_train = scaled(x_train).reshape(len(x_train), -1)  # (N, 3072)
+    flat_test = scaled(x_test).reshape(len(x_test), -1)
+    for key, matches in BASELINES.items():
+        if matches is None:
+            continue
+        k = min(widths[matches], *flat_train.shape)
+        pca = PCA(n_components=k, random_state=seed).fit(flat_train)  # train pixels only
+        train[key] = pca.transform(flat_train).astype(np.float32)  # (N, k)
+        test[key] = pca.transform(flat_test).astype(np.float32)
+    return train, test
+
+
 def check_latents(latents: dict[str, np.ndarray]) -> None:
     for name, arr in latents.items():
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
@@ -128,16 +195,23 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
 
 
 def train_and_score(latents: dict[str, np.ndarray], classes: list[str], seed: int,
-                    models: tuple[ModelSpec, ...] = MODELS):
-    """Fit every model on every feature set; return (results, predictions, timings)."""
+                    models: tuple[ModelSpec, ...] = MODELS,
+                    extra: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None):
+    """Fit every model on every feature set; return (results, predictions, timings).
+
+    ``extra``: further (train, test) feature sets, key -> (N, D), e.g. the pixel baselines.
+    Each result carries a seeded bootstrap ``accuracy_ci`` over the test images.
+    """
     train, test = feature_sets(latents, "train"), feature_sets(latents, "test")
+    if extra is not None:
+        train, test = train | extra[0], test | extra[1]
     y_train, y_test = latents["y_train"], latents["y_test"]
     results: dict = {}
     predictions: dict[str, np.ndarray] = {}
     timings: dict = {}
     for spec in models:
         results[spec.key], timings[spec.key] = {}, {}
-        for fs in FEATURE_SETS:
+        for fs in train:
             model = make_model(spec.key, seed, len(y_train))
             t0 = time.perf_counter()
             model.fit(train[fs], y_train)
@@ -145,24 +219,58 @@ def train_and_score(latents: dict[str, np.ndarray], classes: list[str], seed: in
             y_pred = np.asarray(model.predict(test[fs])).astype(np.int64)
             t2 = time.perf_counter()
             results[spec.key][fs] = score(y_test, y_pred, classes)
+            low, high = stats.accuracy_ci(y_pred == y_test, seed)
+            results[spec.key][fs]["accuracy_ci"] = [round(low, ROUND), round(high, ROUND)]
             predictions[f"{spec.key}__{fs}"] = y_pred
             timings[spec.key][fs] = {"fit_seconds": round(t1 - t0, 3), "predict_seconds": round(t2 - t1, 3)}
-            print(f"  {spec.label:22s} {FEATURE_SETS[fs]:11s} accuracy "
+            print(f"  {spec.label:22s} {fs:19s} accuracy "
                   f"{results[spec.key][fs]['accuracy']:.4f}  fit {t1 - t0:6.1f}s  "
                   f"predict {t2 - t1:5.1f}s", file=sys.stderr)
     return results, predictions, timings
 
 
-def best_of(results: dict) -> dict:
-    """Highest test accuracy over real models; ties go to the earlier model and feature set."""
+def best_of(results: dict, feature_sets: tuple[str, ...] = tuple(FEATURE_SETS)) -> dict:
+    """Highest test accuracy over real models on the VAE feature sets (the study's subject);
+    ties go to the earlier model and feature set."""
     best = None
     for model, per_fs in results.items():
         if model == "random":
             continue
         for fs, res in per_fs.items():
+            if fs not in feature_sets:
+                continue
             if best is None or res["accuracy"] > best["accuracy"]:
                 best = {"model": model, "feature_set": fs, "accuracy": res["accuracy"]}
     return best
+
+
+def compare(y_test: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, seed: int) -> dict:
+    """Paired comparison of two prediction vectors (M,) on the same test images.
+
+    delta = acc(a) - acc(b) with a paired bootstrap interval, and McNemar's exact test on the
+    images where exactly one of the two is right.
+    """
+    correct_a, correct_b = pred_a == y_test, pred_b == y_test
+    low, high = stats.delta_ci(correct_b, correct_a, seed)  # acc(second) - acc(first) = a - b
+    test = stats.mcnemar_exact(correct_a, correct_b)
+    return {"delta": round(float(correct_a.mean() - correct_b.mean()), ROUND),
+            "ci": [round(low, ROUND), round(high, ROUND)],
+            "p_value": float(f"{test['p_value']:.{P_DIGITS}g}"),
+            "only_a_correct": test["only_a_correct"], "only_b_correct": test["only_b_correct"]}
+
+
+def comparisons(y_test: np.ndarray, predictions: dict[str, np.ndarray], seed: int,
+                models: tuple[ModelSpec, ...] = MODELS) -> dict:
+    """model -> comparison name -> compare(); real models only, pairs present in predictions."""
+    out: dict = {}
+    for spec in models:
+        if spec.key == "random":
+            continue
+        for name, (a, b) in COMPARISONS.items():
+            pa, pb = predictions.get(f"{spec.key}__{a}"), predictions.get(f"{spec.key}__{b}")
+            if pa is not None and pb is not None:
+                out.setdefault(spec.key, {})[name] = {"a": a, "b": b} | compare(y_test, pa, pb, seed)
+    return out
 
 
 def metrics_csv(results: dict) -> str:
@@ -189,6 +297,7 @@ def predictions_csv(y_test: np.ndarray, predictions: dict[str, np.ndarray]) -> s
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train and score the classifiers")
     parser.add_argument("latents", type=Path, help="latents.npz from analysis.encode")
+    parser.add_argument("data", type=Path, help="dataset.npz from analysis.data (pixel baselines)")
     parser.add_argument("out", type=Path, help="metrics.json to write")
     args = parser.parse_args(argv)
     run_dir = args.latents.parent
@@ -200,23 +309,41 @@ def main(argv: list[str] | None = None) -> None:
     check_latents(latents)
     if len(np.unique(latents["y_train"])) < 2:
         raise VaelabError("the training set has fewer than two classes; use more images (LIMIT)")
+    data = load_npz(args.data, "dataset", ("x_train", "y_train", "x_test", "y_test"))
+    for split in ("train", "test"):
+        # The baselines must see the very images the latents came from, in the same order.
+        if not np.array_equal(data[f"y_{split}"], latents[f"y_{split}"]):
+            raise VaelabError(f"dataset at {args.data} does not match the latents at "
+                              f"{args.latents} ({split} labels differ); rerun `make report`")
 
-    results, predictions, timings = train_and_score(latents, classes, seed)
     n_features = {fs: feats.shape[1] for fs, feats in feature_sets(latents, "test").items()}
+    pixels = pixel_features(data["x_train"], data["x_test"], n_features, seed)
+    results, predictions, timings = train_and_score(latents, classes, seed, extra=pixels)
+    labels = dict(FEATURE_SETS)
+    for key, feats in pixels[1].items():
+        n_features[key] = feats.shape[1]
+        labels[key] = ("pixels, pooled to 4x4x3" if BASELINES[key] is None
+                       else f"pixels, PCA-{feats.shape[1]}")
+    y_test = latents["y_test"]
     metrics = {
         "classes": classes,
         "n_train": int(len(latents["y_train"])),
-        "n_test": int(len(latents["y_test"])),
+        "n_test": int(len(y_test)),
         "seed": seed,
-        "feature_sets": {fs: {"label": label, "n_features": n_features[fs]}
-                         for fs, label in FEATURE_SETS.items()},
-        # JSON keys are sorted on disk; these lists keep the display order.
+        "feature_sets": {fs: {"label": labels[fs], "n_features": n_features[fs],
+                              "kind": "vae" if fs in FEATURE_SETS else "baseline"}
+                         | ({"matches": BASELINES[fs]} if fs in BASELINES else {})
+                         for fs in labels},
+        # JSON keys are sorted on disk; these lists keep the display order (VAE first).
         "model_order": [m.key for m in MODELS],
-        "feature_set_order": list(FEATURE_SETS),
+        "feature_set_order": list(labels),
         "models": {m.key: {"label": m.label, "scaled": m.scaled, "description": m.description}
                    for m in MODELS},
         "results": results,
         "best": best_of(results),
+        "comparisons": comparisons(y_test, predictions, seed),
+        "bootstrap": {"method": "percentile", "n_resamples": stats.N_RESAMPLES,
+                      "confidence_level": stats.LEVEL, "seed": seed},
     }
     write_text(run_dir / "predictions.csv", predictions_csv(latents["y_test"], predictions))
     write_text(run_dir / "metrics.csv", metrics_csv(results))

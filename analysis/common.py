@@ -38,6 +38,13 @@ def run_main(main: Callable[[list[str] | None], None]) -> None:
             raise
         print(f"vaelab: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:  # disk full, permissions, read-only folders
+        if os.environ.get("VERBOSE") == "1":
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"vaelab: error: {err.strerror or err}{where}; fix that (free disk space, "
+              "permissions) and rerun: finished steps are kept", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("vaelab: interrupted; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)

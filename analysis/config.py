@@ -84,8 +84,10 @@ def check_vae(vae: str) -> str:
     if not vae:
         raise VaelabError(f"VAE is empty; set VAE to a hub id such as {DEFAULT_VAE} or a local directory")
     path = Path(vae).expanduser()
-    if path.exists() or vae.startswith((".", "/", "~")):
+    if path.exists():
         return str(path.resolve())
+    if vae.startswith((".", "/", "~")):
+        raise VaelabError(f"VAE={vae!r}: directory {path.resolve()} does not exist; check the path")
     if HUB_ID.match(vae):
         return vae
     raise VaelabError(

@@ -44,9 +44,10 @@ RESIZE_POLICY = ("converted to 8-bit RGB (transparency composited on white); ima
 def to_rgb32(img: Image.Image) -> tuple[np.ndarray, bool]:
     """Return a (32, 32, 3) uint8 RGB array and whether the image had to be resized."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit grayscale: scale to 8 bits instead of clipping at 255.
+        # 16-bit grayscale: scale to 8 bits instead of clipping at 255. Mode "I" (32-bit)
+        # carries no bit depth, so its range is guessed from the values.
         arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if arr.max() > 255 else 255.0
+        peak = 65535.0 if img.mode != "I" or arr.max() > 255 else 255.0
         img = Image.fromarray(np.round(arr / peak * 255).astype(np.uint8), mode="L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")

@@ -42,8 +42,9 @@ from analysis.vae import (choose_device, choose_precision, device_name, load_vae
                           resolve_model)
 
 # Bump when a change here alters the latents, so that old cache entries are not reused.
-ENCODER_VERSION = 1
+ENCODER_VERSION = 3
 CHUNK = 4096  # images per resumable chunk
+RECON_PER_CLASS = 10  # test images per class decoded for PSNR/SSIM
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
@@ -74,7 +75,10 @@ class Encoder:
         # which keeps the numerically delicate ops (group norm, softmax) in float32.
         self.autocast = device == "cpu" and precision == "bf16"
         cast = torch.float32 if self.autocast else self.dtype
-        self.vae = vae.to(device=device, dtype=cast)
+        # channels_last (NHWC) lets oneDNN pick faster convolution kernels on CPUs:
+        # 1.15-1.3x over the default NCHW layout on the 2-core benchmark machine.
+        self.memory_format = torch.channels_last if device == "cpu" else torch.contiguous_format
+        self.vae = vae.to(device=device, dtype=cast, memory_format=self.memory_format)
 
     def context(self):
         import torch
@@ -87,6 +91,7 @@ class Encoder:
         import torch
 
         x = to_model_input(images, self.device, None if self.autocast else self.dtype)
+        x = x.contiguous(memory_format=self.memory_format)  # (B, 3, 32, 32), NHWC in memory
         with torch.inference_mode(), self.context():
             dist = self.vae.encode(x).latent_dist
         return dist.mean.float().cpu(), dist.std.float().cpu()  # each (B, C, h, w)
@@ -107,9 +112,11 @@ def count_nonfinite(*tensors) -> int:
 
 def check_finite(count: int, what: str, name: str, precision: str, device: str) -> None:
     if count:
+        hint = ("rerun with PRECISION=fp32" if precision != "fp32" else
+                "the weights themselves are broken; re-download or re-save the model")
         raise VaelabError(
             f"VAE {name} produced {count} non-finite (NaN/Inf) {what} values in {precision} on "
-            f"{device}; rerun with PRECISION=fp32"
+            f"{device}; {hint}"
         )
 
 
@@ -158,19 +165,33 @@ def draw_noise(seed: int, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.nd
 
 
 def reconstruct(encoder: Encoder, x_test: np.ndarray, y_test: np.ndarray, n_classes: int,
-                name: str) -> dict[str, np.ndarray]:
-    """Decode the latent mean of the first test image of each class (at most 10 classes)."""
-    import torch
+                name: str, batch_size: int) -> dict[str, np.ndarray]:
+    """Decode latent means of a fixed test sample: the first RECON_PER_CLASS images per class.
 
-    index = np.array([np.flatnonzero(y_test == c)[0] for c in range(min(n_classes, 10))
-                      if np.any(y_test == c)])
-    mean, _ = encoder.encode(x_test[index])
-    decoded = encoder.decode(mean)
+    ``originals``/``reconstructions`` hold the first image of each class (at most 10) for
+    the figure; ``psnr``/``ssim`` are per image over the whole sample (skimage, 8-bit RGB).
+    """
+    import torch
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    sample = np.concatenate([np.flatnonzero(y_test == c)[:RECON_PER_CLASS] for c in range(n_classes)])
+    decoded = []
+    for start in range(0, len(sample), batch_size):
+        mean, _ = encoder.encode(x_test[sample[start:start + batch_size]])
+        decoded.append(encoder.decode(mean))  # (B, 3, 32, 32) in about [-1, 1]
+    decoded = torch.cat(decoded)
     check_finite(count_nonfinite(decoded), "reconstruction", name, encoder.precision, encoder.device)
-    originals = to_model_input(x_test[index], "cpu")
-    mse = torch.mean((decoded.clamp(-1, 1) - originals) ** 2).item()
-    return {"index": index, "labels": y_test[index], "originals": x_test[index],
-            "reconstructions": to_uint8_images(decoded), "mse": np.float64(mse)}
+    recon = to_uint8_images(decoded)  # (K, 32, 32, 3)
+    originals = x_test[sample]
+    psnr = np.array([peak_signal_noise_ratio(o, r, data_range=255) for o, r in zip(originals, recon)])
+    ssim = np.array([structural_similarity(o, r, data_range=255, channel_axis=-1)
+                     for o, r in zip(originals, recon)])
+    mse = torch.mean((decoded.clamp(-1, 1) - to_model_input(originals, "cpu")) ** 2).item()
+    first = np.array([np.flatnonzero(y_test[sample] == c)[0] for c in range(min(n_classes, 10))
+                      if np.any(y_test[sample] == c)])  # positions in `sample`
+    return {"index": sample[first], "labels": y_test[sample[first]], "originals": originals[first],
+            "reconstructions": recon[first], "mse": np.float64(mse), "sample_index": sample,
+            "psnr": np.minimum(psnr, 100.0), "ssim": ssim}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -185,9 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
 
     import torch
-    from diffusers.utils import logging as diffusers_logging
 
-    diffusers_logging.set_verbosity_error()
     model = resolve_model(config.vae, config.revision)
     vae = load_vae(model)
     vae_config = dict(vae.config)
@@ -208,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         "parameters": int(sum(p.numel() for p in vae.parameters())),
         "device": device, "device_name": device_name(device), "precision": precision,
         "torch_threads": torch.get_num_threads(), "batch_size": config.batch_size,
+        "memory_format": "channels_last" if device == "cpu" else "contiguous",
         "seed": config.seed, "cache_key": key, "classes": data_info["classes"],
         "dataset_sha256": data_info["sha256"], "cache_fields": key_fields,
         "sample_definition": "mean + std * eps, eps ~ N(0, I) from torch.Generator(seed)",
@@ -238,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
             arrays[f"{split}_sample"] = arrays[f"{split}_mean"] + arrays[f"{split}_std"] * noise[split]
             arrays[f"y_{split}"] = data[f"y_{split}"]
         recon = reconstruct(encoder, data["x_test"], data["y_test"], len(data_info["classes"]),
-                            config.vae)
+                            config.vae, config.batch_size)
         save_npz(entry.with_name(entry.name + "-recon.npz"), **recon)
         save_npz(cached, **arrays)
         write_text(checksum_file, sha256_file(cached) + "\n")

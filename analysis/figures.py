@@ -10,9 +10,13 @@ Reads ``RUN_DIR/latents.npz``, ``RUN_DIR/reconstructions.npz``, ``RUN_DIR/metric
 * ``confusion_best.png``: the best model's confusion matrix, row-normalised, counts in cells;
 * ``confusion_all.png``: one small confusion matrix per model (columns) and feature set (rows);
 * ``pca.png``: 2-D PCA of the test latents (PCA fitted on the train latents), by class;
+* ``lda.png``: the same latents on their two linear discriminants (LDA fitted on train);
 * ``kde.png``: class-wise densities of the first four latent features;
 * ``reconstructions.png``: originals above their decoded latent means;
-* ``figures.json``: the PCA explained-variance ratios quoted in the report.
+* ``figures.json``: the PCA explained-variance ratios and LDA between-class variance ratios
+  quoted in the report, and for both 2-D projections the test accuracy of a nearest class
+  centroid (centroids of the projected train latents), a plain measure of how far apart the
+  classes lie in each plane.
 
 The same inputs give byte-identical files: Agg backend, fixed sizes and dpi, no
 "Software" or date metadata in the PNGs, seeded PCA and point order.
@@ -57,8 +61,8 @@ CONFUSION_CMAP = "Blues"
 MODEL_ORDER = ("logreg", "rf", "knn", "svc", "histgb", "lightgbm", "xgboost")
 FEATURE_SET_ORDER = ("sample", "mean_std")
 LAST = ("random",)
-FIGURES = ("examples.png", "confusion_best.png", "confusion_all.png", "pca.png", "kde.png",
-           "reconstructions.png")
+FIGURES = ("examples.png", "confusion_best.png", "confusion_all.png", "pca.png", "lda.png",
+           "kde.png", "reconstructions.png")
 
 
 def class_colours(n: int) -> list:
@@ -161,10 +165,16 @@ def plot_confusion_best(confusion, classes: list[str], title: str, path: Path) -
 
 
 def plot_confusion_all(metrics: dict[str, Any], path: Path) -> None:
-    """Small multiples: rows = feature sets, columns = models, both in metrics order."""
+    """Small multiples: rows = VAE feature sets, columns = models, both in metrics order.
+
+    The pixel baselines (feature sets of kind "baseline") are left out: five rows of eight
+    tiny matrices no longer read, and the results table carries their accuracies.
+    """
     models, feature_sets, results = metrics["models"], metrics["feature_sets"], metrics["results"]
     model_keys = display_order(models, metrics.get("model_order") or MODEL_ORDER)
-    fs_keys = display_order(feature_sets, metrics.get("feature_set_order") or FEATURE_SET_ORDER)
+    fs_keys = [k for k in display_order(feature_sets, metrics.get("feature_set_order")
+                                        or FEATURE_SET_ORDER)
+               if feature_sets[k].get("kind", "vae") == "vae"]
     n_rows, n_cols = len(fs_keys), len(model_keys)
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(n_rows, n_cols, figsize=(WIDTH, 1.15 * n_rows + 0.35),
@@ -194,8 +204,9 @@ def plot_confusion_all(metrics: dict[str, Any], path: Path) -> None:
         save_figure(fig, path)
 
 
-def fit_pca(train: np.ndarray, test: np.ndarray, seed: int) -> tuple[np.ndarray, list[float]]:
-    """PCA fitted on train (N, D), applied to test (M, D) -> test (M, 2) and the 2 ratios."""
+def project_pca(train: np.ndarray, test: np.ndarray,
+                seed: int) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """PCA fitted on train (N, D) -> train (N, 2), test (M, 2) and the 2 variance ratios."""
     from sklearn.decomposition import PCA
 
     if min(train.shape) < 2:
@@ -203,12 +214,67 @@ def fit_pca(train: np.ndarray, test: np.ndarray, seed: int) -> tuple[np.ndarray,
     pca = PCA(n_components=2, random_state=seed).fit(train.astype(np.float64))
     # Constant features give 0/0 ratios; report 0 rather than NaN (NaN is not valid JSON).
     ratios = np.nan_to_num(pca.explained_variance_ratio_, nan=0.0)
-    return pca.transform(test.astype(np.float64)), [round(float(r), 4) for r in ratios]
+    return (pca.transform(train.astype(np.float64)), pca.transform(test.astype(np.float64)),
+            [round(float(r), 4) for r in ratios])
+
+
+def fit_pca(train: np.ndarray, test: np.ndarray, seed: int) -> tuple[np.ndarray, list[float]]:
+    """PCA fitted on train (N, D), applied to test (M, D) -> test (M, 2) and the 2 ratios."""
+    _, points, ratios = project_pca(train, test, seed)
+    return points, ratios
+
+
+def project_lda(train: np.ndarray, y_train: np.ndarray,
+                test: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """LDA fitted on train (N, D) with labels (N,) -> train (N, 2), test (M, 2), and the share
+    of between-class variance on each discriminant.
+
+    LDA has at most (classes - 1) discriminants: with two classes the second coordinate is 0
+    and its ratio 0. The SVD solver needs no covariance inverse, so constant or collinear
+    latent features are fine (its collinearity warning is silenced; the projection is valid).
+    """
+    import warnings
+
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    n_classes = len(np.unique(y_train))
+    if n_classes < 2 or train.shape[1] < 1:
+        raise VaelabError(f"LDA needs at least 2 classes in the train set, got {n_classes}")
+    k = min(2, n_classes - 1, train.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        lda = LinearDiscriminantAnalysis(n_components=k, solver="svd").fit(
+            train.astype(np.float64), y_train)
+        projected = [lda.transform(x.astype(np.float64)) for x in (train, test)]
+    pad = [np.pad(p, ((0, 0), (0, 2 - k))) for p in projected]  # (N, k) -> (N, 2)
+    ratios = np.zeros(2)
+    ratios[:k] = np.nan_to_num(lda.explained_variance_ratio_[:k], nan=0.0)
+    return pad[0], pad[1], [round(float(r), 4) for r in ratios]
+
+
+def centroid_accuracy(train: np.ndarray, y_train: np.ndarray, test: np.ndarray,
+                      y_test: np.ndarray) -> float:
+    """Test accuracy of the nearest class centroid in a projection: train, test (N, 2).
+
+    Classes absent from the train set have no centroid and are never predicted.
+    """
+    present = np.unique(y_train)
+    centroids = np.stack([train[y_train == c].mean(axis=0) for c in present])  # (K, 2)
+    distances = ((test[:, None, :] - centroids[None]) ** 2).sum(axis=-1)  # (M, K)
+    return round(float(np.mean(present[distances.argmin(axis=1)] == y_test)), 4)
 
 
 def plot_pca(panels: dict[str, tuple[str, np.ndarray, list[float]]], labels: np.ndarray,
-             classes: list[str], path: Path, seed: int = 0) -> None:
-    """panels: key -> (title, projected test points (M, 2), explained variance ratios)."""
+             classes: list[str], path: Path, seed: int = 0, kind: str = "pca") -> None:
+    """panels: key -> (title, projected test points (M, 2), variance ratios per axis).
+
+    ``kind`` "pca": axes are principal components (share of total variance); "lda": linear
+    discriminants (share of between-class variance).
+    """
+    axis, share, what = {
+        "pca": ("PC", "of variance", "first two principal components"),
+        "lda": ("LD", "of between-class var.", "two linear discriminants"),
+    }[kind]
     colours = class_colours(len(classes))
     point_colours = np.array([colours[y] for y in labels]).reshape(-1, 4)
     # Draw points in one shuffled order so that no class is always painted on top.
@@ -220,14 +286,13 @@ def plot_pca(panels: dict[str, tuple[str, np.ndarray, list[float]]], labels: np.
             ax.scatter(points[order, 0], points[order, 1], c=point_colours[order], s=3,
                        alpha=0.5, linewidths=0, rasterized=True)
             ax.set_title(title)
-            ax.set_xlabel(f"PC1 ({ratios[0]:.1%} of variance)")
-            ax.set_ylabel(f"PC2 ({ratios[1]:.1%} of variance)")
+            ax.set_xlabel(f"{axis}1 ({ratios[0]:.1%} {share})")
+            ax.set_ylabel(f"{axis}2 ({ratios[1]:.1%} {share})")
         handles = [Line2D([], [], ls="", marker="o", markersize=5, color=colours[c], label=name)
                    for c, name in enumerate(classes)]
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(classes), 5),
                    frameon=False)
-        fig.suptitle("Test latents projected on the first two principal components of the "
-                     "train latents")
+        fig.suptitle(f"Test latents projected on the {what} of the train latents")
         save_figure(fig, path)
 
 
@@ -373,12 +438,19 @@ def main(argv: list[str] | None = None) -> None:
                      np.concatenate([flat(latents, "train_mean"), flat(latents, "train_std")], 1),
                      np.concatenate([flat(latents, "test_mean"), flat(latents, "test_std")], 1)),
     }
-    panels, summary = {}, {}
+    y_train = latents["y_train"]
+    panels = {"pca": {}, "lda": {}}
+    summary: dict[str, dict] = {"pca": {}, "lda": {}}
     for key, (title, train, test) in features.items():
-        points, ratios = fit_pca(train, test, args.seed)
-        panels[key] = (title, points, ratios)
-        summary[key] = {"explained_variance_ratio": ratios}
-    plot_pca(panels, y_test, classes, out / "pca.png", args.seed)
+        for kind, (train_points, points, ratios) in (
+                ("pca", project_pca(train, test, args.seed)),
+                ("lda", project_lda(train, y_train, test))):
+            panels[kind][key] = (title, points, ratios)
+            summary[kind][key] = {"explained_variance_ratio": ratios,
+                                  "centroid_accuracy": centroid_accuracy(train_points, y_train,
+                                                                         points, y_test)}
+    plot_pca(panels["pca"], y_test, classes, out / "pca.png", args.seed)
+    plot_pca(panels["lda"], y_test, classes, out / "lda.png", args.seed, kind="lda")
 
     test_sample = flat(latents, "test_sample")
     plot_kde(test_sample, y_test, classes, out / "kde.png",
@@ -388,7 +460,7 @@ def main(argv: list[str] | None = None) -> None:
     plot_reconstructions(recon["originals"], recon["reconstructions"], recon["labels"], classes,
                          mse, out / "reconstructions.png")
     # figures.json last, after every PNG exists.
-    write_json(out / "figures.json", {"pca": summary})
+    write_json(out / "figures.json", summary)
     print(f"figures: {len(FIGURES)} PNGs -> {out}", file=sys.stderr)
 
 

@@ -115,7 +115,9 @@ def resolve_model(name: str, revision: str = "") -> ResolvedModel:
 def load_vae(model: ResolvedModel):
     """``AutoencoderKL.from_pretrained`` on the resolved directory, in float32, eval mode."""
     from diffusers import AutoencoderKL
+    from diffusers.utils import logging as diffusers_logging
 
+    diffusers_logging.set_verbosity_error()  # no hints about optional packages in our output
     try:
         vae = AutoencoderKL.from_pretrained(model.path)
     except Exception as err:  # corrupt weights, shape mismatch, unreadable files

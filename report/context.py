@@ -26,6 +26,10 @@ ORIGINAL_ACCURACY = {
 }
 ORIGINAL_BEST = 0.61
 ORIGINAL_CONFUSED = [("cat", "dog"), ("automobile", "truck")]
+ALPHA = 0.05  # significance level the conclusions use for McNemar's test
+# metrics.json "comparisons" that pit a VAE feature set against its equal-size pixel baseline.
+BASELINE_COMPARISONS = ("sample_vs_pixels_pooled", "sample_vs_pixels_pca_sample",
+                        "mean_std_vs_pixels_pca_mean_std")
 PACKAGES = ("torch", "torchvision", "diffusers", "huggingface_hub", "safetensors", "numpy",
             "scipy", "pandas", "scikit-learn", "lightgbm", "xgboost", "matplotlib", "pillow",
             "jinja2", "weasyprint")
@@ -93,19 +97,54 @@ def confused_pairs(confusion: list[list[int]], classes: list[str], top: int = 3)
     return [p for p in pairs[:top] if p["count"] > 0]
 
 
+def sets_of_kind(metrics: dict, kind: str) -> list[str]:
+    """Feature sets of one kind ("vae" or "baseline") in display order; older metrics.json
+    files without "kind" hold VAE feature sets only."""
+    return [fs for fs in metrics["feature_set_order"]
+            if metrics["feature_sets"][fs].get("kind", "vae") == kind]
+
+
+def ci_text(ci: list[float] | None, digits: int = 3) -> str:
+    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else ""
+
+
+def pts(x: float) -> str:
+    """An accuracy difference in percentage points, signed: 0.0523 -> '+5.2'."""
+    return f"{100 * x:+.1f}".replace("-", "−")
+
+
+def p_text(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def baseline_columns(metrics: dict) -> list[dict]:
+    """Headers of the "Pixel baselines" column group: 'Pooled 48', 'PCA 64', 'PCA 128'."""
+    columns = []
+    for fs in sets_of_kind(metrics, "baseline"):
+        info = metrics["feature_sets"][fs]
+        short = "PCA" if info.get("matches") else "Pooled"
+        columns.append({"key": fs, "label": f"{short} {info['n_features']}", "title": info["label"]})
+    return columns
+
+
 def results_rows(metrics: dict) -> list[dict]:
-    """The original's table: Model | Accuracy .sample() | Accuracy mean & std (+ original)."""
+    """The original's table: Model | Accuracy .sample() | Accuracy mean & std (+ original),
+    then the pixel baselines; every accuracy with its 95% bootstrap interval."""
     fs_order = metrics["feature_set_order"]
     best_per_fs = {fs: max(metrics["results"][m][fs]["accuracy"] for m in metrics["model_order"]
                            if m != "random") for fs in fs_order}
+
+    def cell(key: str, fs: str) -> dict:
+        res = metrics["results"][key][fs]
+        return {"value": f"{res['accuracy']:.4f}", "ci": ci_text(res.get("accuracy_ci")),
+                "best": key != "random" and res["accuracy"] == best_per_fs[fs]}
+
     rows = []
     for key in metrics["model_order"]:
-        res = metrics["results"][key]
         rows.append({
             "key": key, "label": metrics["models"][key]["label"],
-            "cells": [{"value": f"{res[fs]['accuracy']:.4f}",
-                       "best": key != "random" and res[fs]["accuracy"] == best_per_fs[fs]}
-                      for fs in fs_order],
+            "cells": [cell(key, fs) for fs in sets_of_kind(metrics, "vae")],
+            "baseline_cells": [cell(key, fs) for fs in sets_of_kind(metrics, "baseline")],
             "original": ORIGINAL_ACCURACY.get(key, "–"),
             "scaled": metrics["models"][key]["scaled"],
             "description": metrics["models"][key]["description"],
@@ -113,10 +152,108 @@ def results_rows(metrics: dict) -> list[dict]:
     return rows
 
 
+def fs_prose(metrics: dict, fs: str) -> str:
+    """A feature set as the conclusions name it: '.sample() latents (64 features)'."""
+    info = metrics["feature_sets"][fs]
+    if info.get("kind", "vae") == "vae":
+        return f"{info['label']} latents ({info['n_features']} features)"
+    if info.get("matches"):
+        return f"pixel PCA ({info['n_features']} components)"
+    return f"pooled pixels ({info['n_features']} features)"
+
+
+def comparison_cell(comp: dict) -> dict:
+    lo, hi = comp["ci"]
+    return {"delta": pts(comp["delta"]), "ci": f"[{pts(lo)}, {pts(hi)}]", "p": p_text(comp["p_value"]),
+            "significant": comp["p_value"] < ALPHA, "only_a": comp["only_a_correct"],
+            "only_b": comp["only_b_correct"],
+            "sign": "up" if lo > 0 else "down" if hi < 0 else ""}
+
+
+def comparison_tables(metrics: dict) -> dict | None:
+    """Rows for the "VAE vs pixels" and "mean & std vs .sample()" tables, or None when the
+    run has no comparisons (metrics.json from before the pixel baselines)."""
+    comps = metrics.get("comparisons")
+    if not comps:
+        return None
+    keys = [m for m in metrics["model_order"] if m in comps]
+    names = [n for n in BASELINE_COMPARISONS if all(n in comps[m] for m in keys)]
+    columns = []
+    for name in names:
+        first = comps[keys[0]][name]
+        a, b = metrics["feature_sets"][first["a"]], metrics["feature_sets"][first["b"]]
+        short = "PCA" if b.get("matches") else "pooled"
+        columns.append({"name": name, "a": a["label"], "b": f"{short} {b['n_features']}"})
+    return {
+        "columns": columns,
+        "baseline_rows": [{"label": metrics["models"][m]["label"],
+                           "cells": [comparison_cell(comps[m][n]) for n in names]} for m in keys],
+        "sample_rows": [{"label": metrics["models"][m]["label"],
+                         **comparison_cell(comps[m]["mean_std_vs_sample"])}
+                        for m in keys if "mean_std_vs_sample" in comps[m]],
+    }
+
+
+def versus(comp: dict, a: str, b: str) -> str:
+    """'.sample() latents beat pooled pixels by 5.2 points (95% CI 3.1 to 7.0, McNemar
+    p = 0.001)': beat/trail when the interval excludes zero, else no clear difference."""
+    lo, hi = comp["ci"]
+    p = f"McNemar p {'' if comp['p_value'] < 0.001 else '= '}{p_text(comp['p_value'])}"
+
+    def size(x: float) -> str:
+        return f"{100 * abs(x):.1f}"
+
+    if lo > 0:
+        return f"{a} beat {b} by {size(comp['delta'])} points (95% CI {size(lo)} to {size(hi)}, {p})"
+    if hi < 0:
+        return f"{a} trail {b} by {size(comp['delta'])} points (95% CI {size(hi)} to {size(lo)}, {p})"
+    return (f"{a} and {b} are not clearly apart: {pts(comp['delta'])} points, 95% CI {pts(lo)} "
+            f"to {pts(hi)} includes zero ({p})")
+
+
+def vae_vs_pixels(metrics: dict) -> list[str]:
+    """Conclusions on the equal-size pixel baselines, from metrics["comparisons"]."""
+    comps = metrics.get("comparisons")
+    if not comps:
+        return []
+    best = metrics["best"]
+    label = metrics["models"][best["model"]]["label"]
+    mine = comps.get(best["model"], {})
+    clauses = [versus(mine[n], fs_prose(metrics, mine[n]["a"]), fs_prose(metrics, mine[n]["b"]))
+               for n in BASELINE_COMPARISONS if n in mine]
+    out = []
+    if clauses:
+        out.append(f"Does the VAE help? Against pixels reduced to the same number of features, "
+                   f"with the same classifier ({label}): " + "; ".join(clauses) + ".")
+    tally = [c for m, per in comps.items() for n, c in per.items() if n in BASELINE_COMPARISONS]
+    if tally:
+        up = sum(c["ci"][0] > 0 for c in tally)
+        down = sum(c["ci"][1] < 0 for c in tally)
+        out.append(f"Over all {len(comps)} classifiers and the {len(BASELINE_COMPARISONS)} "
+                   f"pairings ({len(tally)} comparisons), the VAE features are better than the "
+                   f"equal-size pixel baseline in {up}, worse in {down}, and not clearly apart "
+                   f"(95% interval includes zero) in {len(tally) - up - down}.")
+    return out
+
+
+def summary_baseline(metrics: dict) -> dict | None:
+    """The best model on the pixel PCA as wide as its VAE feature set, for the summary."""
+    best = metrics["best"]
+    name = f"{best['feature_set']}_vs_pixels_pca_{best['feature_set']}"
+    comp = (metrics.get("comparisons") or {}).get(best["model"], {}).get(name)
+    if not comp:
+        return None
+    lo, hi = comp["ci"]
+    return {"label": fs_prose(metrics, comp["b"]),
+            "accuracy": metrics["results"][best["model"]][comp["b"]]["accuracy"],
+            "delta": pts(comp["delta"]), "ci": f"{pts(lo)} to {pts(hi)}"}
+
+
 def prf_rows(metrics: dict) -> list[dict]:
+    """VAE feature sets only: the pixel baselines' macro scores are in metrics.csv."""
     rows = []
     for key in metrics["model_order"]:
-        for fs in metrics["feature_set_order"]:
+        for fs in sets_of_kind(metrics, "vae"):
             res = metrics["results"][key][fs]
             rows.append({"label": metrics["models"][key]["label"],
                          "feature_set": metrics["feature_sets"][fs]["label"],
@@ -136,10 +273,13 @@ def sample_vs_meanstd(metrics: dict) -> dict:
     better = [label for label, d in deltas if d > 0]
     worse = [label for label, d in deltas if d < 0]
     mean_delta = sum(d for _, d in deltas) / len(deltas)
+    tests = [per["mean_std_vs_sample"] for per in (metrics.get("comparisons") or {}).values()
+             if "mean_std_vs_sample" in per]
     return {"n_models": len(deltas), "n_better": len(better), "n_worse": len(worse),
             "better": better, "worse": worse, "mean_delta": mean_delta,
             "mean_delta_pts": f"{100 * mean_delta:+.1f}",
-            "largest": max(deltas, key=lambda t: abs(t[1]))}
+            "largest": max(deltas, key=lambda t: abs(t[1])),
+            "n_tested": len(tests), "n_significant": sum(t["p_value"] < ALPHA for t in tests)}
 
 
 def conclusions(metrics: dict, pairs: list[dict], untrained: bool) -> list[str]:
@@ -156,6 +296,7 @@ def conclusions(metrics: dict, pairs: list[dict], untrained: bool) -> list[str]:
         f"predictor. The original study's best was SVC at {ORIGINAL_BEST:.2f}; this run is "
         f"{100 * (best['accuracy'] - ORIGINAL_BEST):+.1f} points from it."
     ]
+    out += vae_vs_pixels(metrics)
     svm = sample_vs_meanstd(metrics)
     if svm["n_better"] > svm["n_worse"]:
         verdict = "helps most models"
@@ -163,13 +304,27 @@ def conclusions(metrics: dict, pairs: list[dict], untrained: bool) -> list[str]:
         verdict = "hurts most models"
     else:
         verdict = "makes no consistent difference"
-    out.append(
-        f"Using the latent mean and standard deviation (128 features) instead of one "
-        f".sample() (64 features) {verdict}: it is better for {svm['n_better']} of "
-        f"{svm['n_models']} classifiers and worse for {svm['n_worse']}, by "
+    n_fs = {fs: metrics["feature_sets"][fs]["n_features"] for fs in ("sample", "mean_std")}
+    sentence = (
+        f"Using the latent mean and standard deviation ({n_fs['mean_std']} features) instead of "
+        f"one .sample() ({n_fs['sample']} features) {verdict}: it is better for {svm['n_better']} "
+        f"of {svm['n_models']} classifiers and worse for {svm['n_worse']}, by "
         f"{svm['mean_delta_pts']} accuracy points on average (largest change: "
         f"{svm['largest'][0]}, {100 * svm['largest'][1]:+.1f} points)."
     )
+    if svm["n_tested"]:
+        if svm["n_significant"] == 0:
+            sentence += (f" None of these differences is significant at the {ALPHA} level "
+                         f"(McNemar's exact test on the paired test predictions), so this run "
+                         f"cannot tell the two feature sets apart.")
+        else:
+            sentence += (f" The difference is significant at the {ALPHA} level (McNemar's exact "
+                         f"test on the paired test predictions) for {svm['n_significant']} of "
+                         f"{svm['n_tested']} classifiers.")
+        comp = metrics["comparisons"].get(best["model"], {}).get("mean_std_vs_sample")
+        if comp:
+            sentence += (f" For {best_label}: " + versus(comp, fs_prose(metrics, "mean_std"), fs_prose(metrics, "sample")) + ".")
+    out.append(sentence)
     if pairs:
         listed = "; ".join(f"{p['a']}/{p['b']} ({p['count']} test images)" for p in pairs)
         found = {frozenset((p["a"], p["b"])) for p in pairs}
@@ -190,6 +345,27 @@ def conclusions(metrics: dict, pairs: list[dict], untrained: bool) -> list[str]:
             f"accuracy, {best['accuracy'] / chance:.1f} times chance."
         )
     return out
+
+
+def separability(figures_info: dict, n_classes: int) -> str | None:
+    """Contrast the PCA plane (maximal variance; the template quotes its share of variance)
+    with the LDA plane (maximal class separation) by a nearest-centroid test accuracy in each."""
+    pca, lda = figures_info.get("pca", {}).get("sample"), figures_info.get("lda", {}).get("sample")
+    if not pca or not lda or "centroid_accuracy" not in pca or "centroid_accuracy" not in lda:
+        return None
+    chance = 1 / n_classes
+    p_acc, l_acc = pca["centroid_accuracy"], lda["centroid_accuracy"]
+    if l_acc > p_acc:
+        reading = ("so the classes are better separated along the discriminant directions than "
+                   "along the directions of maximal variance: the PCA plot understates what a "
+                   "linear classifier can use")
+    else:
+        reading = ("so the discriminant directions separate the classes no better than the "
+                   "directions of maximal variance")
+    return (f"Assigning each .sample() test latent to the nearest class centre (centres from the "
+            f"projected training latents) gives an accuracy of {p_acc:.4f} "
+            f"({p_acc / chance:.1f} times chance) in the PCA plane and {l_acc:.4f} "
+            f"({l_acc / chance:.1f} times chance) in the LDA plane, {reading}.")
 
 
 def figure(path: Path, html_dir: Path) -> str:
@@ -228,7 +404,9 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
     timings, timing_table = timing_rows(run_dir, metrics)
     fig_dir = run_dir / "figures"
     figures = {name: figure(fig_dir / f"{name}.png", html_dir) for name in
-               ("examples", "confusion_best", "confusion_all", "pca", "kde", "reconstructions")}
+               ("examples", "confusion_best", "confusion_all", "pca", "lda", "kde",
+                "reconstructions")}
+    best_ci = best_res.get("accuracy_ci")
     recon_mse = float(load_npz(run_dir / "reconstructions.npz", "reconstructions", ("mse",))["mse"][0])
     return {
         "meta": load_metadata(metadata_file),
@@ -239,16 +417,25 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "run_config": run_config,
         "encode": encode,
         "metrics": metrics,
-        "feature_sets": [metrics["feature_sets"][fs] | {"key": fs} for fs in metrics["feature_set_order"]],
+        "feature_sets": [metrics["feature_sets"][fs] | {"key": fs} for fs in sets_of_kind(metrics, "vae")],
+        "baselines": [metrics["feature_sets"][fs] | {"key": fs} for fs in sets_of_kind(metrics, "baseline")],
+        "baseline_columns": baseline_columns(metrics),
         "results_rows": results_rows(metrics),
+        "comparisons": comparison_tables(metrics),
+        "summary_baseline": summary_baseline(metrics),
+        "bootstrap": metrics.get("bootstrap"),
+        "alpha": ALPHA,
         "prf_rows": prf_rows(metrics),
         "best": best | {"label": metrics["models"][best["model"]]["label"],
-                        "fs_label": metrics["feature_sets"][best["feature_set"]]["label"]},
+                        "fs_label": metrics["feature_sets"][best["feature_set"]]["label"],
+                        "ci": best_ci},
         "per_class": [{"name": name, **vals} for name, vals in best_res["per_class"].items()],
         "pairs": pairs,
         "conclusions": conclusions(metrics, pairs, untrained),
         "figures": figures,
         "pca": figures_info.get("pca", {}),
+        "lda": figures_info.get("lda", {}),
+        "separability": separability(figures_info, len(metrics["classes"])),
         "recon_mse": recon_mse,
         "original_accuracy": ORIGINAL_ACCURACY,
         "versions": package_versions(),

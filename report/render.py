@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from analysis.common import VaelabError, atomic_path, run_main, write_text
+from report.compare import build_compare
 from report.context import build_context
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Render the lab report")
     sub = parser.add_subparsers(dest="what", required=True)
     html = sub.add_parser("html")
-    html.add_argument("run", type=Path, help="run directory (metrics.json, figures/, ...)")
+    html.add_argument("runs", type=Path, nargs="+",
+                      help="run directories (metrics.json, figures/, ...), primary first")
     html.add_argument("out", type=Path, help="report.html to write")
     html.add_argument("--data", type=Path, required=True, help="data directory (dataset.json)")
     html.add_argument("--metadata", type=Path, default=None, help="title block TOML file")
@@ -63,7 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     pdf.add_argument("out", type=Path)
     args = parser.parse_args(argv)
     if args.what == "html":
-        context = build_context(args.data, args.run, args.out, args.metadata, ROOT)
+        context = build_context(args.data, args.runs[0], args.out, args.metadata, ROOT)
+        context["compare"] = None
+        if len(args.runs) > 1:
+            context["compare"] = build_compare(args.runs, args.out.parent / "compare", args.out.parent)
         write_text(args.out, render_html(context))
     else:
         render_pdf(args.html, args.out)

@@ -109,3 +109,16 @@ def write_run_config(tmp_path):
         return out
 
     return write
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run OpenMP/BLAS (torch, HistGradientBoosting, LightGBM, XGBoost) on one thread.
+
+    Results do not depend on it; it only keeps the tests fast on a small, busy machine, where
+    spinning OpenMP threads can slow tiny workloads down by orders of magnitude.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield

@@ -152,6 +152,16 @@ def test_read_image_16bit_scaled_to_8bit(tmp_path):
     assert arr[5, 5].tolist() == [0, 0, 0]
 
 
+def test_read_image_dark_16bit_scaled_like_bright_16bit(tmp_path):
+    dark = np.full((32, 32), 255, dtype=np.uint16)  # 255/65535 of full scale: almost black
+    bright = dark.copy()
+    bright[0, 0] = 65535
+    dark_arr, _ = read_image(saved(tmp_path, Image.fromarray(dark), "dark.png"))
+    bright_arr, _ = read_image(saved(tmp_path, Image.fromarray(bright), "bright.png"))
+    assert bright_arr[5, 5].tolist() == [1, 1, 1]  # round(255 / 65535 * 255) = 1
+    assert dark_arr[5, 5].tolist() == bright_arr[5, 5].tolist()  # same 16-bit value, same pixel
+
+
 def test_read_image_non_square_is_cropped_and_resized(tmp_path):
     img = Image.new("RGB", (64, 48), (90, 90, 90))
     arr, resized = read_image(saved(tmp_path, img))

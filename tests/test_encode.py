@@ -17,6 +17,8 @@ from analysis.vae import check_model_dir, choose_device, choose_precision, load_
 
 torch = pytest.importorskip("torch")
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+ORIGINAL_ENCODE = Encoder.encode  # before any test monkeypatches it
 LATENT_KEYS = ("train_mean", "train_std", "train_sample", "test_mean", "test_std", "test_sample")
 
 
@@ -32,9 +34,10 @@ def timings(run_dir: Path) -> dict:
     return json.loads((run_dir / "timings-encode.json").read_text())
 
 
-def cache_file(cache: Path) -> Path:
-    (entry,) = [p for p in cache.glob("latents-*.npz") if not p.name.endswith("-recon.npz")]
-    return entry
+def cache_file(cache: Path, run_dir: Path) -> Path:
+    """The cache entry that the run in run_dir used (its key is in encode.json)."""
+    key = json.loads((run_dir / "encode.json").read_text())["cache_key"]
+    return cache / f"latents-{key}.npz"
 
 
 def assert_same_latents(a: dict, b: dict) -> None:
@@ -44,22 +47,25 @@ def assert_same_latents(a: dict, b: dict) -> None:
 
 
 class CountingEncode:
-    """Wraps Encoder.encode: counts the images it encodes; optionally interrupts after `stop_after`."""
+    """Replaces Encoder.encode: counts the images it encodes; interrupts after `stop_after`."""
 
     def __init__(self, stop_after: int | None = None):
-        self.original = Encoder.encode
         self.images = 0
         self.stop_after = stop_after
 
-    def __call__(self, encoder, images):
-        if self.stop_after is not None and self.images >= self.stop_after:
-            raise KeyboardInterrupt
-        self.images += len(images)
-        return self.original(encoder, images)
+    def install(self, monkeypatch) -> "CountingEncode":
+        def encode(encoder, images):
+            if self.stop_after is not None and self.images >= self.stop_after:
+                raise KeyboardInterrupt
+            self.images += len(images)
+            return ORIGINAL_ENCODE(encoder, images)
+
+        monkeypatch.setattr(Encoder, "encode", encode)
+        return self
 
 
 @pytest.fixture(scope="module")
-def first_run(tiny_vae, small_dataset, tmp_path_factory):
+def first_run(one_thread, tiny_vae, small_dataset, tmp_path_factory):
     """One complete encoding (seed 0, fp32, batch 8) shared by the read-only tests."""
     from analysis import config
 
@@ -292,7 +298,8 @@ def test_encode_corrupt_cache_is_re_encoded(first_run, small_dataset, tmp_path, 
     cache.mkdir()
     for path in first_run["cache"].iterdir():
         (cache / path.name).write_bytes(path.read_bytes())
-    entry = cache_file(cache)
+    entry = cache_file(cache, first_run["root"] / "run")
+    assert entry.is_file()
     blob = bytearray(entry.read_bytes())
     if damage == "truncate":
         blob = blob[: len(blob) // 2]
@@ -311,20 +318,19 @@ def test_encode_resumes_from_partial_chunks(first_run, small_dataset, tmp_path, 
     monkeypatch.setattr(encode_mod, "CHUNK", 8)
     cfg = first_run["config"]  # batch size 8: one batch per chunk
     # An uninterrupted run with the same chunking, for reference.
+    full = CountingEncode().install(monkeypatch)
     reference = run_encode(cfg, small_dataset, tmp_path / "ref", tmp_path / "ref-cache")
 
-    interrupted = CountingEncode(stop_after=8)  # dies at the start of the second chunk
-    monkeypatch.setattr(Encoder, "encode", interrupted)
+    CountingEncode(stop_after=8).install(monkeypatch)  # dies at the start of the second chunk
     with pytest.raises(KeyboardInterrupt):
         run_encode(cfg, small_dataset, tmp_path / "run", tmp_path / "cache")
     (partial,) = (tmp_path / "cache").glob("*.partial")
     assert [p.name for p in partial.iterdir()] == ["train-000000-000008.npz"]
     assert not (tmp_path / "run" / "latents.npz").exists()
 
-    resumed = CountingEncode()
-    monkeypatch.setattr(Encoder, "encode", resumed)
+    resumed = CountingEncode().install(monkeypatch)
     latents = run_encode(cfg, small_dataset, tmp_path / "run", tmp_path / "cache")
-    assert resumed.images == 60 - 8 + 10  # the rest of both splits + 10 reconstructions
+    assert resumed.images == full.images - 8  # everything but the saved first chunk
     assert_same_latents(latents, reference)
     assert not partial.exists()
 
@@ -332,16 +338,16 @@ def test_encode_resumes_from_partial_chunks(first_run, small_dataset, tmp_path, 
 def test_encode_damaged_chunk_is_redone(first_run, small_dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(encode_mod, "CHUNK", 8)
     cfg = first_run["config"]
+    full = CountingEncode().install(monkeypatch)
     reference = run_encode(cfg, small_dataset, tmp_path / "ref", tmp_path / "ref-cache")
-    monkeypatch.setattr(Encoder, "encode", CountingEncode(stop_after=16))
+    CountingEncode(stop_after=16).install(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_encode(cfg, small_dataset, tmp_path / "run", tmp_path / "cache")
     (partial,) = (tmp_path / "cache").glob("*.partial")
     (partial / "train-000008-000016.npz").write_bytes(b"garbage")
-    resumed = CountingEncode()
-    monkeypatch.setattr(Encoder, "encode", resumed)
+    resumed = CountingEncode().install(monkeypatch)
     latents = run_encode(cfg, small_dataset, tmp_path / "run", tmp_path / "cache")
-    assert resumed.images == 60 - 8 + 10  # only the intact first chunk was reused
+    assert resumed.images == full.images - 8  # only the intact first chunk was reused
     assert_same_latents(latents, reference)
 
 
@@ -367,10 +373,9 @@ def test_encode_batch_size_does_not_change_sample(first_run, small_dataset, tmp_
 
 
 def test_encode_nan_latent_reported_with_precision(first_run, small_dataset, tmp_path, monkeypatch):
-    original = Encoder.encode
-
     def nan_encode(self, images):
-        mean, std = original(self, images)
+        mean, std = ORIGINAL_ENCODE(self, images)
+        mean = mean.clone()
         mean[0, 0, 0, 0] = float("nan")
         return mean, std
 

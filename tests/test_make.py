@@ -20,7 +20,7 @@ EXPECTED_FILES = sorted([
     "runs/tiny-vae/reconstructions.npz", "runs/tiny-vae/timings-classify.json",
     "runs/tiny-vae/timings-encode.json",
     *[f"runs/tiny-vae/figures/{n}.png" for n in
-      ("examples", "confusion_best", "confusion_all", "pca", "kde", "reconstructions")],
+      ("examples", "confusion_best", "confusion_all", "pca", "lda", "kde", "reconstructions")],
     "runs/tiny-vae/figures/figures.json",
 ])
 
@@ -112,8 +112,17 @@ def test_make_report_on_cifar10_jpeg_subset(tmp_path, tiny_vae, cifar_subset):
     assert (dataset["n_train"], dataset["n_test"]) == (100, 100)
     html = (build / "report.html").read_text()
     for section in ("introduction", "methodology", "results", "conclusions", "references",
-                    "appendix-provenance"):
+                    "appendix-provenance", "results-table", "baselines-table",
+                    "sample-vs-meanstd-table", "fig-lda"):
         assert f'id="{section}"' in html
+    assert "Pixel baselines" in html and "figures/lda.png" in html
+    metrics = json.loads((build / "runs/tiny-vae/metrics.json").read_text())
+    # 100 training images: PCA-64 fits, PCA-128 is capped at 100 components.
+    assert [metrics["feature_sets"][fs]["n_features"] for fs in
+            ("pixels_pooled", "pixels_pca_sample", "pixels_pca_mean_std")] == [48, 64, 100]
+    for per_fs in metrics["results"].values():
+        for res in per_fs.values():
+            assert res["accuracy_ci"][0] <= res["accuracy"] <= res["accuracy_ci"][1]
     assert (build / "report.pdf").stat().st_size > 10_000
 
 

@@ -60,18 +60,46 @@ def parse(build: Path) -> Collector:
 def test_report_html_results_table_matches_metrics(demo_build):
     metrics = json.loads((demo_build / "runs/tiny-vae/metrics.json").read_text())
     rows = parse(demo_build).rows["results-table"]
-    assert rows[0][:3] == ["Model", "Accuracy .sample()", "Accuracy mean & std"]
-    body = rows[1:]
+    # Two header rows: the column groups, then the accuracy columns under "VAE latents".
+    assert rows[0] == ["Model", "VAE latents", "Original", "Pixel baselines"]
+    assert rows[1][:2] == ["Accuracy .sample()", "Accuracy mean & std"]
+    body = rows[2:]
     assert [r[0] for r in body] == [metrics["models"][k]["label"] for k in metrics["model_order"]]
     assert body[-1][0] == "Random predictor"
     for key, row in zip(metrics["model_order"], body):
-        assert row[1] == f"{metrics['results'][key]['sample']['accuracy']:.4f}"
-        assert row[2] == f"{metrics['results'][key]['mean_std']['accuracy']:.4f}"
+        # Each accuracy cell: the value, then its 95% interval.
+        for cell, fs in zip(row[1:3], ("sample", "mean_std")):
+            res = metrics["results"][key][fs]
+            low, high = res["accuracy_ci"]
+            assert cell.split()[0] == f"{res['accuracy']:.4f}"
+            assert cell.endswith(f"[{low:.3f}, {high:.3f}]")
+
+
+def test_report_html_shows_pixel_baselines_and_comparisons(demo_build):
+    metrics = json.loads((demo_build / "runs/tiny-vae/metrics.json").read_text())
+    collector = parse(demo_build)
+    rows = collector.rows["results-table"]
+    baselines = [fs for fs in metrics["feature_set_order"]
+                 if metrics["feature_sets"][fs]["kind"] == "baseline"]
+    n = {fs: metrics["feature_sets"][fs]["n_features"] for fs in baselines}
+    assert rows[1][2:] == [f"Pooled {n['pixels_pooled']}", f"PCA {n['pixels_pca_sample']}",
+                           f"PCA {n['pixels_pca_mean_std']}"]
+    for key, row in zip(metrics["model_order"], rows[2:]):
+        assert len(row) == 1 + 2 + 1 + len(baselines)
+        for cell, fs in zip(row[4:], baselines):
+            assert cell.split()[0] == f"{metrics['results'][key][fs]['accuracy']:.4f}"
+    real = [k for k in metrics["model_order"] if k != "random"]
+    assert [r[0] for r in collector.rows["baselines-table"][2:]] == \
+        [metrics["models"][k]["label"] for k in real]
+    assert len(collector.rows["sample-vs-meanstd-table"]) == 1 + len(real)
+    assert {"fig-lda", "fig-pca"} <= collector.ids
+    conclusions = (demo_build / "report.html").read_text().split('id="conclusions"')[1]
+    assert "Does the VAE help?" in conclusions and "McNemar" in conclusions
 
 
 def test_report_html_figures_resolve(demo_build):
     images = parse(demo_build).images
-    assert len(images) == 6
+    assert len(images) == 7
     for src in images:
         assert not src.startswith(("/", "http")), src
         assert (demo_build / src).is_file(), src

@@ -1,0 +1,158 @@
+"""Benchmark: encoder throughput (plain diffusers loop vs vaelab's path) and classifier cost.
+
+Run:
+    python -m analysis.bench build/bench.json [--images 512] [--rows 50000] [--model DIR]
+
+Without ``--model`` it builds the sd-vae-ft-ema architecture with random weights
+(``analysis.demo vae --full``): the same FLOPs as the real model, so throughput numbers
+are valid for it, but the latents mean nothing. The JSON says which model was used.
+
+Encoder paths are timed on the same images, interleaved (A, B, A, B, ...) so that noise
+from the machine hits both alike; each figure is the median over repetitions. Classifiers
+are timed on synthetic Gaussian-mixture features shaped like the real ones
+(rows x 64 and rows x 128, 10 classes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from analysis.common import run_main, write_json
+from analysis.encode import Encoder, to_model_input
+from analysis.vae import cpu_has_native_bf16, device_name, load_vae, resolve_model
+
+
+def plain_loop(vae, images: np.ndarray, batch_size: int) -> None:
+    """What a user would write: float32, eager, diffusers' encode, batch by batch."""
+    import torch
+
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            dist = vae.encode(to_model_input(images[start:start + batch_size], "cpu")).latent_dist
+            dist.mean.numpy(), dist.std.numpy()
+
+
+def project_path(encoder: Encoder, images: np.ndarray, batch_size: int) -> None:
+    for start in range(0, len(images), batch_size):
+        encoder.encode(images[start:start + batch_size])
+
+
+def time_interleaved(fns: dict, reps: int) -> dict[str, float]:
+    """Median seconds per call of each function, run in turn ``reps`` times after a warm-up."""
+    for fn in fns.values():
+        fn()
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            seconds[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(s) for name, s in seconds.items()}
+
+
+def relative_error(reference, other) -> float:
+    import torch
+
+    return float(torch.linalg.vector_norm(other - reference) / torch.linalg.vector_norm(reference))
+
+
+def bench_encoder(model_dir: Path, n_images: int, batch_size: int, reps: int) -> dict:
+    import copy
+
+    model = resolve_model(str(model_dir))
+    vae = load_vae(model)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
+    paths = {"fp32": Encoder(copy.deepcopy(vae), "cpu", "fp32"),
+             "bf16": Encoder(copy.deepcopy(vae), "cpu", "bf16")}
+    fns = {"plain_fp32": lambda: plain_loop(vae, images, 64)}
+    fns.update({f"vaelab_{p}": (lambda e=e: project_path(e, images, batch_size)) for p, e in paths.items()})
+    seconds = time_interleaved(fns, reps)
+    ref_mean, ref_std = paths["fp32"].encode(images[:64])
+    bf_mean, bf_std = paths["bf16"].encode(images[:64])
+    default = "bf16" if cpu_has_native_bf16() else "fp32"
+    result = {
+        "model": model.name, "untrained": model.untrained,
+        "note": "random weights, sd-vae-ft-ema architecture: same FLOPs as the real model"
+        if model.untrained else "pretrained weights",
+        "images": n_images, "batch_size": batch_size, "repetitions": reps,
+        "images_per_second": {name: round(n_images / s, 2) for name, s in seconds.items()},
+        "default_path": f"vaelab_{default}",
+        "bf16_relative_error": {"mean": round(relative_error(ref_mean, bf_mean), 5),
+                                "std": round(relative_error(ref_std, bf_std), 5)},
+    }
+    base = result["images_per_second"]["plain_fp32"]
+    result["ratio_vs_plain"] = {name: round(v / base, 3) for name, v in
+                                result["images_per_second"].items()}
+    result["cifar10_minutes_default_path"] = round(
+        60000 / result["images_per_second"][result["default_path"]] / 60, 1)
+    return result
+
+
+def bench_classifiers(rows: int, seed: int) -> dict:
+    from analysis.classify import MODELS, make_model
+
+    rng = np.random.default_rng(seed)
+    out: dict = {}
+    for n_features in (64, 128):
+        centers = rng.normal(0, 0.6, size=(10, n_features))
+        y = rng.integers(0, 10, size=rows + 10000)
+        x = (centers[y] + rng.normal(size=(len(y), n_features))).astype(np.float32)
+        x_train, y_train, x_test = x[:rows], y[:rows], x[rows:]
+        for spec in MODELS:
+            model = make_model(spec.key, seed, rows)
+            t0 = time.perf_counter()
+            model.fit(x_train, y_train)
+            t1 = time.perf_counter()
+            model.predict(x_test)
+            t2 = time.perf_counter()
+            out.setdefault(spec.key, {})[str(n_features)] = {"fit_seconds": round(t1 - t0, 2),
+                                                             "predict_seconds": round(t2 - t1, 2)}
+            print(f"  {spec.label:22s} {rows} x {n_features}: fit {t1 - t0:7.1f}s "
+                  f"predict {t2 - t1:6.1f}s", file=sys.stderr)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description="Benchmark encoding and classifiers")
+    parser.add_argument("out", type=Path, help="bench.json to write")
+    parser.add_argument("--model", type=Path, required=True, help="local AutoencoderKL directory")
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=50000, help="training rows for classifiers; 0 skips")
+    args = parser.parse_args(argv)
+
+    encoder = bench_encoder(args.model, args.images, args.batch_size, args.reps)
+    classifiers = bench_classifiers(args.rows, 0) if args.rows else {}
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {
+        "machine": {"cpu": device_name("cpu"), "cores": torch.get_num_threads(),
+                    "native_bf16": cpu_has_native_bf16(), "python": platform.python_version(),
+                    "torch": torch.__version__},
+        "encoder": encoder, "classifiers": {"rows": args.rows, "test_rows": 10000, "seconds": classifiers},
+        "peak_rss_mb": round(peak_mb, 1),
+    }
+    write_json(args.out, result)
+    ips = encoder["images_per_second"]
+    print(f"\nencoder ({encoder['note']}), {args.images} images, median of {args.reps}:")
+    for name, value in ips.items():
+        print(f"  {name:12s} {value:8.1f} images/s   ratio vs plain {encoder['ratio_vs_plain'][name]:.2f}x")
+    print(f"  default path {encoder['default_path']}: CIFAR-10 (60,000 images) in about "
+          f"{encoder['cifar10_minutes_default_path']} min; bf16 relative error "
+          f"{encoder['bf16_relative_error']}")
+    print(f"peak RSS {peak_mb:.0f} MB -> {args.out}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,57 @@
+"""Uncertainty of test-set accuracies: bootstrap intervals and McNemar's exact test.
+
+Not run on its own. Used by the report (intervals for every accuracy, sample vs mean & std)
+and by ``report.diff`` (paired comparison of two runs on the same test images).
+Both rest on maintained implementations: ``scipy.stats.bootstrap`` and statsmodels'
+``mcnemar``; nothing here re-derives a formula.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_RESAMPLES = 2000
+LEVEL = 0.95
+
+
+def accuracy_ci(correct: np.ndarray, seed: int, level: float = LEVEL) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of a 0/1 "prediction correct" vector."""
+    from scipy.stats import bootstrap
+
+    correct = np.asarray(correct, dtype=np.float64)
+    if correct.min() == correct.max():  # all right or all wrong: no spread to resample
+        return float(correct[0]), float(correct[0])
+    res = bootstrap((correct,), np.mean, n_resamples=N_RESAMPLES, confidence_level=level,
+                    method="percentile", random_state=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def delta_ci(correct_a: np.ndarray, correct_b: np.ndarray, seed: int,
+             level: float = LEVEL) -> tuple[float, float]:
+    """Paired bootstrap interval of accuracy(B) - accuracy(A) over the same test images."""
+    from scipy.stats import bootstrap
+
+    a = np.asarray(correct_a, dtype=np.float64)
+    b = np.asarray(correct_b, dtype=np.float64)
+    if np.array_equal(a, b):
+        return 0.0, 0.0
+    diff = b - a
+    if diff.min() == diff.max():
+        return float(diff[0]), float(diff[0])
+    res = bootstrap((a, b), lambda x, y: np.mean(y) - np.mean(x), paired=True,
+                    n_resamples=N_RESAMPLES, confidence_level=level, method="percentile",
+                    random_state=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """McNemar's exact test on paired correctness; p = 1 when the models never disagree."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    only_a = int(np.sum(a & ~b))
+    only_b = int(np.sum(~a & b))
+    table = [[int(np.sum(a & b)), only_a], [only_b, int(np.sum(~a & ~b))]]
+    p = 1.0 if only_a + only_b == 0 else float(mcnemar(table, exact=True).pvalue)
+    return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": p}

@@ -1,0 +1,76 @@
+"""Stage 4b: compare VAE variants: one reconstruction panel and a PSNR/SSIM summary.
+
+Run:
+    python -m analysis.variants build/compare/reconstructions.png build/runs/A build/runs/B ...
+
+Writes the panel (originals on top, then one row per variant, the same test images
+throughout) and ``variants.json`` next to it: per variant, the mean PSNR and SSIM over the
+fixed test sample decoded by ``analysis.encode`` (scikit-image implementations).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from analysis.common import VaelabError, atomic_path, load_npz, read_json, run_main, write_json
+
+
+def summarise(run: Path) -> dict:
+    recon = load_npz(run / "reconstructions.npz", "reconstructions", ("psnr", "ssim", "originals"))
+    encode = read_json(run / "encode.json", "encoder description")
+    return {
+        "name": run.name, "model": encode["model"]["name"], "precision": encode["precision"],
+        "untrained": encode["model"]["untrained"],
+        "force_upcast": encode["vae_config"].get("force_upcast"),
+        "scaling_factor": encode["vae_config"].get("scaling_factor"),
+        "psnr_mean": round(float(np.mean(recon["psnr"])), 2),
+        "ssim_mean": round(float(np.mean(recon["ssim"])), 4),
+        "images": int(len(recon["psnr"])),
+    }
+
+
+def plot_panel(runs: list[Path], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recons = [load_npz(r / "reconstructions.npz", "reconstructions", ("originals", "reconstructions"))
+              for r in runs]
+    originals = recons[0]["originals"]
+    for run, rec in zip(runs, recons):
+        if not np.array_equal(rec["originals"], originals):
+            raise VaelabError(f"run {run} decoded other test images than {runs[0]}; rebuild both "
+                              "with the same DATASET and LIMIT")
+    stats = [summarise(r) for r in runs]
+    rows, cols = len(runs) + 1, len(originals)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols + 1.8, 1.25 * rows), squeeze=False)
+    labels = ["original"] + [f"{s['name']}\n{s['psnr_mean']:.1f} dB, SSIM {s['ssim_mean']:.2f}"
+                             for s in stats]
+    images = [originals] + [rec["reconstructions"] for rec in recons]
+    for i, (label, row) in enumerate(zip(labels, images)):
+        for j in range(cols):
+            ax = axes[i][j]
+            ax.imshow(row[j], interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[i][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=150, metadata={"Software": None})
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Compare VAE variants")
+    parser.add_argument("out", type=Path, help="reconstruction panel PNG to write")
+    parser.add_argument("runs", type=Path, nargs="+", help="run directories, primary first")
+    args = parser.parse_args(argv)
+    plot_panel(args.runs, args.out)
+    write_json(args.out.with_name("variants.json"), [summarise(r) for r in args.runs])
+
+
+if __name__ == "__main__":
+    run_main(main)

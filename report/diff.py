@@ -1,0 +1,158 @@
+"""Compare two runs on the same test images: paired statistics, config and figure changes.
+
+Run:
+    python -m report.diff build/runs/A build/runs/B build/diff-A-vs-B/diff.html
+    python -m report.diff build/runs/A build/runs/B --table      # plain table on stdout
+    python -m report.render pdf build/diff-A-vs-B/diff.html build/diff-A-vs-B/diff.pdf
+
+A run is a run directory (``build/runs/<name>``: config.json, encode.json, metrics.json,
+predictions.csv, figures/). For every model and feature set present in both runs it gives
+the two accuracies, the delta (B - A), a 95% paired bootstrap interval of the delta over
+the same test images and McNemar's exact p-value on the paired predictions. Runs on
+different test sets are refused: paired tests need the same images in the same order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from analysis.common import VaelabError, read_json, run_main, write_text
+from analysis.stats import delta_ci, mcnemar_exact
+
+CONFIG_KEYS = ("vae", "revision", "seed", "device", "precision", "batch_size")
+ENCODE_KEYS = ("device", "device_name", "precision", "dataset_sha256", "parameters", "cache_key")
+
+
+def read_predictions(run: Path) -> dict[str, np.ndarray]:
+    path = run / "predictions.csv"
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+    except FileNotFoundError:
+        raise VaelabError(f"{path} not found; is {run} a finished run directory?") from None
+    header, body = rows[0], np.asarray(rows[1:], dtype=np.int64)
+    return {name: body[:, i] for i, name in enumerate(header)}
+
+
+def load_run(run: Path) -> dict:
+    if not run.is_dir():
+        raise VaelabError(f"run {run} does not exist; pass a run name under build/runs/ or a run directory")
+    return {"dir": run, "name": run.name,
+            "config": read_json(run / "config.json", "run configuration"),
+            "encode": read_json(run / "encode.json", "encoder description"),
+            "metrics": read_json(run / "metrics.json", "metrics"),
+            "predictions": read_predictions(run)}
+
+
+def config_differences(a: dict, b: dict) -> list[dict]:
+    rows = []
+    for source, keys in (("config", CONFIG_KEYS), ("encode", ENCODE_KEYS)):
+        for key in keys:
+            va, vb = a[source].get(key), b[source].get(key)
+            if va != vb:
+                rows.append({"key": key, "a": va, "b": vb})
+    for key in ("revision", "weights_sha256", "untrained"):
+        va, vb = a["encode"]["model"].get(key), b["encode"]["model"].get(key)
+        if va != vb:
+            rows.append({"key": f"model {key}", "a": va, "b": vb})
+    return rows
+
+
+def compare(a: dict, b: dict, seed: int = 0) -> list[dict]:
+    ya, yb = a["predictions"]["y_true"], b["predictions"]["y_true"]
+    if a["encode"].get("dataset_sha256") != b["encode"].get("dataset_sha256") or not np.array_equal(ya, yb):
+        raise VaelabError(f"runs {a['name']} and {b['name']} used different test sets; paired "
+                          "comparisons need the same images (same DATASET and LIMIT)")
+    ma, mb = a["metrics"], b["metrics"]
+    rows = []
+    for model in ma["model_order"]:
+        for fs in ma["feature_set_order"]:
+            if ma["feature_sets"][fs].get("kind", "vae") != "vae":
+                continue  # pixel baselines do not depend on the VAE
+            column = f"{model}__{fs}"
+            if column not in b["predictions"] or column not in a["predictions"]:
+                continue
+            correct_a = a["predictions"][column] == ya
+            correct_b = b["predictions"][column] == yb
+            low, high = delta_ci(correct_a, correct_b, seed)
+            test = mcnemar_exact(correct_a, correct_b)
+            acc_a, acc_b = float(correct_a.mean()), float(correct_b.mean())
+            rows.append({
+                "model": ma["models"][model]["label"], "feature_set": ma["feature_sets"][fs]["label"],
+                "acc_a": round(acc_a, 4), "acc_b": round(acc_b, 4), "delta": round(acc_b - acc_a, 4),
+                "ci": [round(low, 4), round(high, 4)], "p_value": float(f"{test['p_value']:.4g}"),
+                "only_a": test["only_a_correct"], "only_b": test["only_b_correct"],
+                "significant": test["p_value"] < 0.05,
+            })
+    return rows
+
+
+def changed_figures(a: dict, b: dict, out_dir: Path) -> list[dict]:
+    """Figures whose bytes differ, copied next to the diff so that it is self-contained."""
+    rows = []
+    fig_a, fig_b = a["dir"] / "figures", b["dir"] / "figures"
+    if not fig_a.is_dir() or not fig_b.is_dir():
+        return rows
+    for path in sorted(fig_a.glob("*.png")):
+        other = fig_b / path.name
+        if other.is_file() and path.read_bytes() != other.read_bytes():
+            names = []
+            for side, src in (("a", path), ("b", other)):
+                dst = out_dir / "figures" / f"{side}-{path.name}"
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+                names.append(os.path.relpath(dst, out_dir))
+            rows.append({"name": path.stem, "a": names[0], "b": names[1]})
+    return rows
+
+
+def format_table(a: dict, b: dict, rows: list[dict]) -> str:
+    head = f"{'model':22s} {'features':11s} {a['name'][:12]:>12s} {b['name'][:12]:>12s} " \
+           f"{'delta':>8s} {'95% CI':>19s} {'McNemar p':>10s}"
+    lines = [f"A = {a['dir']}", f"B = {b['dir']}", head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['model']:22s} {r['feature_set']:11s} {r['acc_a']:12.4f} {r['acc_b']:12.4f} "
+                     f"{r['delta']:+8.4f} [{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}] {r['p_value']:10.4g}"
+                     f"{' *' if r['significant'] else ''}")
+    lines.append("* McNemar p < 0.05; delta = B - A")
+    return "\n".join(lines) + "\n"
+
+
+def render_diff(a: dict, b: dict, rows: list[dict], out: Path) -> str:
+    import jinja2
+
+    from report.render import TEMPLATES
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env.globals["css"] = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    return env.get_template("diff.html.j2").render(
+        a=a, b=b, rows=rows, config_rows=config_differences(a, b),
+        figures=changed_figures(a, b, out.parent),
+        n_test=len(a["predictions"]["y_true"]),
+        n_significant=sum(r["significant"] for r in rows))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Compare two runs")
+    parser.add_argument("a", type=Path)
+    parser.add_argument("b", type=Path)
+    parser.add_argument("out", type=Path, nargs="?", help="diff.html to write")
+    parser.add_argument("--table", action="store_true", help="print the comparison table")
+    args = parser.parse_args(argv)
+    a, b = load_run(args.a), load_run(args.b)
+    rows = compare(a, b, seed=int(a["config"].get("seed", 0)))
+    if args.table or args.out is None:
+        print(format_table(a, b, rows), end="")
+    if args.out is not None:
+        write_text(args.out, render_diff(a, b, rows, args.out))
+
+
+if __name__ == "__main__":
+    run_main(main)
