@@ -33,6 +33,9 @@ SEED ?= 0
 DEVICE ?= auto
 PRECISION ?= auto
 BATCH ?= 64
+# RESOLUTION: image side in pixels fed to the encoder (images are upsampled to it); a list
+# such as "32 64" runs every VAE at each. Off (32) by default: encoding costs ~4x per doubling.
+RESOLUTION ?= 32
 METADATA ?= report.toml
 DEMO_LIMIT ?= 30
 
@@ -47,13 +50,26 @@ endif
 ifneq ($(words $(BUILD)),1)
   $(error BUILD='$(BUILD)' must be one directory without spaces)
 endif
-# A run is named after its VAE's last path component: build/runs/sd-vae-ft-ema/.
+RESOLUTIONS := $(or $(strip $(RESOLUTION)),32)
+strip_digits = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))
+ifneq ($(strip $(call strip_digits,$(RESOLUTIONS))),)
+  $(error RESOLUTION='$(RESOLUTION)' must be whole numbers of pixels, e.g. RESOLUTION=64 or RESOLUTION="32 64")
+endif
+ifneq ($(words $(RESOLUTIONS)),$(words $(sort $(RESOLUTIONS))))
+  $(error RESOLUTION='$(RESOLUTION)' names a resolution twice)
+endif
+# A run is one VAE at one resolution, named after the VAE's last path component:
+# build/runs/sd-vae-ft-ema/ at 32 px, build/runs/sd-vae-ft-ema-r64/ at 64 px.
 run_name = $(notdir $(patsubst %/,%,$(1)))
-RUN_NAMES := $(foreach v,$(VAES),$(call run_name,$(v)))
+run_at = $(call run_name,$(1))$(if $(filter-out 32,$(2)),-r$(2))
+RUN_NAMES := $(foreach v,$(VAES),$(foreach r,$(RESOLUTIONS),$(call run_at,$(v),$(r))))
 ifneq ($(words $(RUN_NAMES)),$(words $(sort $(RUN_NAMES))))
   $(error VAES='$(VAES)' has two models with the same name; rename one directory)
 endif
-vae_of = $(firstword $(foreach v,$(VAES),$(if $(filter $(1),$(call run_name,$(v))),$(v))))
+# The VAE and the resolution behind a run name.
+run_pairs = $(foreach v,$(VAES),$(foreach r,$(RESOLUTIONS),$(if $(filter $(1),$(call run_at,$(v),$(r))),$(v) $(r))))
+vae_of = $(word 1,$(call run_pairs,$(1)))
+resolution_of = $(word 2,$(call run_pairs,$(1)))
 RUN_DIRS := $(addprefix $(BUILD)/runs/,$(RUN_NAMES))
 DATA_DIR := $(BUILD)/data
 FIGURE_NAMES := examples confusion_best confusion_all pca lda kde reconstructions
@@ -61,14 +77,14 @@ FIGURE_FILES := $(patsubst %,figures/%.png,$(FIGURE_NAMES)) figures/figures.json
 figures_of = $(addprefix $(1)/,$(FIGURE_FILES))
 # Named here so that make treats them as real products, never as intermediates to delete.
 RUN_PRODUCTS := $(foreach r,$(RUN_DIRS),$(r)/config.json $(r)/latents.npz $(r)/metrics.json \
-                  $(call figures_of,$(r)))
+                  $(r)/provenance.json $(call figures_of,$(r)))
 COMMON := analysis/__init__.py analysis/common.py analysis/config.py
 
-.PHONY: help setup report demo test bench diff clean distclean FORCE
+.PHONY: help setup report demo test check bench diff clean distclean FORCE
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Variables: VAE REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH BUILD DATA_ROOT METADATA (see README.md)"
+	@echo "Variables: VAE REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH RESOLUTION BUILD DATA_ROOT METADATA (see README.md)"
 
 report: $(BUILD)/report.html $(BUILD)/report.pdf ## build the report (build/report.html and build/report.pdf)
 
@@ -80,7 +96,7 @@ demo: $(DEMO_BUILD)/models/tiny-vae/config.json $(DEMO_BUILD)/images/classes.txt
 	  LIMIT= REVISION= METADATA=$(METADATA)
 	@echo "demo report: $(DEMO_BUILD)/report.html $(DEMO_BUILD)/report.pdf"
 
-test: $(SETUP) ## run the test suite
+test: $(SETUP) | $(VENV)/.check-tools ## run the test suite
 	$(PY) -m pytest
 
 clean: ## delete build outputs but keep the latent cache
@@ -113,7 +129,7 @@ $(DATA_DIR)/config.json: FORCE | $(SETUP)
 $(BUILD)/runs/%/config.json: FORCE | $(SETUP)
 	@$(PY) -m analysis.config run --vae $(call q,$(call vae_of,$*)) --revision $(call q,$(REVISION)) \
 	  --seed $(call q,$(SEED)) --device $(call q,$(DEVICE)) --precision $(call q,$(PRECISION)) \
-	  --batch-size $(call q,$(BATCH)) --out $@
+	  --batch-size $(call q,$(BATCH)) --resolution $(call q,$(or $(call resolution_of,$*),32)) --out $@
 
 $(BUILD)/report-inputs.json: FORCE | $(SETUP)
 	@$(PY) -m analysis.config report $(addprefix --run ,$(RUN_DIRS)) --data $(DATA_DIR) \
@@ -133,6 +149,12 @@ $(BUILD)/runs/%/metrics.json: $(BUILD)/runs/%/latents.npz $(DATA_DIR)/dataset.np
 $(call figures_of,$(BUILD)/runs/%): $(BUILD)/runs/%/metrics.json $(DATA_DIR)/dataset.npz analysis/figures.py $(COMMON)
 	$(PY) -m analysis.figures $(BUILD)/runs/$* $(DATA_DIR)/dataset.npz $(BUILD)/runs/$*/figures \
 	  --seed $(call q,$(SEED))
+
+# Make variables as typed (BUILD left out: where outputs go does not change them).
+PROVENANCE_VARS := $(foreach v,VAES REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH RESOLUTION DATA_ROOT METADATA,\
+                     --variable $(call q,$(v)=$($(v))))
+$(BUILD)/runs/%/provenance.json: $(BUILD)/runs/%/metrics.json report/provenance.py $(COMMON)
+	$(PY) -m report.provenance $(BUILD)/runs/$* $(DATA_DIR) $@ $(PROVENANCE_VARS)
 
 # Several variants: a reconstruction panel over all of them (one run needs none).
 COMPARE := $(if $(word 2,$(RUN_DIRS)),$(BUILD)/compare/reconstructions.png)
@@ -168,7 +190,7 @@ $(BUILD)/%/images/classes.txt: analysis/demo.py | $(SETUP)
 
 # ---- benchmark ----------------------------------------------------------------------
 BENCH_MODEL ?= $(BUILD)/bench/models/sd-vae-arch
-BENCH_IMAGES ?= 512
+BENCH_IMAGES ?= 256
 BENCH_ROWS ?= 50000
 
 $(BUILD)/bench/models/sd-vae-arch/config.json: analysis/demo.py | $(SETUP)
@@ -177,3 +199,49 @@ $(BUILD)/bench/models/sd-vae-arch/config.json: analysis/demo.py | $(SETUP)
 bench: $(BENCH_MODEL)/config.json | $(SETUP) ## measure encoder throughput and classifier cost (build/bench.json)
 	$(PY) -m analysis.bench $(BUILD)/bench.json --model $(BENCH_MODEL) \
 	  --images $(BENCH_IMAGES) --rows $(BENCH_ROWS)
+
+# ---- validation ---------------------------------------------------------------------
+# The validators behind `make check` (and the tests that use them). Every step may fail
+# (no root, no network, no npm): the stamp is written anyway and report.check skips what is
+# missing with a notice. Delete $(VENV)/.check-tools to try the installation again.
+VNU_VERSION ?= 26.9.27
+VNU_DIR := $(VENV)/node
+
+$(VENV)/.check-tools: $(SETUP)
+	@missing=""; \
+	command -v java >/dev/null || missing+=" default-jre-headless"; \
+	command -v qpdf >/dev/null || missing+=" qpdf"; \
+	command -v pdfinfo >/dev/null || missing+=" poppler-utils"; \
+	command -v chromium >/dev/null || missing+=" chromium"; \
+	command -v chromedriver >/dev/null || missing+=" chromium-driver"; \
+	if [[ -z $$missing ]]; then :; \
+	elif [[ $$(id -u) == 0 ]] && command -v apt-get >/dev/null; then \
+	  echo "installing validators:$$missing (apt-get)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $$missing >/dev/null; } \
+	    || echo "vaelab: notice: apt-get install$$missing failed; make check will skip what is missing" >&2; \
+	else \
+	  echo "vaelab: notice: cannot install$$missing (needs root and apt-get); make check will skip what is missing" >&2; \
+	fi
+	@# --ignore-scripts: vnu-jar's postinstall downloads a Java runtime; the machine's Java runs it.
+	@# Short retries: offline, npm's defaults spend over a minute before giving up.
+	@if command -v npm >/dev/null; then \
+	  echo "installing vnu-jar $(VNU_VERSION) (npm)"; \
+	  npm install --prefix $(VNU_DIR) --no-audit --no-fund --ignore-scripts --silent \
+	    --fetch-retries=1 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=5000 --fetch-timeout=60000 \
+	    vnu-jar@$(VNU_VERSION) \
+	    || echo "vaelab: notice: npm install vnu-jar failed; make check will skip the HTML validator" >&2; \
+	else \
+	  echo "vaelab: notice: npm not found, so no vnu-jar; make check will skip the HTML validator" >&2; \
+	fi
+	@$(PY) -c 'import selenium' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check selenium \
+	  || echo "vaelab: notice: pip install selenium failed; make check will skip the Chromium check" >&2
+	@touch $@
+
+# Checks what is built, without rebuilding it: `make report check`, or after `make demo`,
+# `make check BUILD=build/demo`. Diffs made with `make diff` are checked too. Named together
+# with `report`, it waits for the report even under make -j.
+CHECK_HTML = $(BUILD)/report.html $(wildcard $(BUILD)/diff-*/diff.html)
+
+check: $(filter report,$(MAKECMDGOALS)) | $(VENV)/.check-tools ## validate the built report: W3C HTML checker, qpdf/pdfinfo, images on disk and in headless Chromium
+	$(PY) -m report.check $(foreach h,$(CHECK_HTML),--html $(h) --pdf $(h:.html=.pdf))

@@ -9,9 +9,10 @@ Writes next to ``metrics.json``: ``metrics.csv`` (one row per model and feature 
 ``predictions.csv`` (test labels and every model's predictions, for paired comparisons
 between runs) and ``timings-classify.json`` (fit/predict seconds; the only non-deterministic output).
 
-VAE feature sets (flattened in C order, channel first):
-* ``sample``: one seeded ``latent_dist.sample()`` per image, (N, 4*4*4) = (N, 64);
-* ``mean_std``: latent mean and std side by side, (N, 128).
+VAE feature sets (flattened in C order, channel first), as wide as the latents are:
+* ``sample``: one seeded ``latent_dist.sample()`` per image, (N, C*h*w): (N, 4*4*4) = (N, 64)
+  at 32 px, (N, 4*8*8) = (N, 256) at RESOLUTION=64;
+* ``mean_std``: latent mean and std side by side, (N, 2*C*h*w): (N, 128) at 32 px, (N, 512) at 64.
 
 Pixel baselines from DATASET_NPZ (uint8 (N, 32, 32, 3), scaled to [0, 1]), fitted on the
 training images only, so that "does the VAE help?" is answered at equal feature count:
@@ -41,7 +42,8 @@ from pathlib import Path
 import numpy as np
 
 from analysis import stats
-from analysis.common import VaelabError, load_npz, read_json, run_main, write_json, write_text
+from analysis.common import (VaelabError, load_npz, progress, read_json, run_main, write_json,
+                             write_text)
 
 ROUND = 4  # decimals kept in metrics.json / metrics.csv
 P_DIGITS = 4  # significant digits kept for p-values (they can be tiny)
@@ -122,11 +124,11 @@ def make_model(key: str, seed: int, n_train: int):
 
 def feature_sets(latents: dict[str, np.ndarray], split: str) -> dict[str, np.ndarray]:
     n = len(latents[f"y_{split}"])
-    mean = latents[f"{split}_mean"].reshape(n, -1)  # (N, 64)
-    std = latents[f"{split}_std"].reshape(n, -1)  # (N, 64)
+    mean = latents[f"{split}_mean"].reshape(n, -1)  # (N, C*h*w): (N, 64) at 32 px
+    std = latents[f"{split}_std"].reshape(n, -1)  # (N, C*h*w)
     return {
-        "sample": latents[f"{split}_sample"].reshape(n, -1),  # (N, 64)
-        "mean_std": np.concatenate([mean, std], axis=1),  # (N, 128)
+        "sample": latents[f"{split}_sample"].reshape(n, -1),  # (N, C*h*w)
+        "mean_std": np.concatenate([mean, std], axis=1),  # (N, 2*C*h*w): (N, 128) at 32 px
     }
 
 
@@ -209,9 +211,11 @@ def train_and_score(latents: dict[str, np.ndarray], classes: list[str], seed: in
     results: dict = {}
     predictions: dict[str, np.ndarray] = {}
     timings: dict = {}
+    bar = progress(len(models) * len(train), "classifiers", "fit")
     for spec in models:
         results[spec.key], timings[spec.key] = {}, {}
         for fs in train:
+            bar.set_postfix_str(f"{spec.label}, {fs}")
             model = make_model(spec.key, seed, len(y_train))
             t0 = time.perf_counter()
             model.fit(train[fs], y_train)
@@ -223,9 +227,11 @@ def train_and_score(latents: dict[str, np.ndarray], classes: list[str], seed: in
             results[spec.key][fs]["accuracy_ci"] = [round(low, ROUND), round(high, ROUND)]
             predictions[f"{spec.key}__{fs}"] = y_pred
             timings[spec.key][fs] = {"fit_seconds": round(t1 - t0, 3), "predict_seconds": round(t2 - t1, 3)}
-            print(f"  {spec.label:22s} {fs:19s} accuracy "
-                  f"{results[spec.key][fs]['accuracy']:.4f}  fit {t1 - t0:6.1f}s  "
-                  f"predict {t2 - t1:5.1f}s", file=sys.stderr)
+            bar.write(f"  {spec.label:22s} {fs:19s} accuracy "
+                      f"{results[spec.key][fs]['accuracy']:.4f}  fit {t1 - t0:6.1f}s  "
+                      f"predict {t2 - t1:5.1f}s", file=sys.stderr)
+            bar.update(1)
+    bar.close()
     return results, predictions, timings
 
 

@@ -50,6 +50,14 @@ def run_main(main: Callable[[list[str] | None], None]) -> None:
         sys.exit(130)
 
 
+def progress(total: int, desc: str, unit: str):
+    """A tqdm bar with rate and ETA; hidden off a TTY (logs, CI) and when QUIET=1."""
+    from tqdm.auto import tqdm
+
+    quiet = os.environ.get("QUIET") == "1" or None  # None: tqdm hides itself off a TTY
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, dynamic_ncols=True, file=sys.stderr)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` only on success.

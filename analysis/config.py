@@ -2,7 +2,8 @@
 
 Run:
     python -m analysis.config data --dataset cifar10 --limit 0 --data-root DIR --out build/data/config.json
-    python -m analysis.config run --vae stabilityai/sd-vae-ft-ema --seed 0 --out build/runs/NAME/config.json
+    python -m analysis.config run --vae stabilityai/sd-vae-ft-ema --seed 0 --resolution 64 \
+        --out build/runs/NAME/config.json
 
 The Makefile calls this on every `make`; the file is rewritten only when its content
 changes, so its timestamp tells make exactly when downstream products are stale
@@ -25,6 +26,9 @@ DEFAULT_VAE = "stabilityai/sd-vae-ft-ema"
 # A hub id: "owner/name" made of the characters the Hugging Face Hub allows.
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+# RESOLUTION: the side images are upsampled to before encoding. The SD VAE halves three
+# times, so sides are multiples of 8; 32 is the images' own size (no upsampling).
+RESOLUTION_STEP, RESOLUTION_MIN, RESOLUTION_MAX = 8, 32, 512
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda[:N] | mps
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     batch_size: int = 64
+    resolution: int = 32  # image side fed to the encoder; 32 = as stored, larger = upsampled
 
 
 def parse_int(name: str, text: str, minimum: int) -> int:
@@ -63,6 +68,17 @@ def parse_limit(text: str) -> int:
     if str(text).strip().lower() in ("", "all"):
         return 0
     return parse_int("LIMIT", text, 1)
+
+
+def parse_resolution(text: str) -> int:
+    """RESOLUTION: a multiple of 8 from 32 to 512 (empty means 32, no upsampling)."""
+    if str(text).strip() == "":
+        return RESOLUTION_MIN
+    value = parse_int("RESOLUTION", text, 0)
+    if not RESOLUTION_MIN <= value <= RESOLUTION_MAX or value % RESOLUTION_STEP:
+        raise VaelabError(f"RESOLUTION={value} must be a multiple of {RESOLUTION_STEP} from "
+                          f"{RESOLUTION_MIN} to {RESOLUTION_MAX}, e.g. RESOLUTION=64")
+    return value
 
 
 def check_dataset(spec: str) -> str:
@@ -102,7 +118,7 @@ def make_data_config(dataset: str, limit: str, data_root: str) -> DataConfig:
 
 
 def make_run_config(vae: str, revision: str, seed: str, device: str, precision: str,
-                    batch_size: str) -> RunConfig:
+                    batch_size: str, resolution: str = "32") -> RunConfig:
     device = device.strip() or "auto"
     precision = precision.strip().lower() or "auto"
     if not DEVICE.match(device):
@@ -111,7 +127,8 @@ def make_run_config(vae: str, revision: str, seed: str, device: str, precision: 
         raise VaelabError(f"PRECISION={precision!r} is not known; use one of {', '.join(PRECISIONS)}")
     return RunConfig(vae=check_vae(vae), revision=revision.strip(), seed=parse_int("SEED", seed, 0),
                      device=device, precision=precision,
-                     batch_size=parse_int("BATCH", batch_size, 1))
+                     batch_size=parse_int("BATCH", batch_size, 1),
+                     resolution=parse_resolution(resolution))
 
 
 def write_if_changed(path: Path, config: object) -> bool:
@@ -144,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--device", default="auto")
     run.add_argument("--precision", default="auto")
     run.add_argument("--batch-size", default="64")
+    run.add_argument("--resolution", default="32", help="image side fed to the encoder (pixels)")
     report = sub.add_parser("report", help="which runs and data a report is made from")
     report.add_argument("--run", action="append", default=[], help="run directory (repeatable)")
     report.add_argument("--data", required=True)
@@ -158,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
                   "data": str(Path(args.data).resolve()), "metadata": args.metadata}
     else:
         config = make_run_config(args.vae, args.revision, args.seed, args.device, args.precision,
-                                 args.batch_size)
+                                 args.batch_size, args.resolution)
     write_if_changed(args.out, config)
 
 

@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import socket
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -196,10 +197,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("config", type=Path, help="data config.json from analysis.config")
     parser.add_argument("out", type=Path, help="dataset.npz to write")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
     config = load_data_config(args.config)
     arrays, info = build_dataset(config)
     # dataset.json first: make tracks dataset.npz, so it must be the last file written.
     write_json(args.out.with_name("dataset.json"), info)
+    write_json(args.out.with_name("timings-data.json"),
+               {"data_seconds": round(time.perf_counter() - started, 2)})
     save_npz(args.out, **arrays)
     print(f"dataset: {info['n_train']} train / {info['n_test']} test images, "
           f"{len(info['classes'])} classes -> {args.out}", file=sys.stderr)

@@ -6,8 +6,9 @@ Run:
 
 Writes, next to ``latents.npz``:
 * ``latents.npz``: ``{train,test}_{mean,std,sample}`` float32 (N, C, h, w) — (N, 4, 4, 4)
-  for 32x32 images and an SD VAE — plus ``y_train``/``y_test``;
-* ``reconstructions.npz``: the first test image of each class and its decoded latent mean;
+  for 32x32 images and an SD VAE, (N, 4, R/8, R/8) at RESOLUTION=R — plus ``y_train``/``y_test``;
+* ``reconstructions.npz``: the first test image of each class and its decoded latent mean
+  (at 32x32: decodes at a larger resolution are averaged back down before PSNR/SSIM);
 * ``encode.json``: the resolved configuration (model revision, device, precision, cache key);
 * ``timings-encode.json``: wall-clock seconds (kept apart: the only non-deterministic file).
 
@@ -16,9 +17,13 @@ Writes, next to ``latents.npz``:
 ``torch.Generator`` seeded with SEED. Drawing the noise up front makes the sample
 independent of batch size, chunking, device and resume points.
 
+With ``resolution`` above 32 (RESOLUTION=64), each [-1, 1] batch is upsampled to R x R
+(bicubic, ``align_corners=False``, clamped to [-1, 1]) right before the encoder.
+
 Latents are cached under ``--cache`` keyed by model revision and weights checksum,
-dataset checksum, seed, device type and precision: a second ``make report`` (or switching
-back to an earlier VAE) does not re-encode. Work is written in chunks, so an interrupted
+dataset checksum, seed, device type, precision and resolution (left out of the key at
+32 px, so entries from before RESOLUTION existed stay valid): a second ``make report`` (or
+switching back to an earlier VAE) does not re-encode. Work is written in chunks, so an interrupted
 run resumes from the last complete chunk.
 """
 
@@ -26,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import shutil
 import sys
 import time
@@ -35,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.common import (VaelabError, copy_file, load_npz, read_json, run_main, save_npz,
-                             sha256_file, sha256_json, write_json, write_text)
+from analysis.common import (VaelabError, copy_file, load_npz, progress, read_json, run_main,
+                             save_npz, sha256_file, sha256_json, write_json, write_text)
 from analysis.config import RunConfig, load_run_config
 from analysis.vae import (choose_device, choose_precision, device_name, load_vae,
                           resolve_model)
@@ -46,6 +50,7 @@ ENCODER_VERSION = 3
 CHUNK = 4096  # images per resumable chunk
 RECON_PER_CLASS = 10  # test images per class decoded for PSNR/SSIM
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+IMAGE_SIDE = 32  # the stored images' side; other resolutions are resampled from it
 
 
 def to_model_input(images: np.ndarray, device: str, dtype=None):
@@ -57,6 +62,21 @@ def to_model_input(images: np.ndarray, device: str, dtype=None):
     return x if dtype is None else x.to(dtype)
 
 
+def resize(x, side: int, mode: str):
+    """float (B, 3, H, W) in [-1, 1] -> (B, 3, side, side); unchanged when already that size.
+
+    ``mode``: "bicubic" to upsample before encoding (clamped: bicubic overshoots),
+    "area" to average decoded images back down to the stored size.
+    """
+    import torch.nn.functional as F
+
+    if tuple(x.shape[-2:]) == (side, side):
+        return x
+    if mode == "bicubic":
+        return F.interpolate(x, size=(side, side), mode="bicubic", align_corners=False).clamp(-1, 1)
+    return F.interpolate(x, size=(side, side), mode=mode)
+
+
 def to_uint8_images(x) -> np.ndarray:
     """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3), rounding like torchvision."""
     x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to("cpu")
@@ -64,12 +84,13 @@ def to_uint8_images(x) -> np.ndarray:
 
 
 class Encoder:
-    """The VAE on its device in its precision; ``encode`` returns float32 mean and std."""
+    """The VAE on its device in its precision; ``encode`` returns float32 mean and std of the
+    images resized to ``resolution`` x ``resolution`` (32: as stored)."""
 
-    def __init__(self, vae, device: str, precision: str):
+    def __init__(self, vae, device: str, precision: str, resolution: int = IMAGE_SIDE):
         import torch
 
-        self.device, self.precision = device, precision
+        self.device, self.precision, self.resolution = device, precision, resolution
         self.dtype = getattr(torch, DTYPES[precision])
         # Low precision on CUDA runs with weights cast; on the CPU bfloat16 runs as autocast,
         # which keeps the numerically delicate ops (group norm, softmax) in float32.
@@ -90,8 +111,9 @@ class Encoder:
     def encode(self, images: np.ndarray):
         import torch
 
-        x = to_model_input(images, self.device, None if self.autocast else self.dtype)
-        x = x.contiguous(memory_format=self.memory_format)  # (B, 3, 32, 32), NHWC in memory
+        x = resize(to_model_input(images, self.device), self.resolution, "bicubic")  # float32
+        x = x if self.autocast else x.to(self.dtype)
+        x = x.contiguous(memory_format=self.memory_format)  # (B, 3, R, R), NHWC in memory
         with torch.inference_mode(), self.context():
             dist = self.vae.encode(x).latent_dist
         return dist.mean.float().cpu(), dist.std.float().cpu()  # each (B, C, h, w)
@@ -120,20 +142,13 @@ def check_finite(count: int, what: str, name: str, precision: str, device: str) 
         )
 
 
-def progress(total: int, desc: str):
-    from tqdm.auto import tqdm
-
-    quiet = os.environ.get("QUIET") == "1" or None  # None: tqdm hides itself off a TTY
-    return tqdm(total=total, desc=desc, unit="img", disable=quiet, dynamic_ncols=True)
-
-
 def encode_split(encoder: Encoder, images: np.ndarray, batch_size: int, partial: Path,
                  split: str, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Encode ``images`` chunk by chunk; chunks already in ``partial`` are reused."""
     import torch
 
     means, stds = [], []
-    with progress(len(images), f"encode {split}") as bar:
+    with progress(len(images), f"encode {split}", "img") as bar:
         for start in range(0, len(images), CHUNK):
             stop = min(start + CHUNK, len(images))
             chunk_file = partial / f"{split}-{start:06d}-{stop:06d}.npz"
@@ -170,6 +185,8 @@ def reconstruct(encoder: Encoder, x_test: np.ndarray, y_test: np.ndarray, n_clas
 
     ``originals``/``reconstructions`` hold the first image of each class (at most 10) for
     the figure; ``psnr``/``ssim`` are per image over the whole sample (skimage, 8-bit RGB).
+    Decodes at a larger resolution are area-averaged back to the originals' 32x32 first, so
+    metrics and panels compare across resolutions.
     """
     import torch
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -178,9 +195,10 @@ def reconstruct(encoder: Encoder, x_test: np.ndarray, y_test: np.ndarray, n_clas
     decoded = []
     for start in range(0, len(sample), batch_size):
         mean, _ = encoder.encode(x_test[sample[start:start + batch_size]])
-        decoded.append(encoder.decode(mean))  # (B, 3, 32, 32) in about [-1, 1]
+        decoded.append(encoder.decode(mean))  # (B, 3, R, R) in about [-1, 1]
     decoded = torch.cat(decoded)
     check_finite(count_nonfinite(decoded), "reconstruction", name, encoder.precision, encoder.device)
+    decoded = resize(decoded, x_test.shape[1], "area")  # (K, 3, 32, 32)
     recon = to_uint8_images(decoded)  # (K, 32, 32, 3)
     originals = x_test[sample]
     psnr = np.array([peak_signal_noise_ratio(o, r, data_range=255) for o, r in zip(originals, recon)])
@@ -217,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
                   "revision": model.revision, "weights_sha256": model.weights_sha256,
                   "dataset_sha256": data_info["sha256"], "seed": config.seed,
                   "device_type": device.split(":")[0], "precision": precision}
+    if config.resolution != IMAGE_SIDE:  # left out at 32 px: older cache entries stay valid
+        key_fields["resolution"] = config.resolution
     key = sha256_json(key_fields)[:24]
     entry = args.cache / f"latents-{key}"
     info = {
@@ -229,6 +249,10 @@ def main(argv: list[str] | None = None) -> None:
         "torch_threads": torch.get_num_threads(), "batch_size": config.batch_size,
         "memory_format": "channels_last" if device == "cpu" else "contiguous",
         "seed": config.seed, "cache_key": key, "classes": data_info["classes"],
+        "resolution": config.resolution,
+        "upsampling": (None if config.resolution == IMAGE_SIDE else
+                       f"{IMAGE_SIDE}x{IMAGE_SIDE} -> {config.resolution}x{config.resolution}, "
+                       "bicubic, align_corners=False, clamped to [-1, 1]"),
         "dataset_sha256": data_info["sha256"], "cache_fields": key_fields,
         "sample_definition": "mean + std * eps, eps ~ N(0, I) from torch.Generator(seed)",
     }
@@ -245,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     if not reused:
         data = load_npz(args.data, "dataset", ("x_train", "y_train", "x_test", "y_test"))
         torch.manual_seed(config.seed)
-        encoder = Encoder(vae, device, precision)
+        encoder = Encoder(vae, device, precision, config.resolution)
         partial = args.cache / f"latents-{key}.partial"
         partial.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}

@@ -5,7 +5,9 @@ Run:
 
 Writes the panel (originals on top, then one row per variant, the same test images
 throughout) and ``variants.json`` next to it: per variant, the mean PSNR and SSIM over the
-fixed test sample decoded by ``analysis.encode`` (scikit-image implementations).
+fixed test sample decoded by ``analysis.encode`` (scikit-image implementations), its
+resolution, and the label the report uses for it: the run name, or "VAE @ R px" when the
+runs differ in resolution (RESOLUTION="32 64").
 """
 
 from __future__ import annotations
@@ -18,11 +20,18 @@ import numpy as np
 from analysis.common import VaelabError, atomic_path, load_npz, read_json, run_main, write_json
 
 
+def vae_name(model: str) -> str:
+    """A model as run names call it: the last path component of its hub id or directory."""
+    return Path(model.rstrip("/")).name
+
+
 def summarise(run: Path) -> dict:
     recon = load_npz(run / "reconstructions.npz", "reconstructions", ("psnr", "ssim", "originals"))
     encode = read_json(run / "encode.json", "encoder description")
     return {
         "name": run.name, "model": encode["model"]["name"], "precision": encode["precision"],
+        "vae_name": vae_name(encode["model"]["name"]),
+        "resolution": int(encode.get("resolution", 32)),  # encode.json from before RESOLUTION: 32
         "untrained": encode["model"]["untrained"],
         "force_upcast": encode["vae_config"].get("force_upcast"),
         "scaling_factor": encode["vae_config"].get("scaling_factor"),
@@ -30,6 +39,16 @@ def summarise(run: Path) -> dict:
         "ssim_mean": round(float(np.mean(recon["ssim"])), 4),
         "images": int(len(recon["psnr"])),
     }
+
+
+def summarise_all(runs: list[Path]) -> list[dict]:
+    """summarise() per run, each with its ``label``: "sd-vae-ft-ema @ 64 px" when the runs
+    differ in resolution, else the run name."""
+    stats = [summarise(r) for r in runs]
+    by_resolution = len({s["resolution"] for s in stats}) > 1
+    for s in stats:
+        s["label"] = f"{s['vae_name']} @ {s['resolution']} px" if by_resolution else s["name"]
+    return stats
 
 
 def plot_panel(runs: list[Path], out: Path) -> None:
@@ -45,10 +64,10 @@ def plot_panel(runs: list[Path], out: Path) -> None:
         if not np.array_equal(rec["originals"], originals):
             raise VaelabError(f"run {run} decoded other test images than {runs[0]}; rebuild both "
                               "with the same DATASET and LIMIT")
-    stats = [summarise(r) for r in runs]
+    stats = summarise_all(runs)
     rows, cols = len(runs) + 1, len(originals)
     fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols + 1.8, 1.25 * rows), squeeze=False)
-    labels = ["original"] + [f"{s['name']}\n{s['psnr_mean']:.1f} dB, SSIM {s['ssim_mean']:.2f}"
+    labels = ["original"] + [f"{s['label']}\n{s['psnr_mean']:.1f} dB, SSIM {s['ssim_mean']:.2f}"
                              for s in stats]
     images = [originals] + [rec["reconstructions"] for rec in recons]
     for i, (label, row) in enumerate(zip(labels, images)):
@@ -69,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", type=Path, nargs="+", help="run directories, primary first")
     args = parser.parse_args(argv)
     plot_panel(args.runs, args.out)
-    write_json(args.out.with_name("variants.json"), [summarise(r) for r in args.runs])
+    write_json(args.out.with_name("variants.json"), summarise_all(args.runs))
 
 
 if __name__ == "__main__":

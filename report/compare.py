@@ -1,7 +1,9 @@
 """The "Comparing encoders" section: context built from every variant's run directory.
 
 Not run on its own; ``report.render`` calls ``build_compare`` when a report has more than
-one VAE variant. Every number and sentence comes from the runs' files.
+one VAE variant. Every number and sentence comes from the runs' files. A variant is one run:
+one VAE at one resolution (RESOLUTION="32 64" gives two per VAE); when the runs differ in
+resolution, every column and sentence names both ("sd-vae-ft-ema @ 64 px").
 """
 
 from __future__ import annotations
@@ -37,13 +39,23 @@ def wins(table: list[dict], n: int) -> list[int]:
     return counts
 
 
+def resolution(variant: dict) -> int:
+    return int(variant.get("resolution", 32))  # variants.json from before RESOLUTION: 32 px
+
+
+def label(variant: dict) -> str:
+    """How the section names a run; variants.json from before RESOLUTION has no label."""
+    return variant.get("label", variant["name"])
+
+
 def variant_sentences(variants: list[dict], metrics: list[dict], table: list[dict]) -> list[str]:
-    names = [v["name"] for v in variants]
+    names = [label(v) for v in variants]
     best = [m["best"] for m in metrics]
     counts = wins(table, len(variants))
     ranked = sorted(range(len(variants)), key=lambda i: -best[i]["accuracy"])
+    per = "encoder and resolution" if len({resolution(v) for v in variants}) > 1 else "encoder"
     out = [
-        "Best accuracy per encoder: " + "; ".join(
+        f"Best accuracy per {per}: " + "; ".join(
             f"{names[i]} {best[i]['accuracy']:.4f} ({metrics[i]['models'][best[i]['model']]['label']})"
             for i in ranked) + ". "
         + f"{names[ranked[0]]} gives the highest accuracy in "
@@ -52,9 +64,38 @@ def variant_sentences(variants: list[dict], metrics: list[dict], table: list[dic
     sharpest = max(variants, key=lambda v: v["psnr_mean"])
     out.append(
         "Reconstruction quality over the same test images: " + "; ".join(
-            f"{v['name']} PSNR {v['psnr_mean']:.2f} dB, SSIM {v['ssim_mean']:.3f}" for v in variants)
-        + f". {sharpest['name']} reconstructs best."
+            f"{label(v)} PSNR {v['psnr_mean']:.2f} dB, SSIM {v['ssim_mean']:.3f}" for v in variants)
+        + f". {label(sharpest)} reconstructs best."
     )
+    return out
+
+
+def resolution_sentences(variants: list[dict], metrics: list[dict]) -> list[str]:
+    """One sentence per VAE run at several resolutions: its best accuracy at each."""
+    groups: dict[str, list[int]] = {}
+    for i, v in enumerate(variants):
+        groups.setdefault(v["model"], []).append(i)
+    out = []
+    for runs in groups.values():
+        runs = sorted(runs, key=lambda i: resolution(variants[i]))
+        if len({resolution(variants[i]) for i in runs}) < 2:
+            continue
+        parts = []
+        for i in runs:
+            best, fs = metrics[i]["best"], metrics[i]["feature_sets"][metrics[i]["best"]["feature_set"]]
+            parts.append(f"{best['accuracy']:.4f} at {resolution(variants[i])} px "
+                         f"({metrics[i]['models'][best['model']]['label']}, {fs['label']}, "
+                         f"{fs['n_features']} features)")
+        low, high = runs[0], runs[-1]
+        change = metrics[high]["best"]["accuracy"] - metrics[low]["best"]["accuracy"]
+        verdict = ("the same best accuracy" if change == 0 else
+                   f"a best accuracy {100 * abs(change):.1f} points "
+                   f"{'higher' if change > 0 else 'lower'}")
+        cost = (resolution(variants[high]) / resolution(variants[low])) ** 2
+        out.append(f"Resolution, for {variants[low].get('vae_name', variants[low]['model'])}: best "
+                   f"accuracy " + "; ".join(parts) + f". Encoding at {resolution(variants[high])} "
+                   f"instead of {resolution(variants[low])} px gives {verdict}, for about "
+                   f"{cost:.0f} times the encoder's work per image.")
     return out
 
 
@@ -69,11 +110,11 @@ def upcast_paragraph(variants: list[dict], metrics: list[dict]) -> str | None:
     acc_gap = metrics[i]["best"]["accuracy"] - metrics[0]["best"]["accuracy"]
     broken = v["ssim_mean"] < 0.5 * max(primary["ssim_mean"], 1e-9)
     precision = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[v["precision"]]
-    text = (f"The original study found {v['name']} worse, with broken reconstructions. Here it ran "
+    text = (f"The original study found {label(v)} worse, with broken reconstructions. Here it ran "
             f"in {precision}; its config sets force_upcast={v['force_upcast']}, so vaelab never "
             "runs it in float16, and every latent and reconstruction was checked for NaN/Inf "
             f"(none found, or the run would have stopped). Its reconstructions reach "
-            f"{v['psnr_mean']:.2f} dB PSNR ({gap:+.2f} dB against {primary['name']}) and its best "
+            f"{v['psnr_mean']:.2f} dB PSNR ({gap:+.2f} dB against {label(primary)}) and its best "
             f"accuracy differs by {100 * acc_gap:+.1f} points. ")
     if broken:
         text += ("Its reconstructions are still clearly worse here, so float16 overflow alone does "
@@ -88,12 +129,16 @@ def upcast_paragraph(variants: list[dict], metrics: list[dict]) -> str | None:
 def build_compare(run_dirs: list[Path], compare_dir: Path, html_dir: Path) -> dict:
     metrics = [read_json(r / "metrics.json", "metrics") for r in run_dirs]
     variants = read_json(compare_dir / "variants.json", "variant summary")
-    table = accuracy_table(metrics, [v["name"] for v in variants])
+    table = accuracy_table(metrics, [label(v) for v in variants])
+    resolutions = sorted({resolution(v) for v in variants})
     return {
         "variants": variants,
+        "labels": [label(v) for v in variants],
+        "resolutions": resolutions if len(resolutions) > 1 else None,
+        "n_vaes": len({v["model"] for v in variants}),
         "table": table,
-        "sentences": variant_sentences(variants, metrics, table),
+        "sentences": variant_sentences(variants, metrics, table) + resolution_sentences(variants, metrics),
         "upcast": upcast_paragraph(variants, metrics),
         "panel": os.path.relpath(compare_dir / "reconstructions.png", html_dir),
-        "scaling": [{"name": v["name"], "scaling_factor": v["scaling_factor"]} for v in variants],
+        "scaling": [{"name": label(v), "scaling_factor": v["scaling_factor"]} for v in variants],
     }

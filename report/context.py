@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import platform
-import subprocess
-import sys
 import tomllib
-from importlib import metadata
 from pathlib import Path
 
 from analysis.common import VaelabError, load_npz, read_json
@@ -30,9 +26,6 @@ ALPHA = 0.05  # significance level the conclusions use for McNemar's test
 # metrics.json "comparisons" that pit a VAE feature set against its equal-size pixel baseline.
 BASELINE_COMPARISONS = ("sample_vs_pixels_pooled", "sample_vs_pixels_pca_sample",
                         "mean_std_vs_pixels_pca_mean_std")
-PACKAGES = ("torch", "torchvision", "diffusers", "huggingface_hub", "safetensors", "numpy",
-            "scipy", "pandas", "scikit-learn", "lightgbm", "xgboost", "matplotlib", "pillow",
-            "jinja2", "weasyprint")
 DEFAULT_META = {"title": "Predicting CIFAR-10 from Stable Diffusion VAE latents",
                 "subtitle": "Lab 10 report, reproduced with vaelab",
                 "author": "", "affiliation": "", "course": "", "date": ""}
@@ -62,27 +55,6 @@ def load_metadata(path: Path | None) -> dict:
 
 def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
-
-
-def git_state(repo: Path) -> dict:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
-
-    try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown (not a git checkout)", "dirty": False}
-
-
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def confused_pairs(confusion: list[list[int]], classes: list[str], top: int = 3) -> list[dict]:
@@ -374,7 +346,9 @@ def figure(path: Path, html_dir: Path) -> str:
     return os.path.relpath(path, html_dir)
 
 
-def timing_rows(run_dir: Path, metrics: dict) -> tuple[dict, list[dict]]:
+def timing_rows(run_dir: Path, data_dir: Path, metrics: dict) -> tuple[dict, list[dict]]:
+    data_file = data_dir / "timings-data.json"  # absent in builds from before it existed
+    data = read_json(data_file, "data timings") if data_file.exists() else {"data_seconds": None}
     encode = read_json(run_dir / "timings-encode.json", "encoding timings")
     classify = read_json(run_dir / "timings-classify.json", "classifier timings")
     rows = []
@@ -385,11 +359,10 @@ def timing_rows(run_dir: Path, metrics: dict) -> tuple[dict, list[dict]]:
                          "feature_set": metrics["feature_sets"][fs]["label"],
                          "fit": f"{t['fit_seconds']:.2f}", "predict": f"{t['predict_seconds']:.2f}"})
     total = sum(t["fit_seconds"] + t["predict_seconds"] for per in classify.values() for t in per.values())
-    return {"encode": encode, "classify_total": round(total, 1)}, rows
+    return {"data": data, "encode": encode, "classify_total": round(total, 1)}, rows
 
 
-def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file: Path | None,
-                  repo: Path) -> dict:
+def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file: Path | None) -> dict:
     html_dir = html_path.parent
     dataset = read_json(data_dir / "dataset.json", "dataset description")
     data_config = read_json(data_dir / "config.json", "data configuration")
@@ -401,7 +374,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
     best_res = metrics["results"][best["model"]][best["feature_set"]]
     pairs = confused_pairs(best_res["confusion"], metrics["classes"])
     untrained = bool(encode["model"]["untrained"])
-    timings, timing_table = timing_rows(run_dir, metrics)
+    timings, timing_table = timing_rows(run_dir, data_dir, metrics)
     fig_dir = run_dir / "figures"
     figures = {name: figure(fig_dir / f"{name}.png", html_dir) for name in
                ("examples", "confusion_best", "confusion_all", "pca", "lda", "kde",
@@ -438,12 +411,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "separability": separability(figures_info, len(metrics["classes"])),
         "recon_mse": recon_mse,
         "original_accuracy": ORIGINAL_ACCURACY,
-        "versions": package_versions(),
-        "git": git_state(repo),
-        "platform": {"system": platform.platform(), "machine": platform.machine(),
-                     "cpu": encode["device_name"] if encode["device"] == "cpu" else platform.processor(),
-                     "cpus": os.cpu_count()},
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "provenance": read_json(run_dir / "provenance.json", "provenance record"),
         "timings": timings,
         "timing_rows": timing_table,
     }

@@ -25,7 +25,7 @@ import numpy as np
 from analysis.common import VaelabError, read_json, run_main, write_text
 from analysis.stats import delta_ci, mcnemar_exact
 
-CONFIG_KEYS = ("vae", "revision", "seed", "device", "precision", "batch_size")
+CONFIG_KEYS = ("vae", "revision", "seed", "device", "precision", "batch_size", "resolution")
 ENCODE_KEYS = ("device", "device_name", "precision", "dataset_sha256", "parameters", "cache_key")
 
 
@@ -44,7 +44,8 @@ def load_run(run: Path) -> dict:
     if not run.is_dir():
         raise VaelabError(f"run {run} does not exist; pass a run name under build/runs/ or a run directory")
     return {"dir": run, "name": run.name,
-            "config": read_json(run / "config.json", "run configuration"),
+            # config.json from before RESOLUTION: the images' own 32 px
+            "config": {"resolution": 32} | read_json(run / "config.json", "run configuration"),
             "encode": read_json(run / "encode.json", "encoder description"),
             "metrics": read_json(run / "metrics.json", "metrics"),
             "predictions": read_predictions(run)}
@@ -69,7 +70,7 @@ def compare(a: dict, b: dict, seed: int = 0) -> list[dict]:
     if a["encode"].get("dataset_sha256") != b["encode"].get("dataset_sha256") or not np.array_equal(ya, yb):
         raise VaelabError(f"runs {a['name']} and {b['name']} used different test sets; paired "
                           "comparisons need the same images (same DATASET and LIMIT)")
-    ma, mb = a["metrics"], b["metrics"]
+    ma = a["metrics"]
     rows = []
     for model in ma["model_order"]:
         for fs in ma["feature_set_order"]:

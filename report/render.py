@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     pdf.add_argument("out", type=Path)
     args = parser.parse_args(argv)
     if args.what == "html":
-        context = build_context(args.data, args.runs[0], args.out, args.metadata, ROOT)
+        context = build_context(args.data, args.runs[0], args.out, args.metadata)
         context["compare"] = None
         if len(args.runs) > 1:
             context["compare"] = build_compare(args.runs, args.out.parent / "compare", args.out.parent)

@@ -12,11 +12,11 @@ from conftest import ROOT, make_vars, run_make
 
 EXPECTED_FILES = sorted([
     "cache/latents-{key}-recon.npz", "cache/latents-{key}.npz", "cache/latents-{key}.sha256",
-    "data/config.json", "data/dataset.json", "data/dataset.npz",
+    "data/config.json", "data/dataset.json", "data/dataset.npz", "data/timings-data.json",
     "report-inputs.json", "report.html", "report.pdf",
     "runs/tiny-vae/config.json",
     "runs/tiny-vae/encode.json", "runs/tiny-vae/latents.npz", "runs/tiny-vae/metrics.csv",
-    "runs/tiny-vae/metrics.json", "runs/tiny-vae/predictions.csv",
+    "runs/tiny-vae/metrics.json", "runs/tiny-vae/predictions.csv", "runs/tiny-vae/provenance.json",
     "runs/tiny-vae/reconstructions.npz", "runs/tiny-vae/timings-classify.json",
     "runs/tiny-vae/timings-encode.json",
     *[f"runs/tiny-vae/figures/{n}.png" for n in

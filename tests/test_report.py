@@ -204,3 +204,18 @@ def test_metadata_bad_toml_is_a_clear_error(tmp_path):
     bad.write_text("title = \n")
     with pytest.raises(VaelabError, match="not valid TOML"):
         load_metadata(bad)
+
+
+def test_provenance_records_model_data_and_software(demo_build, tiny_vae):
+    from analysis.common import sha256_file
+
+    prov = json.loads((demo_build / "runs/tiny-vae/provenance.json").read_text())
+    assert prov["model"]["weights_sha256"] == sha256_file(tiny_vae / "diffusion_pytorch_model.safetensors")
+    assert prov["model"]["untrained"] is True
+    dataset = json.loads((demo_build / "data/dataset.json").read_text())
+    assert prov["dataset"]["sha256"] == dataset["sha256"]
+    assert prov["variables"]["LIMIT"] == "6" and prov["variables"]["VAES"] == str(tiny_vae)
+    assert {"python", "torch", "diffusers", "scikit-learn"} <= set(prov["software"])
+    assert len(prov["vaelab"]["commit"]) == 40 or prov["vaelab"]["commit"].startswith("unknown")
+    html = (demo_build / "report.html").read_text()
+    assert prov["model"]["weights_sha256"] in html and prov["dataset"]["sha256"] in html

@@ -1,0 +1,245 @@
+"""Validate rendered reports: W3C HTML, PDF structure, images on disk and in a browser.
+
+Run:
+    python -m report.check --html build/report.html --pdf build/report.pdf
+    python -m report.check --html build/report.html --html build/diff-A-vs-B/diff.html \
+        --pdf build/report.pdf --pdf build/diff-A-vs-B/diff.pdf
+
+Checks (`make check` installs their tools first):
+  images    every <img src> of each HTML is a relative path to an existing file
+  vnu       each HTML passes the W3C Nu HTML Checker (vnu.jar from the npm package
+            vnu-jar, run with the machine's Java; $VNU_JAR overrides where the jar is)
+  pdf       `qpdf --check` finds no errors and `pdfinfo` reports at least one page
+  chromium  each HTML, opened from disk in headless Chromium, has no broken images
+
+A check whose tool is not installed is SKIPPED with a notice on stderr, the other checks
+still run. VAELAB_REQUIRE_CHECKS=1 (CI) counts a skipped check as failed. Exit status:
+0 when nothing failed, 1 when a check failed, 2 when the inputs are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from analysis.common import VaelabError, run_main
+
+# `make check` installs vnu-jar into the virtualenv that runs this module.
+VNU_JAR = Path(sys.prefix) / "node" / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
+TOOL_TIMEOUT = 120  # seconds for one external tool run; they take a few seconds normally
+PAGE_TIMEOUT = 30  # seconds for Chromium to load one report with its images
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+# Sources of <img> elements that did not load (missing file, unreadable image).
+BROKEN_IMAGES_JS = ("return Array.from(document.images)"
+                    ".filter(i => !(i.complete && i.naturalWidth > 0))"
+                    ".map(i => i.getAttribute('src'))")
+APT = "(make check does, as root on Debian/Ubuntu)"
+
+
+class ToolMissing(Exception):
+    """A check's tool is not installed: the check is skipped, not failed."""
+
+    def __init__(self, tool: str, how: str):
+        super().__init__(f"{tool} not installed: {how}")
+        self.tool = tool
+
+
+def run_tool(cmd: list[str]) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=TOOL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise VaelabError(f"{cmd[0]} did not finish within {TOOL_TIMEOUT} s") from None
+
+
+class ImageSources(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources: list[str | None] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs).get("src"))
+
+
+def check_images_exist(html: Path) -> list[str]:
+    parser = ImageSources()
+    parser.feed(html.read_text(encoding="utf-8"))
+    problems = []
+    for src in parser.sources:
+        if not src:
+            problems.append(f"{html}: <img> without src")
+            continue
+        url = urlsplit(src)
+        # Absolute paths and URLs break as soon as the report is copied or opened offline.
+        if url.scheme or url.netloc or url.path.startswith("/"):
+            problems.append(f"{html}: image {src} is not a path relative to the HTML")
+        elif not (html.parent / unquote(url.path)).is_file():
+            problems.append(f"{html}: image {src} does not exist")
+    return problems
+
+
+def vnu_command() -> list[str]:
+    java = shutil.which("java")
+    if java is None:
+        raise ToolMissing("java", f"apt-get install default-jre-headless {APT}")
+    jar = Path(os.environ.get("VNU_JAR") or VNU_JAR)
+    if not jar.is_file():
+        raise ToolMissing("vnu.jar", f"npm install --prefix {Path(sys.prefix) / 'node'} --ignore-scripts "
+                                     "vnu-jar (make check does), or set VNU_JAR")
+    return [java, "-jar", str(jar)]
+
+
+def check_vnu(htmls: list[Path]) -> list[str]:
+    """All files in one run: the JVM start costs more than checking a report."""
+    cmd = vnu_command()
+    missing = [f"{h}: not found" for h in htmls if not h.is_file()]
+    if missing:  # vnu itself only warns about a missing file
+        return missing
+    proc = run_tool([*cmd, "--format", "json", "--stdout", *map(str, htmls)])
+    try:
+        messages = json.loads(proc.stdout)["messages"]
+    except (ValueError, KeyError):
+        raise VaelabError(f"vnu gave no JSON result (exit {proc.returncode}): "
+                          f"{(proc.stderr or proc.stdout).strip()[-300:]}") from None
+    # vnu names files by absolute file: URL; report them as they were given.
+    given = {os.path.abspath(h): str(h) for h in htmls}
+    problems = []
+    for msg in messages:
+        path = unquote(urlsplit(msg.get("url", "")).path)
+        where = given.get(path, path) or "vnu"
+        if "lastLine" in msg:
+            where += f":{msg['lastLine']}"
+        text = f"{where}: {msg.get('message', '').strip()}"
+        if msg.get("type") in ("error", "non-document-error"):
+            problems.append(text)
+        elif msg.get("subType") == "warning":
+            # Warnings are advice (e.g. a heading that might be missing), not invalid HTML.
+            print(f"vaelab: check: vnu warning: {text}", file=sys.stderr)
+    if proc.returncode != 0 and not problems:
+        why = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        problems.append(f"vnu exited with status {proc.returncode}: {why}")
+    return problems
+
+
+def check_pdf(pdf: Path) -> list[str]:
+    qpdf, pdfinfo = shutil.which("qpdf"), shutil.which("pdfinfo")
+    if qpdf is None:
+        raise ToolMissing("qpdf", f"apt-get install qpdf {APT}")
+    if pdfinfo is None:
+        raise ToolMissing("pdfinfo", f"apt-get install poppler-utils {APT}")
+    problems = []
+    proc = run_tool([qpdf, "--check", str(pdf)])
+    output = (proc.stdout + proc.stderr).strip()
+    if proc.returncode == 3:  # qpdf's "warnings only": the file is usable
+        print(f"vaelab: check: qpdf warnings for {pdf}: {output}", file=sys.stderr)
+    elif proc.returncode != 0:
+        lines = [line for line in output.splitlines() if "error" in line.lower() or "damaged" in line]
+        problems.append(f"{pdf}: qpdf --check failed (exit {proc.returncode}): "
+                        + "; ".join(lines[:3] or output.splitlines()[-1:]))
+    proc = run_tool([pdfinfo, str(pdf)])
+    pages = re.search(r"^Pages:\s+(\d+)", proc.stdout, re.MULTILINE)
+    if proc.returncode != 0 or not pages or int(pages.group(1)) < 1:
+        why = (proc.stderr.strip().splitlines() or ["no 'Pages:' line"])[-1]
+        problems.append(f"{pdf}: pdfinfo reports no pages (exit {proc.returncode}): {why}")
+    return problems
+
+
+def check_chromium(htmls: list[Path]) -> list[str]:
+    """Open each HTML from disk in one headless Chromium; list the images that did not load."""
+    try:
+        from selenium import webdriver
+        from selenium.common.exceptions import WebDriverException
+    except ImportError:
+        raise ToolMissing("selenium", "pip install selenium (make check does)") from None
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if binary is None or driver_path is None:
+        raise ToolMissing("chromium" if binary is None else "chromedriver",
+                          f"apt-get install chromium chromium-driver {APT}")
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="vaelab-chromium-") as profile:
+        options = webdriver.ChromeOptions()
+        # Explicit browser and driver paths: selenium-manager never downloads either.
+        options.binary_location = binary
+        for arg in CHROMIUM_ARGS:
+            options.add_argument(arg)
+        options.add_argument(f"--user-data-dir={profile}")  # fresh: no state from other runs
+        try:
+            driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path),
+                                      options=options)
+        except WebDriverException as err:
+            raise VaelabError(f"headless Chromium did not start: {err.msg or err}") from None
+        try:
+            driver.set_page_load_timeout(PAGE_TIMEOUT)
+            driver.set_script_timeout(PAGE_TIMEOUT)
+            for html in htmls:
+                # get() returns after the load event, by which time every image has loaded or failed.
+                driver.get(html.resolve().as_uri())
+                for src in driver.execute_script(BROKEN_IMAGES_JS):
+                    problems.append(f"{html}: image {src} did not load in Chromium")
+        except WebDriverException as err:
+            raise VaelabError(f"headless Chromium failed: {(err.msg or str(err)).splitlines()[0]}") from None
+        finally:
+            driver.quit()
+    return problems
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Validate rendered reports")
+    parser.add_argument("--html", type=Path, action="append", default=[], help="report HTML (repeatable)")
+    parser.add_argument("--pdf", type=Path, action="append", default=[], help="report PDF (repeatable)")
+    args = parser.parse_args(argv)
+    if not args.html and not args.pdf:
+        raise VaelabError("nothing to check; pass --html FILE and/or --pdf FILE")
+    for path in args.html + args.pdf:
+        if not path.is_file():
+            raise VaelabError(f"{path} not found; run `make report` first")
+
+    checks = []
+    if args.html:
+        checks += [("images", lambda: [p for h in args.html for p in check_images_exist(h)]),
+                   ("vnu", lambda: check_vnu(args.html))]
+    if args.pdf:
+        checks.append(("pdf", lambda: [p for f in args.pdf for p in check_pdf(f)]))
+    if args.html:
+        checks.append(("chromium", lambda: check_chromium(args.html)))
+
+    require = os.environ.get("VAELAB_REQUIRE_CHECKS") == "1"
+    summary, failed = [], []
+    for name, check in checks:
+        try:
+            problems = check()
+        except ToolMissing as missing:
+            print(f"vaelab: check: SKIPPED {name} ({missing})", file=sys.stderr)
+            summary.append(f"{name}: SKIPPED ({missing.tool} not installed)")
+            if require:
+                failed.append(f"{name} skipped with VAELAB_REQUIRE_CHECKS=1")
+            continue
+        except VaelabError as err:  # the tool is there but broke (timeout, crash)
+            problems = [str(err)]
+        for problem in problems:
+            print(f"vaelab: check: {name}: {problem}", file=sys.stderr)
+        count = f"{len(problems)} problem{'' if len(problems) == 1 else 's'}"
+        summary.append(f"{name}: FAILED ({count})" if problems else f"{name}: OK")
+        if problems:
+            failed.append(f"{name} ({count})")
+    for line in summary:
+        print(f"check {line}", file=sys.stderr)
+    if failed:
+        print(f"vaelab: error: report check failed: {', '.join(failed)}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,82 @@
+"""Provenance of one run: code, model, data, settings, machine and software that made it.
+
+Run:
+    python -m report.provenance build/runs/NAME build/data build/runs/NAME/provenance.json \
+        --variable VAES=... --variable SEED=0 ...
+
+Everything comes from files the earlier stages wrote (config.json, encode.json,
+dataset.json) plus the git checkout and the installed package versions; the report's
+Appendix A shows the same record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from analysis.common import read_json, run_main, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("torch", "torchvision", "diffusers", "huggingface_hub", "safetensors", "numpy",
+            "scipy", "pandas", "scikit-learn", "scikit-image", "statsmodels", "lightgbm",
+            "xgboost", "matplotlib", "pillow", "jinja2", "weasyprint")
+
+
+def git_state(repo: Path = ROOT) -> dict:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown (not a git checkout)", "dirty": False}
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def build_provenance(run_dir: Path, data_dir: Path, variables: dict[str, str]) -> dict:
+    config = read_json(run_dir / "config.json", "run configuration")
+    encode = read_json(run_dir / "encode.json", "encoder description")
+    dataset = read_json(data_dir / "dataset.json", "dataset description")
+    return {
+        "vaelab": git_state(),
+        "model": {k: encode["model"][k] for k in ("name", "revision", "weights_file",
+                                                  "weights_sha256", "untrained")},
+        "dataset": {k: dataset[k] for k in ("dataset", "source", "limit", "n_train", "n_test",
+                                            "sha256")},
+        "seed": config["seed"],
+        "precision": encode["precision"],
+        "device": encode["device"],
+        "hardware": {"device_name": encode["device_name"], "cpu_count": os.cpu_count(),
+                     "machine": platform.machine(), "system": platform.platform()},
+        "software": package_versions(),
+        "variables": variables,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write a run's provenance record")
+    parser.add_argument("run", type=Path)
+    parser.add_argument("data", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--variable", action="append", default=[], help="NAME=value (repeatable)")
+    args = parser.parse_args(argv)
+    variables = dict(v.split("=", 1) for v in args.variable if "=" in v)
+    write_json(args.out, build_provenance(args.run, args.data, variables))
+
+
+if __name__ == "__main__":
+    run_main(main)

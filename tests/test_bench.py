@@ -1,0 +1,55 @@
+"""Encoding paths agree with the plain diffusers loop; the benchmark writes its figures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from analysis.bench import main as bench_main, relative_error
+from analysis.encode import Encoder, to_model_input
+from analysis.vae import load_vae, resolve_model
+
+
+def images(n: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+
+
+def test_encoder_fp32_matches_plain_diffusers_loop(tiny_vae):
+    vae = load_vae(resolve_model(str(tiny_vae)))
+    x = images(16)
+    with torch.no_grad():
+        plain = vae.encode(to_model_input(x, "cpu")).latent_dist
+    mean, std = Encoder(load_vae(resolve_model(str(tiny_vae))), "cpu", "fp32").encode(x)
+    assert relative_error(plain.mean, mean) < 1e-5
+    assert relative_error(plain.std, std) < 1e-5
+
+
+def test_encoder_bf16_latents_within_2e_2_of_fp32(tiny_vae):
+    x = images(16)
+    ref_mean, ref_std = Encoder(load_vae(resolve_model(str(tiny_vae))), "cpu", "fp32").encode(x)
+    bf_mean, bf_std = Encoder(load_vae(resolve_model(str(tiny_vae))), "cpu", "bf16").encode(x)
+    assert bf_mean.dtype == torch.float32  # returned in float32 whatever the compute precision
+    assert 0 < relative_error(ref_mean, bf_mean) < 2e-2
+    assert relative_error(ref_std, bf_std) < 2e-2
+
+
+def test_relative_error_is_relative():
+    a = torch.tensor([3.0, 4.0])
+    assert relative_error(a, a) == 0
+    assert abs(relative_error(a, a * 1.01) - 0.01) < 1e-6
+
+
+def test_bench_main_writes_ratios_and_classifier_times(tiny_vae, tmp_path):
+    out = tmp_path / "bench.json"
+    bench_main([str(out), "--model", str(tiny_vae), "--images", "16", "--batch-size", "8",
+                "--reps", "1", "--rows", "300"])
+    result = json.loads(out.read_text())
+    enc = result["encoder"]
+    assert enc["untrained"] is True and "same FLOPs" in enc["note"]
+    assert enc["ratio_vs_plain"]["plain_fp32"] == 1.0
+    assert enc["images_per_second"]["vaelab_fp32"] > 0
+    assert enc["default_path"] in enc["images_per_second"]
+    assert set(result["classifiers"]["seconds"]) >= {"logreg", "svc", "xgboost", "random"}
+    assert result["peak_rss_mb"] > 0
