@@ -96,8 +96,8 @@ class Encoder:
         # which keeps the numerically delicate ops (group norm, softmax) in float32.
         self.autocast = device == "cpu" and precision == "bf16"
         cast = torch.float32 if self.autocast else self.dtype
-        # channels_last (NHWC) lets oneDNN pick faster convolution kernels on CPUs:
-        # 1.15-1.3x over the default NCHW layout on the 2-core benchmark machine.
+        # channels_last (NHWC) lets oneDNN pick NHWC convolution kernels on CPUs. Same
+        # latents; 0.95-1.33x the NCHW speed on the 2-core benchmark machine (docs/benchmarks.md).
         self.memory_format = torch.channels_last if device == "cpu" else torch.contiguous_format
         self.vae = vae.to(device=device, dtype=cast, memory_format=self.memory_format)
 
