@@ -84,7 +84,7 @@ COMMON := analysis/__init__.py analysis/common.py analysis/config.py
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Variables: VAE REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH RESOLUTION BUILD DATA_ROOT METADATA (see README.md)"
+	@echo "Variables: VAES VAE REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH RESOLUTION BUILD DATA_ROOT METADATA (see README.md)"
 
 report: $(BUILD)/report.html $(BUILD)/report.pdf ## build the report (build/report.html and build/report.pdf)
 
