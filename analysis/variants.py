@@ -51,7 +51,7 @@ def summarise_all(runs: list[Path]) -> list[dict]:
     return stats
 
 
-def plot_panel(runs: list[Path], out: Path) -> None:
+def plot_panel(runs: list[Path], stats: list[dict], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -64,7 +64,6 @@ def plot_panel(runs: list[Path], out: Path) -> None:
         if not np.array_equal(rec["originals"], originals):
             raise VaelabError(f"run {run} decoded other test images than {runs[0]}; rebuild both "
                               "with the same DATASET and LIMIT")
-    stats = summarise_all(runs)
     rows, cols = len(runs) + 1, len(originals)
     fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols + 1.8, 1.25 * rows), squeeze=False)
     labels = ["original"] + [f"{s['label']}\n{s['psnr_mean']:.1f} dB, SSIM {s['ssim_mean']:.2f}"
@@ -87,8 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path, help="reconstruction panel PNG to write")
     parser.add_argument("runs", type=Path, nargs="+", help="run directories, primary first")
     args = parser.parse_args(argv)
-    plot_panel(args.runs, args.out)
-    write_json(args.out.with_name("variants.json"), summarise_all(args.runs))
+    stats = summarise_all(args.runs)
+    # variants.json first: make tracks the panel, so it must be the last file written.
+    write_json(args.out.with_name("variants.json"), stats)
+    plot_panel(args.runs, stats, args.out)
 
 
 if __name__ == "__main__":

@@ -126,18 +126,13 @@ def format_table(a: dict, b: dict, rows: list[dict]) -> str:
 
 
 def render_diff(a: dict, b: dict, rows: list[dict], out: Path) -> str:
-    import jinja2
+    from report.render import render_template
 
-    from report.render import TEMPLATES
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
-    env.globals["css"] = (TEMPLATES / "report.css").read_text(encoding="utf-8")
-    return env.get_template("diff.html.j2").render(
-        a=a, b=b, rows=rows, config_rows=config_differences(a, b),
-        figures=changed_figures(a, b, out.parent),
-        n_test=len(a["predictions"]["y_true"]),
-        n_significant=sum(r["significant"] for r in rows))
+    return render_template("diff.html.j2", {
+        "a": a, "b": b, "rows": rows, "config_rows": config_differences(a, b),
+        "figures": changed_figures(a, b, out.parent),
+        "n_test": len(a["predictions"]["y_true"]),
+        "n_significant": sum(r["significant"] for r in rows)})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,14 +24,19 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
 
 
-def render_html(context: dict, templates: Path = TEMPLATES) -> str:
+def render_template(name: str, context: dict, templates: Path = TEMPLATES) -> str:
+    """Render one of templates/ with the shared stylesheet inlined (the HTML stands alone)."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals["css"] = (templates / "report.css").read_text(encoding="utf-8")
-    return env.get_template("report.html.j2").render(**context)
+    return env.get_template(name).render(**context)
+
+
+def render_html(context: dict, templates: Path = TEMPLATES) -> str:
+    return render_template("report.html.j2", context, templates)
 
 
 def render_pdf(html_path: Path, pdf_path: Path) -> None:
