@@ -32,7 +32,10 @@ LIMIT ?=
 SEED ?= 0
 DEVICE ?= auto
 PRECISION ?= auto
-BATCH ?= 64
+BATCH ?= 16
+# COMPILE: torch.compile the encoder. auto = on the CPU for runs of 10,000+ images, where
+# its one-off ~40 s compile pays back; on | off to force.
+COMPILE ?= auto
 # RESOLUTION: image side in pixels fed to the encoder (images are upsampled to it); a list
 # such as "32 64" runs every VAE at each. Off (32) by default: encoding costs ~4x per doubling.
 RESOLUTION ?= 32
@@ -84,7 +87,7 @@ COMMON := analysis/__init__.py analysis/common.py analysis/config.py
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Variables: VAES VAE REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH RESOLUTION BUILD DATA_ROOT METADATA (see README.md)"
+	@echo "Variables: VAES VAE REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH COMPILE RESOLUTION BUILD DATA_ROOT METADATA (see README.md)"
 
 report: $(BUILD)/report.html $(BUILD)/report.pdf ## build the report (build/report.html and build/report.pdf)
 
@@ -129,7 +132,8 @@ $(DATA_DIR)/config.json: FORCE | $(SETUP)
 $(BUILD)/runs/%/config.json: FORCE | $(SETUP)
 	@$(PY) -m analysis.config run --vae $(call q,$(call vae_of,$*)) --revision $(call q,$(REVISION)) \
 	  --seed $(call q,$(SEED)) --device $(call q,$(DEVICE)) --precision $(call q,$(PRECISION)) \
-	  --batch-size $(call q,$(BATCH)) --resolution $(call q,$(or $(call resolution_of,$*),32)) --out $@
+	  --batch-size $(call q,$(BATCH)) --resolution $(call q,$(or $(call resolution_of,$*),32)) \
+	  --compile $(call q,$(COMPILE)) --out $@
 
 $(BUILD)/report-inputs.json: FORCE | $(SETUP)
 	@$(PY) -m analysis.config report $(addprefix --run ,$(RUN_DIRS)) --data $(DATA_DIR) \
@@ -151,7 +155,7 @@ $(call figures_of,$(BUILD)/runs/%): $(BUILD)/runs/%/metrics.json $(DATA_DIR)/dat
 	  --seed $(call q,$(SEED))
 
 # Make variables as typed (BUILD left out: where outputs go does not change them).
-PROVENANCE_VARS := $(foreach v,VAES REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH RESOLUTION DATA_ROOT METADATA,\
+PROVENANCE_VARS := $(foreach v,VAES REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH COMPILE RESOLUTION DATA_ROOT METADATA,\
                      --variable $(call q,$(v)=$($(v))))
 $(BUILD)/runs/%/provenance.json: $(BUILD)/runs/%/metrics.json report/provenance.py $(COMMON)
 	$(PY) -m report.provenance $(BUILD)/runs/$* $(DATA_DIR) $@ $(PROVENANCE_VARS)

@@ -25,8 +25,8 @@ import numpy as np
 from analysis.common import VaelabError, read_json, run_main, write_text
 from analysis.stats import delta_ci, mcnemar_exact
 
-CONFIG_KEYS = ("vae", "revision", "seed", "device", "precision", "batch_size", "resolution")
-ENCODE_KEYS = ("device", "device_name", "precision", "dataset_sha256", "parameters", "cache_key")
+CONFIG_KEYS = ("vae", "revision", "seed", "device", "precision", "batch_size", "compile", "resolution")
+ENCODE_KEYS = ("device", "device_name", "precision", "compiled", "dataset_sha256", "parameters", "cache_key")
 
 
 def read_predictions(run: Path) -> dict[str, np.ndarray]:

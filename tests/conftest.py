@@ -102,10 +102,11 @@ def write_run_config(tmp_path):
     from analysis import config
 
     def write(vae: Path | str, seed: int = 0, precision: str = "fp32", batch_size: int = 8,
-              run_dir: Path | None = None) -> Path:
+              run_dir: Path | None = None, compile: str = "auto") -> Path:
         out = (run_dir or tmp_path / "run") / "config.json"
         config.main(["run", "--vae", str(vae), "--seed", str(seed), "--device", "cpu",
-                     "--precision", precision, "--batch-size", str(batch_size), "--out", str(out)])
+                     "--precision", precision, "--batch-size", str(batch_size),
+                     "--compile", compile, "--out", str(out)])
         return out
 
     return write

@@ -116,6 +116,18 @@ def test_train_and_score_deterministic_for_a_seed():
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)
 
 
+def test_train_and_score_worker_processes_give_the_same_results():
+    latents = separable_latents(gap=0.3)
+    models = (SPECS["svc"], SPECS["logreg"], SPECS["rf"], SPECS["random"])
+    one = train_and_score(latents, ["a", "b", "c"], seed=3, models=models, n_jobs=1)
+    two = train_and_score(latents, ["a", "b", "c"], seed=3, models=models, n_jobs=2)
+    assert one[0] == two[0]  # every metric, in model order
+    assert list(one[0]) == ["svc", "logreg", "rf", "random"]
+    assert one[1].keys() == two[1].keys()
+    for key in one[1]:
+        np.testing.assert_array_equal(one[1][key], two[1][key], err_msg=key)
+
+
 def test_train_and_score_seed_reaches_the_models():
     latents = separable_latents()
     _, a, _ = train_and_score(latents, ["a", "b", "c"], seed=0, models=(SPECS["random"],))

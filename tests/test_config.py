@@ -80,6 +80,11 @@ def test_run_config_unknown_device_rejected(device):
         make_run_config(**run_args(device=device))
 
 
+def test_run_config_bad_compile_rejected():
+    with pytest.raises(VaelabError, match="COMPILE='sometimes' is not known"):
+        make_run_config(**run_args(), compile="sometimes")
+
+
 @pytest.mark.parametrize("batch", ["0", "many"])
 def test_run_config_bad_batch_size_rejected(batch):
     with pytest.raises(VaelabError, match="BATCH"):

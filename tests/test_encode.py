@@ -372,6 +372,47 @@ def test_encode_batch_size_does_not_change_sample(first_run, small_dataset, tmp_
         np.testing.assert_allclose(latents[key], base[key], rtol=1e-4, atol=1e-5, err_msg=key)
 
 
+def test_choose_compile_auto_only_for_large_cpu_runs(monkeypatch):
+    monkeypatch.setattr(encode_mod.shutil, "which", lambda name: "/usr/bin/" + name)
+    big, small = encode_mod.COMPILE_MIN_IMAGES, encode_mod.COMPILE_MIN_IMAGES - 1
+    assert encode_mod.choose_compile("auto", "cpu", big) is True
+    assert encode_mod.choose_compile("auto", "cpu", small) is False
+    assert encode_mod.choose_compile("auto", "cuda", big) is False
+    assert encode_mod.choose_compile("off", "cpu", big) is False
+    assert encode_mod.choose_compile("on", "cpu", 1) is True
+    monkeypatch.setattr(encode_mod.shutil, "which", lambda name: None)  # no C++ compiler
+    assert encode_mod.choose_compile("auto", "cpu", big) is False
+
+
+def test_encode_compiled_matches_eager_and_has_own_cache_key(first_run, small_dataset, tmp_path,
+                                                             write_run_config, tiny_vae):
+    cfg = write_run_config(tiny_vae, seed=0, batch_size=8, run_dir=tmp_path / "run", compile="on")
+    latents = run_encode(cfg, small_dataset, tmp_path / "run", tmp_path / "cache")
+    info = json.loads((tmp_path / "run" / "encode.json").read_text())
+    assert info["compiled"] is True and info["cache_fields"]["compiled"] is True
+    assert info["cache_key"] != json.loads((first_run["root"] / "run" / "encode.json").read_text())["cache_key"]
+    assert timings(tmp_path / "run")["compile_seconds"] > 0
+    base = first_run["latents"]  # eager, same batch size; the last batch of each split is padded
+    for key in LATENT_KEYS:
+        np.testing.assert_allclose(latents[key], base[key], rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+def test_encoder_compile_failure_is_one_line_error(tiny_vae, monkeypatch):
+    import torch
+
+    def broken_compile(fn, **kwargs):
+        def run(x):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    encoder = Encoder(load_vae(resolve_model(str(tiny_vae))), "cpu", "fp32", batch_size=4,
+                      compiled=True)
+    with pytest.raises(VaelabError, match=r"torch.compile of the encoder failed \(RuntimeError: "
+                                          r"InvalidCxxCompiler.*found\); rerun with COMPILE=off$"):
+        encoder.warm_up()
+
+
 def test_encode_nan_latent_reported_with_precision(first_run, small_dataset, tmp_path, monkeypatch):
     def nan_encode(self, images):
         mean, std = ORIGINAL_ENCODE(self, images)
