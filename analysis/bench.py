@@ -28,9 +28,9 @@ import numpy as np
 from analysis.common import run_main, write_json
 from analysis.config import RunConfig
 from analysis.encode import Encoder, to_model_input
+from analysis.vae import cpu_has_native_bf16, device_name, load_vae, resolve_model
 
 PLAIN_BATCH = 64  # the plain loop keeps the batch of 64 that issue 4 measured it with
-from analysis.vae import cpu_has_native_bf16, device_name, load_vae, resolve_model
 
 
 def plain_loop(vae, images: np.ndarray, batch_size: int) -> None:
