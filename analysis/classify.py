@@ -230,16 +230,15 @@ def train_and_score(latents: dict[str, np.ndarray], classes: list[str], seed: in
     training set has at least PARALLEL_MIN_ROWS rows, else 1 (in-process). The results do
     not depend on it.
     """
-    import os
-
-    from joblib import Parallel, delayed
+    from joblib import Parallel, cpu_count, delayed
 
     train, test = feature_sets(latents, "train"), feature_sets(latents, "test")
     if extra is not None:
         train, test = train | extra[0], test | extra[1]
     y_train, y_test = latents["y_train"], latents["y_test"]
     if n_jobs is None:
-        n_jobs = (os.cpu_count() or 1) if len(y_train) >= PARALLEL_MIN_ROWS else 1
+        # joblib's count honours container CPU quotas, unlike os.cpu_count().
+        n_jobs = cpu_count(only_physical_cores=True) if len(y_train) >= PARALLEL_MIN_ROWS else 1
     jobs = [(spec, fs) for spec in models for fs in train]
     # Widest features first (the longest fits), so that the workers finish together; the
     # in-process jobs start only after the workers are done, so no core is oversubscribed.
