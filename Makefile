@@ -79,7 +79,7 @@ FIGURE_NAMES := examples confusion_best confusion_all pca lda kde reconstruction
 FIGURE_FILES := $(patsubst %,figures/%.png,$(FIGURE_NAMES)) figures/figures.json
 figures_of = $(addprefix $(1)/,$(FIGURE_FILES))
 # Named here so that make treats them as real products, never as intermediates to delete.
-RUN_PRODUCTS := $(foreach r,$(RUN_DIRS),$(r)/config.json $(r)/latents.npz $(r)/metrics.json \
+RUN_PRODUCTS := $(foreach r,$(RUN_DIRS),$(r)/config.json $(r)/latents.npz $(r)/baselines.json $(r)/metrics.json \
                   $(r)/provenance.json $(call figures_of,$(r)))
 COMMON := analysis/__init__.py analysis/common.py analysis/config.py
 
@@ -89,7 +89,8 @@ help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "Variables: VAES VAE REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH COMPILE RESOLUTION BUILD DATA_ROOT METADATA (see README.md)"
 
-report: $(BUILD)/report.html $(BUILD)/report.pdf ## build the report (build/report.html and build/report.pdf)
+report: $(BUILD)/report.html $(BUILD)/report.pdf $(BUILD)/timings.json ## build the report (build/report.html and build/report.pdf)
+	@$(PY) -m report.timings summary $(BUILD)/timings.json
 
 setup: $(SETUP) ## create the virtualenv and install vaelab with its dependencies
 
@@ -146,8 +147,17 @@ $(DATA_DIR)/dataset.npz: $(DATA_DIR)/config.json analysis/data.py $(COMMON)
 $(BUILD)/runs/%/latents.npz: $(BUILD)/runs/%/config.json $(DATA_DIR)/dataset.npz analysis/encode.py analysis/vae.py $(COMMON)
 	$(PY) -m analysis.encode $< $(DATA_DIR)/dataset.npz $@ --cache $(CACHE)
 
-$(BUILD)/runs/%/metrics.json: $(BUILD)/runs/%/latents.npz $(DATA_DIR)/dataset.npz analysis/classify.py analysis/stats.py $(COMMON)
-	$(PY) -m analysis.classify $< $(DATA_DIR)/dataset.npz $@
+# Pixel baselines depend on the images, SEED and the VAE feature widths only: each is fitted
+# once under $(BUILD)/baselines/ and shared by every run (the run's baselines.json names them).
+CLASSIFIER_CODE := analysis/classify.py analysis/baselines.py analysis/stats.py $(COMMON)
+$(BUILD)/runs/%/baselines.json: $(BUILD)/runs/%/latents.npz $(DATA_DIR)/dataset.npz $(CLASSIFIER_CODE)
+	$(PY) -m analysis.baselines $(DATA_DIR)/dataset.npz $(BUILD)/baselines $@ --latents $<
+
+# Results are cached by latents checksum, baselines, seed and code: runs that share an
+# encoder train once.
+$(BUILD)/runs/%/metrics.json: $(BUILD)/runs/%/latents.npz $(BUILD)/runs/%/baselines.json $(DATA_DIR)/dataset.npz $(CLASSIFIER_CODE)
+	$(PY) -m analysis.classify $< $(DATA_DIR)/dataset.npz $@ --baselines $(BUILD)/runs/$*/baselines.json \
+	  --cache $(CACHE)
 
 # A pattern rule with several targets makes them all in one run of its recipe.
 $(call figures_of,$(BUILD)/runs/%): $(BUILD)/runs/%/metrics.json $(DATA_DIR)/dataset.npz analysis/figures.py $(COMMON)
@@ -172,6 +182,13 @@ $(BUILD)/report.html: $(BUILD)/report-inputs.json $(RUN_PRODUCTS) $(COMPARE) rep
 
 $(BUILD)/report.pdf: $(BUILD)/report.html report/render.py
 	$(PY) -m report.render pdf $< $@
+
+# Wall-clock times stay out of the documents (they would differ between identical builds):
+# every stage's timings-*.json, gathered per run and stage into one file.
+$(BUILD)/timings.json: $(DATA_DIR)/dataset.npz $(foreach r,$(RUN_DIRS),$(r)/latents.npz $(r)/metrics.json) \
+                       report/timings.py $(COMMON)
+	$(PY) -m report.timings collect $@ --data $(DATA_DIR) $(addprefix --run ,$(RUN_DIRS)) \
+	  --baselines $(BUILD)/baselines
 
 # ---- diffs between runs -------------------------------------------------------------
 # A and B: a run name under $(BUILD)/runs/ or a run directory.
@@ -209,6 +226,7 @@ bench: $(BENCH_MODEL)/config.json | $(SETUP) ## measure encoder throughput and c
 # (no root, no network, no npm): the stamp is written anyway and report.check skips what is
 # missing with a notice. Delete $(VENV)/.check-tools to try the installation again.
 VNU_VERSION ?= 26.9.27
+AXE_VERSION ?= 4.14.1
 VNU_DIR := $(VENV)/node
 
 $(VENV)/.check-tools: $(SETUP)
@@ -237,6 +255,16 @@ $(VENV)/.check-tools: $(SETUP)
 	    || echo "vaelab: notice: npm install vnu-jar failed; make check will skip the HTML validator" >&2; \
 	else \
 	  echo "vaelab: notice: npm not found, so no vnu-jar; make check will skip the HTML validator" >&2; \
+	fi
+	@# axe-core: the WCAG 2.1 A/AA rules report.check runs inside headless Chromium.
+	@if command -v npm >/dev/null; then \
+	  echo "installing axe-core $(AXE_VERSION) (npm)"; \
+	  npm install --prefix $(VNU_DIR) --no-audit --no-fund --ignore-scripts --silent \
+	    --fetch-retries=1 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=5000 --fetch-timeout=60000 \
+	    axe-core@$(AXE_VERSION) \
+	    || echo "vaelab: notice: npm install axe-core failed; make check will skip the accessibility check" >&2; \
+	else \
+	  echo "vaelab: notice: npm not found, so no axe-core; make check will skip the accessibility check" >&2; \
 	fi
 	@$(PY) -c 'import selenium' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check selenium \
 	  || echo "vaelab: notice: pip install selenium failed; make check will skip the Chromium check" >&2

@@ -3,23 +3,28 @@ same size, score it on the test set, and say how sure each number is.
 
 Run:
     python -m analysis.classify build/runs/NAME/latents.npz build/data/dataset.npz \
-        build/runs/NAME/metrics.json
+        build/runs/NAME/metrics.json --baselines build/runs/NAME/baselines.json \
+        --cache build/cache
 
 Writes next to ``metrics.json``: ``metrics.csv`` (one row per model and feature set),
 ``predictions.csv`` (test labels and every model's predictions, for paired comparisons
-between runs) and ``timings-classify.json`` (fit/predict seconds; the only non-deterministic output).
+between runs), ``classify.json`` (what the results were keyed by, and whether they were
+reused) and ``timings-classify.json`` (fit/predict seconds of what this run fitted; the only
+non-deterministic output).
+
+Results are cached under ``--cache`` as ``results-KEY/``, keyed by the latents' checksum,
+the pixel baselines used, the seed and the classifier code (``code_checksum``): a variant
+whose encoder another variant shares (identical latents) trains nothing.
 
 VAE feature sets (flattened in C order, channel first), as wide as the latents are:
 * ``sample``: one seeded ``latent_dist.sample()`` per image, (N, C*h*w): (N, 4*4*4) = (N, 64)
   at 32 px, (N, 4*8*8) = (N, 256) at RESOLUTION=64;
 * ``mean_std``: latent mean and std side by side, (N, 2*C*h*w): (N, 128) at 32 px, (N, 512) at 64.
 
-Pixel baselines from DATASET_NPZ (uint8 (N, 32, 32, 3), scaled to [0, 1]), fitted on the
-training images only, so that "does the VAE help?" is answered at equal feature count:
-* ``pixels_pooled``: 8x8 average pooling -> (N, 4, 4, 3) -> (N, 48);
-* ``pixels_pca_sample`` / ``pixels_pca_mean_std``: PCA of the flattened pixels (N, 3072) to
-  as many components as ``sample`` / ``mean_std`` has features (at most the number of
-  training images; ``n_features`` records the number used).
+Pixel baselines of equal width (``pixels_pooled``, ``pixels_pca_sample``,
+``pixels_pca_mean_std``; see analysis.baselines) are fitted once per dataset, seed and width
+by ``analysis.baselines``; their scores and predictions are merged in here, so that
+metrics.json answers "does the VAE help?" at equal feature count.
 
 Scale-sensitive models (logistic regression, KNN, SVC) get a StandardScaler fitted on
 the training features; tree ensembles see the raw features. Every model gets ``seed``.
@@ -34,6 +39,7 @@ vs .sample(), and each VAE feature set vs its equal-size pixel baseline.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import sys
@@ -44,8 +50,9 @@ from pathlib import Path
 import numpy as np
 
 from analysis import stats
-from analysis.common import (VaelabError, load_npz, progress, read_json, run_main, write_json,
-                             write_text)
+from analysis.baselines import BASELINES
+from analysis.common import (VaelabError, copy_file, file_lock, load_npz, progress, read_json,
+                             run_main, sha256_file, sha256_json, write_json, write_text)
 
 ROUND = 4  # decimals kept in metrics.json / metrics.csv
 P_DIGITS = 4  # significant digits kept for p-values (they can be tiny)
@@ -53,13 +60,6 @@ P_DIGITS = 4  # significant digits kept for p-values (they can be tiny)
 FEATURE_SETS = {
     "sample": ".sample()",
     "mean_std": "mean & std",
-}
-POOL = 8  # pixels per side averaged into one pooled feature: 32x32 -> 4x4
-# Pixel baselines: key -> the VAE feature set whose width a PCA matches (None: pooling).
-BASELINES = {
-    "pixels_pooled": None,
-    "pixels_pca_sample": "sample",
-    "pixels_pca_mean_std": "mean_std",
 }
 # Paired comparisons written to metrics.json: name -> (a, b); delta = acc(a) - acc(b).
 COMPARISONS = {
@@ -134,49 +134,28 @@ def feature_sets(latents: dict[str, np.ndarray], split: str) -> dict[str, np.nda
     }
 
 
-def pixel_features(x_train: np.ndarray, x_test: np.ndarray, widths: dict[str, int],
-                   seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Pixel baselines (train, test): key -> float32 (N, D), every transform fitted on train.
-
-    x_train, x_test: uint8 (N, 32, 32, 3). ``widths``: VAE feature set -> its feature count,
-    the number of PCA components wanted for the matching baseline. A PCA cannot have more
-    components than training images (nor pixels), so tiny subsets get fewer.
-    """
-    from sklearn.decomposition import PCA
-
-    def scaled(x: np.ndarray) -> np.ndarray:
-        return x.astype(np.float32) / 255.0  # (N, H, W, 3) in [0, 1]
-
-    def pooled(x: np.ndarray) -> np.ndarray:
-        n, h, w, c = x.shape
-        if h % POOL or w % POOL:
-            raise VaelabError(f"pixel baselines need images whose sides are multiples of {POOL}, "
-                              f"got {h}x{w}")
-        # (N, H, W, C) -> (N, H/8, 8, W/8, 8, C) -> mean over each 8x8 block -> (N, 4*4*3),
-        # flattened row, column, channel.
-        blocks = scaled(x).reshape(n, h // POOL, POOL, w // POOL, POOL, c)
-        return blocks.mean(axis=(2, 4)).reshape(n, -1)
-
-    train = {"pixels_pooled": pooled(x_train)}
-    test = {"pixels_pooled": pooled(x_test)}
-    flat_train = scaled(x_train).reshape(len(x_train), -1)  # (N, 3072)
-    flat_test = scaled(x_test).reshape(len(x_test), -1)
-    for key, matches in BASELINES.items():
-        if matches is None:
-            continue
-        k = min(widths[matches], *flat_train.shape)
-        pca = PCA(n_components=k, random_state=seed).fit(flat_train)  # train pixels only
-        train[key] = pca.transform(flat_train).astype(np.float32)  # (N, k)
-        test[key] = pca.transform(flat_test).astype(np.float32)
-    return train, test
-
-
 def check_latents(latents: dict[str, np.ndarray]) -> None:
     for name, arr in latents.items():
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             bad = int((~np.isfinite(arr)).sum())
             raise VaelabError(f"latents contain {bad} NaN/Inf values in {name}; re-encode with "
                               "PRECISION=fp32 (delete the run directory and rerun make report)")
+
+
+LATENT_KEYS = ("train_sample", "train_mean", "train_std", "test_sample", "test_mean", "test_std",
+               "y_train", "y_test")
+
+
+def read_run(latents_file: Path) -> tuple[int, list[str], dict[str, np.ndarray]]:
+    """A run's seed (config.json), class names (encode.json) and latents; the training set
+    must hold two classes or more."""
+    run_dir = latents_file.parent
+    seed = read_json(run_dir / "config.json", "run configuration")["seed"]
+    classes = read_json(run_dir / "encode.json", "encoder description")["classes"]
+    latents = load_npz(latents_file, "latents", LATENT_KEYS)
+    if len(np.unique(latents["y_train"])) < 2:
+        raise VaelabError("the training set has fewer than two classes; use more images (LIMIT)")
+    return seed, classes, latents
 
 
 def score(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
@@ -218,24 +197,40 @@ def fit_predict(key: str, seed: int, x_train: np.ndarray, y_train: np.ndarray,
     return y_pred, t1 - t0, time.perf_counter() - t1
 
 
+# What decides the scores besides the data and the seed: this code and these libraries.
+CODE_FILES = ("classify.py", "baselines.py", "stats.py")
+CODE_PACKAGES = ("scikit-learn", "lightgbm", "xgboost", "numpy", "scipy", "statsmodels")
+
+
+def code_checksum() -> str:
+    """sha256 of the classifier code and library versions: part of every results key, so
+    that cached results and baselines are refitted when either changes."""
+    from importlib import metadata
+
+    here = Path(__file__).resolve().parent
+    return sha256_json({"files": {name: sha256_file(here / name) for name in CODE_FILES},
+                        "packages": {name: metadata.version(name) for name in CODE_PACKAGES}})
+
+
 def train_and_score(latents: dict[str, np.ndarray], classes: list[str], seed: int,
-                    models: tuple[ModelSpec, ...] = MODELS,
-                    extra: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
-                    n_jobs: int | None = None):
+                    models: tuple[ModelSpec, ...] = MODELS, n_jobs: int | None = None):
+    """fit_all on the VAE feature sets of ``latents``: (results, predictions, timings)."""
+    return fit_all(feature_sets(latents, "train"), feature_sets(latents, "test"),
+                   latents["y_train"], latents["y_test"], classes, seed, models, n_jobs)
+
+
+def fit_all(train: dict[str, np.ndarray], test: dict[str, np.ndarray], y_train: np.ndarray,
+            y_test: np.ndarray, classes: list[str], seed: int,
+            models: tuple[ModelSpec, ...] = MODELS, n_jobs: int | None = None):
     """Fit every model on every feature set; return (results, predictions, timings).
 
-    ``extra``: further (train, test) feature sets, key -> (N, D), e.g. the pixel baselines.
-    Each result carries a seeded bootstrap ``accuracy_ci`` over the test images.
-    ``n_jobs``: worker processes for the IN_WORKERS models; None = one per core when the
-    training set has at least PARALLEL_MIN_ROWS rows, else 1 (in-process). The results do
-    not depend on it.
+    ``train``/``test``: feature set -> (N, D). Each result carries a seeded bootstrap
+    ``accuracy_ci`` over the test images. ``n_jobs``: worker processes for the IN_WORKERS
+    models; None = one per core when the training set has at least PARALLEL_MIN_ROWS rows,
+    else 1 (in-process). The results do not depend on it.
     """
     from joblib import Parallel, cpu_count, delayed
 
-    train, test = feature_sets(latents, "train"), feature_sets(latents, "test")
-    if extra is not None:
-        train, test = train | extra[0], test | extra[1]
-    y_train, y_test = latents["y_train"], latents["y_test"]
     if n_jobs is None:
         # joblib's count honours container CPU quotas, unlike os.cpu_count().
         n_jobs = cpu_count(only_physical_cores=True) if len(y_train) >= PARALLEL_MIN_ROWS else 1
@@ -344,36 +339,22 @@ def predictions_csv(y_test: np.ndarray, predictions: dict[str, np.ndarray]) -> s
     return buf.getvalue()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train and score the classifiers")
-    parser.add_argument("latents", type=Path, help="latents.npz from analysis.encode")
-    parser.add_argument("data", type=Path, help="dataset.npz from analysis.data (pixel baselines)")
-    parser.add_argument("out", type=Path, help="metrics.json to write")
-    args = parser.parse_args(argv)
-    run_dir = args.latents.parent
-    seed = read_json(run_dir / "config.json", "run configuration")["seed"]
-    classes = read_json(run_dir / "encode.json", "encoder description")["classes"]
-    latents = load_npz(args.latents, "latents", ("train_sample", "train_mean", "train_std",
-                                                 "test_sample", "test_mean", "test_std",
-                                                 "y_train", "y_test"))
-    check_latents(latents)
-    if len(np.unique(latents["y_train"])) < 2:
-        raise VaelabError("the training set has fewer than two classes; use more images (LIMIT)")
-    data = load_npz(args.data, "dataset", ("x_train", "y_train", "x_test", "y_test"))
-    for split in ("train", "test"):
-        # The baselines must see the very images the latents came from, in the same order.
-        if not np.array_equal(data[f"y_{split}"], latents[f"y_{split}"]):
-            raise VaelabError(f"dataset at {args.data} does not match the latents at "
-                              f"{args.latents} ({split} labels differ); rerun `make report`")
-
+def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
+                  baselines: dict[str, dict]) -> tuple[dict, dict[str, np.ndarray], dict]:
+    """Fit the VAE feature sets, merge in the pixel baselines' scores and predictions, and
+    compare them: (metrics, predictions by "model__feature_set", timings of the fits)."""
+    results, vae_predictions, timings = train_and_score(latents, classes, seed)
     n_features = {fs: feats.shape[1] for fs, feats in feature_sets(latents, "test").items()}
-    pixels = pixel_features(data["x_train"], data["x_test"], n_features, seed)
-    results, predictions, timings = train_and_score(latents, classes, seed, extra=pixels)
     labels = dict(FEATURE_SETS)
-    for key, feats in pixels[1].items():
-        n_features[key] = feats.shape[1]
-        labels[key] = ("pixels, pooled to 4x4x3" if BASELINES[key] is None
-                       else f"pixels, PCA-{feats.shape[1]}")
+    predictions: dict[str, np.ndarray] = {}
+    for spec in MODELS:  # columns in display order: each model's VAE sets, then its baselines
+        for fs in FEATURE_SETS:
+            predictions[f"{spec.key}__{fs}"] = vae_predictions[f"{spec.key}__{fs}"]
+        for key, base in baselines.items():
+            results[spec.key][key] = base["results"][spec.key]
+            predictions[f"{spec.key}__{key}"] = base["predictions"][spec.key]
+    for key, base in baselines.items():
+        n_features[key], labels[key] = base["n_features"], base["label"]
     y_test = latents["y_test"]
     metrics = {
         "classes": classes,
@@ -395,11 +376,62 @@ def main(argv: list[str] | None = None) -> None:
         "bootstrap": {"method": "percentile", "n_resamples": stats.N_RESAMPLES,
                       "confidence_level": stats.LEVEL, "seed": seed},
     }
-    write_text(run_dir / "predictions.csv", predictions_csv(latents["y_test"], predictions))
-    write_text(run_dir / "metrics.csv", metrics_csv(results))
-    write_json(run_dir / "timings-classify.json", timings)
-    write_json(args.out, metrics)  # last: the file make tracks
+    return metrics, predictions, timings
 
+
+def main(argv: list[str] | None = None) -> None:
+    from analysis import baselines as pixel_baselines
+
+    parser = argparse.ArgumentParser(description="Train and score the classifiers")
+    parser.add_argument("latents", type=Path, help="latents.npz from analysis.encode")
+    parser.add_argument("data", type=Path, help="dataset.npz from analysis.data")
+    parser.add_argument("out", type=Path, help="metrics.json to write")
+    parser.add_argument("--baselines", type=Path, required=True,
+                        help="the run's baselines.json from analysis.baselines")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="results cache directory (none: always fit)")
+    args = parser.parse_args(argv)
+    run_dir = args.latents.parent
+    seed, classes, latents = read_run(args.latents)
+    check_latents(latents)
+    data = load_npz(args.data, "dataset", ("y_train", "y_test"))
+    for split in ("train", "test"):
+        # The baselines must see the very images the latents came from, in the same order.
+        if not np.array_equal(data[f"y_{split}"], latents[f"y_{split}"]):
+            raise VaelabError(f"dataset at {args.data} does not match the latents at "
+                              f"{args.latents} ({split} labels differ); rerun `make report`")
+    baselines = pixel_baselines.load(args.baselines)
+    for key, base in baselines.items():
+        if base["n_test"] != len(latents["y_test"]) or base["seed"] != seed:
+            raise VaelabError(f"pixel baseline {base['folder']} was fitted on other data or "
+                              f"another seed than {args.latents}; rerun `make report`")
+
+    key_fields = {"latents_sha256": sha256_file(args.latents), "seed": seed, "classes": classes,
+                  "baselines": {k: b["folder"] for k, b in baselines.items()},
+                  "code": code_checksum()}
+    key = sha256_json(key_fields)[:24]
+    entry = args.cache / f"results-{key}" if args.cache is not None else None
+    # Parallel runs with identical latents (make -j) take turns: the second one reuses.
+    with file_lock(args.cache / f"results-{key}.lock") if entry else contextlib.nullcontext():
+        reused = entry is not None and (entry / "metrics.json").is_file()
+        timings: dict = {}  # fit/predict seconds of what this run fitted: none when reused
+        if reused:
+            print(f"classifiers: latents, baselines, seed and code as in {entry.name}; reusing "
+                  "its results (nothing to train)", file=sys.stderr)
+        else:
+            metrics, predictions, timings = build_metrics(latents, classes, seed, baselines)
+            target = entry or run_dir
+            write_text(target / "predictions.csv", predictions_csv(latents["y_test"], predictions))
+            write_text(target / "metrics.csv", metrics_csv(metrics["results"]))
+            # Last: a cache entry with metrics.json is complete.
+            write_json(target / "metrics.json" if entry else args.out, metrics)
+    write_json(run_dir / "classify.json", {"results_key": key, "key_fields": key_fields,
+                                           "from_cache": reused})
+    write_json(run_dir / "timings-classify.json", timings)
+    if entry is not None:
+        copy_file(entry / "predictions.csv", run_dir / "predictions.csv")
+        copy_file(entry / "metrics.csv", run_dir / "metrics.csv")
+        copy_file(entry / "metrics.json", args.out)  # last: the file make tracks
 
 if __name__ == "__main__":
     run_main(main)

@@ -15,6 +15,7 @@ Every variable a user can type is validated here, before anything slow starts.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,15 @@ def write_if_changed(path: Path, config: object) -> bool:
     return True
 
 
+def source_date_epoch() -> str:
+    """SOURCE_DATE_EPOCH as given (empty when unset), checked to be whole seconds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch and not re.fullmatch(r"\d{1,11}", epoch):
+        raise VaelabError(f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix timestamp (whole seconds "
+                          "since 1970-01-01 UTC, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct))")
+    return epoch
+
+
 def load_data_config(path: str | Path) -> DataConfig:
     return DataConfig(**read_json(path, "data configuration"))
 
@@ -180,8 +190,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.kind == "data":
         config: object = make_data_config(args.dataset, args.limit, args.data_root)
     elif args.kind == "report":
+        # SOURCE_DATE_EPOCH sets the report date: part of the inputs, so a new value re-renders.
         config = {"runs": [str(Path(r).resolve()) for r in args.run],
-                  "data": str(Path(args.data).resolve()), "metadata": args.metadata}
+                  "data": str(Path(args.data).resolve()), "metadata": args.metadata,
+                  "source_date_epoch": source_date_epoch()}
     else:
         config = make_run_config(args.vae, args.revision, args.seed, args.device, args.precision,
                                  args.batch_size, args.resolution, args.compile)

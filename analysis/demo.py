@@ -45,16 +45,26 @@ SYNTHETIC_CLASSES = ["circle", "square", "stripes_h", "stripes_v", "checker",
                      "gradient", "cross", "ring", "dots", "noise"]
 
 
-def save_random_vae(out: Path, full: bool = False, seed: int = 0, config: dict | None = None) -> Path:
+def save_random_vae(out: Path, full: bool = False, seed: int = 0, config: dict | None = None,
+                    decoder_seed: int | None = None) -> Path:
+    """A randomly initialised AutoencoderKL from ``seed``. With ``decoder_seed``, the decoder
+    (decoder.*, post_quant_conv.*) is drawn anew from that seed: the encoder is the same as
+    with ``seed`` alone, like sd-vae-ft-ema and sd-vae-ft-mse, which differ only in their decoders."""
     import torch
     from diffusers import AutoencoderKL
 
     torch.manual_seed(seed)
     vae = AutoencoderKL(**(config or (SD_VAE_CONFIG if full else TINY_CONFIG)))
+    if decoder_seed is not None:
+        torch.manual_seed(decoder_seed)
+        fresh = AutoencoderKL(**vae.config)
+        vae.decoder.load_state_dict(fresh.decoder.state_dict())
+        if vae.post_quant_conv is not None:
+            vae.post_quant_conv.load_state_dict(fresh.post_quant_conv.state_dict())
     vae.save_pretrained(out)
     kind = "sd-vae-ft-ema architecture" if full else "tiny test architecture"
     write_json(out / UNTRAINED_MARKER, {
-        "untrained": True, "seed": seed,
+        "untrained": True, "seed": seed, "decoder_seed": decoder_seed,
         "note": f"randomly initialised AutoencoderKL ({kind}) made by vaelab; its numbers say "
                 "nothing about any pretrained VAE",
     })
@@ -105,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     vae.add_argument("out", type=Path)
     vae.add_argument("--full", action="store_true", help="sd-vae-ft-ema architecture")
     vae.add_argument("--seed", type=int, default=0)
+    vae.add_argument("--decoder-seed", type=int, default=None,
+                     help="draw the decoder from this seed (same encoder as --seed alone)")
     images = sub.add_parser("images", help="write a synthetic train/test image folder")
     images.add_argument("out", type=Path)
     images.add_argument("--per-class", type=int, default=30)
@@ -114,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if args.what == "vae":
-        save_random_vae(tmp, args.full, args.seed)
+        save_random_vae(tmp, args.full, args.seed, decoder_seed=args.decoder_seed)
     else:
         save_synthetic_images(tmp, args.per_class, args.seed)
     shutil.rmtree(args.out, ignore_errors=True)

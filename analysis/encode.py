@@ -9,7 +9,8 @@ Writes, next to ``latents.npz``:
   for 32x32 images and an SD VAE, (N, 4, R/8, R/8) at RESOLUTION=R — plus ``y_train``/``y_test``;
 * ``reconstructions.npz``: the first test image of each class and its decoded latent mean
   (at 32x32: decodes at a larger resolution are averaged back down before PSNR/SSIM);
-* ``encode.json``: the resolved configuration (model revision, device, precision, cache key);
+* ``encode.json``: the resolved configuration (model revision, device, precision, cache key,
+  encoder and latents checksums);
 * ``timings-encode.json``: wall-clock seconds (kept apart: the only non-deterministic file).
 
 ``std`` is ``exp(0.5 * logvar)`` and ``sample = mean + std * eps``, exactly what
@@ -26,11 +27,16 @@ in cache); smaller runs stay eager, where the one-off compile would cost more th
 Compiled latents agree with eager float32 to about 1e-5 relative error, not bit for bit,
 so whether the run was compiled is part of the cache key and of encode.json.
 
-Latents are cached under ``--cache`` keyed by model revision and weights checksum,
-dataset checksum, seed, device type, precision, compilation and resolution (left out of the key at
-32 px, so entries from before RESOLUTION existed stay valid): a second ``make report`` (or
-switching back to an earlier VAE) does not re-encode. Work is written in chunks, so an interrupted
-run resumes from the last complete chunk.
+Latents are cached under ``--cache`` as ``latents-KEY.npz``, keyed by what they depend on:
+the checksum of the encoder (``encoder.*`` and ``quant_conv.*`` tensors and the encoder's
+config, read without the decoder; ``analysis.vae.encoder_checksum``), the encoder class,
+dataset checksum, seed, device type, precision, compilation and resolution. Not by the
+model's name or its decoder: variants that share an encoder (sd-vae-ft-ema and
+sd-vae-ft-mse fine-tuned only their decoders) encode once, and a second ``make report``
+(or switching back to an earlier VAE) does not re-encode. Reconstructions decode the cached
+latent means through each variant's own decoder, cached as ``recon-KEY.npz`` keyed by the
+whole weights file as well. Work is written in chunks, so an interrupted run resumes from
+the last complete chunk; a lock per entry makes parallel runs (``make -j``) encode once.
 """
 
 from __future__ import annotations
@@ -45,14 +51,14 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.common import (VaelabError, copy_file, load_npz, progress, read_json, run_main,
-                             save_npz, sha256_file, sha256_json, write_json, write_text)
+from analysis.common import (VaelabError, copy_file, file_lock, load_npz, progress, read_json,
+                             run_main, save_npz, sha256_file, sha256_json, write_json, write_text)
 from analysis.config import RunConfig, load_run_config
 from analysis.vae import (choose_device, choose_precision, device_name, load_vae,
                           resolve_model)
 
 # Bump when a change here alters the latents, so that old cache entries are not reused.
-ENCODER_VERSION = 3
+ENCODER_VERSION = 4
 CHUNK = 4096  # images per resumable chunk
 RECON_PER_CLASS = 10  # test images per class decoded for PSNR/SSIM
 # COMPILE=auto compiles from this many images: below it the compile outweighs the gain.
@@ -239,10 +245,12 @@ def draw_noise(seed: int, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.nd
     return {split: torch.randn(shape, generator=generator).numpy() for split, shape in shapes.items()}
 
 
-def reconstruct(encoder: Encoder, x_test: np.ndarray, y_test: np.ndarray, n_classes: int,
-                name: str, batch_size: int) -> dict[str, np.ndarray]:
-    """Decode latent means of a fixed test sample: the first RECON_PER_CLASS images per class.
+def reconstruct(encoder: Encoder, test_mean: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                n_classes: int, name: str, batch_size: int) -> dict[str, np.ndarray]:
+    """Decode the latent means of a fixed test sample: the first RECON_PER_CLASS images per class.
 
+    ``test_mean``: float32 (N, C, h, w), the cached latent means of every test image, so
+    only the decoder runs here (variants that share an encoder encode once and decode each).
     ``originals``/``reconstructions`` hold the first image of each class (at most 10) for
     the figure; ``psnr``/``ssim`` are per image over the whole sample (skimage, 8-bit RGB).
     Decodes at a larger resolution are area-averaged back to the originals' 32x32 first, so
@@ -252,11 +260,9 @@ def reconstruct(encoder: Encoder, x_test: np.ndarray, y_test: np.ndarray, n_clas
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     sample = np.concatenate([np.flatnonzero(y_test == c)[:RECON_PER_CLASS] for c in range(n_classes)])
-    decoded = []
-    for start in range(0, len(sample), batch_size):
-        mean, _ = encoder.encode(x_test[sample[start:start + batch_size]])
-        decoded.append(encoder.decode(mean))  # (B, 3, R, R) in about [-1, 1]
-    decoded = torch.cat(decoded)
+    means = torch.from_numpy(test_mean[sample])  # (K, C, h, w)
+    decoded = torch.cat([encoder.decode(means[start:start + batch_size])  # (B, 3, R, R), ~[-1, 1]
+                         for start in range(0, len(sample), batch_size)])
     check_finite(count_nonfinite(decoded), "reconstruction", name, encoder.precision, encoder.device)
     decoded = resize(decoded, x_test.shape[1], "area")  # (K, 3, 32, 32)
     recon = to_uint8_images(decoded)  # (K, 32, 32, 3)
@@ -270,6 +276,41 @@ def reconstruct(encoder: Encoder, x_test: np.ndarray, y_test: np.ndarray, n_clas
     return {"index": sample[first], "labels": y_test[sample[first]], "originals": originals[first],
             "reconstructions": recon[first], "mse": np.float64(mse), "sample_index": sample,
             "psnr": np.minimum(psnr, 100.0), "ssim": ssim}
+
+
+def cached(path: Path) -> bool:
+    """A cache entry is usable when its checksum file matches its bytes."""
+    checksum_file = path.with_suffix(".sha256")
+    if not (path.exists() and checksum_file.exists()):
+        return False
+    if sha256_file(path) == checksum_file.read_text().strip():
+        return True
+    print(f"vaelab: cache entry {path} fails its checksum; computing it again", file=sys.stderr)
+    return False
+
+
+def save_cached(path: Path, **arrays: np.ndarray) -> str:
+    """Write a cache entry and then its checksum file; the checksum."""
+    save_npz(path, **arrays)
+    checksum = sha256_file(path)
+    write_text(path.with_suffix(".sha256"), checksum + "\n")
+    return checksum
+
+
+def encode_dataset(encoder: Encoder, data: dict[str, np.ndarray], config: RunConfig,
+                   partial: Path) -> dict[str, np.ndarray]:
+    """Every image's latent mean, std and seeded sample, in resumable chunks under ``partial``."""
+    partial.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {}
+    for split in ("train", "test"):
+        mean, std = encode_split(encoder, data[f"x_{split}"], config.batch_size, partial,
+                                 split, config.vae)
+        arrays[f"{split}_mean"], arrays[f"{split}_std"] = mean, std  # each (N, C, h, w)
+    noise = draw_noise(config.seed, {s: arrays[f"{s}_mean"].shape for s in ("train", "test")})
+    for split in ("train", "test"):
+        arrays[f"{split}_sample"] = arrays[f"{split}_mean"] + arrays[f"{split}_std"] * noise[split]
+        arrays[f"y_{split}"] = data[f"y_{split}"]
+    return arrays
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -291,79 +332,75 @@ def main(argv: list[str] | None = None) -> None:
     device = choose_device(config.device)
     precision = choose_precision(config.precision, device, bool(vae_config.get("force_upcast", True)),
                                  config.vae)
-    key_fields = {"encoder_version": ENCODER_VERSION, "model": model.name,
-                  "revision": model.revision, "weights_sha256": model.weights_sha256,
+    # Latents depend on the encoder and these settings only, not on the model's name or its
+    # decoder: variants that share an encoder share one cache entry and encode once.
+    key_fields = {"encoder_version": ENCODER_VERSION, "encoder_class": vae_config["_class_name"],
+                  "encoder_sha256": model.encoder_sha256,
                   "dataset_sha256": data_info["sha256"], "seed": config.seed,
-                  "device_type": device.split(":")[0], "precision": precision}
-    if config.resolution != IMAGE_SIDE:  # left out at 32 px: older cache entries stay valid
-        key_fields["resolution"] = config.resolution
+                  "device_type": device.split(":")[0], "precision": precision,
+                  "resolution": config.resolution}
     compiled = choose_compile(config.compile, device,
                               int(data_info["n_train"] + data_info["n_test"]))
-    if compiled:  # compiled latents differ from eager in the last bits; eager keys stay valid
-        key_fields["compiled"] = True
+    key_fields["compiled"] = compiled  # compiled latents differ from eager in the last bits
     key = sha256_json(key_fields)[:24]
-    entry = args.cache / f"latents-{key}"
-    info = {
-        "model": asdict(model),
-        "vae_config": {k: vae_config.get(k) for k in (
-            "block_out_channels", "latent_channels", "scaling_factor", "shift_factor",
-            "force_upcast", "sample_size", "down_block_types")},
-        "parameters": int(sum(p.numel() for p in vae.parameters())),
-        "device": device, "device_name": device_name(device), "precision": precision,
-        "torch_threads": torch.get_num_threads(), "batch_size": config.batch_size,
-        "memory_format": "channels_last" if device == "cpu" else "contiguous",
-        "compiled": compiled, "compile_requested": config.compile,
-        "seed": config.seed, "cache_key": key, "classes": data_info["classes"],
-        "resolution": config.resolution,
-        "upsampling": (None if config.resolution == IMAGE_SIDE else
-                       f"{IMAGE_SIDE}x{IMAGE_SIDE} -> {config.resolution}x{config.resolution}, "
-                       "bicubic, align_corners=False, clamped to [-1, 1]"),
-        "dataset_sha256": data_info["sha256"], "cache_fields": key_fields,
-        "sample_definition": "mean + std * eps, eps ~ N(0, I) from torch.Generator(seed)",
-    }
+    latents_file = args.cache / f"latents-{key}.npz"
+    # Reconstructions go through each variant's own decoder: keyed by the whole weights file.
+    recon_key = sha256_json(key_fields | {"weights_sha256": model.weights_sha256})[:24]
+    recon_file = args.cache / f"recon-{recon_key}.npz"
 
-    cached = entry.with_suffix(".npz")
-    checksum_file = entry.with_suffix(".sha256")
-    reused, compile_seconds = False, None
-    if cached.exists() and checksum_file.exists():
-        if sha256_file(cached) == checksum_file.read_text().strip() and \
-                entry.with_name(entry.name + "-recon.npz").exists():
-            reused = True
-        else:
-            print(f"vaelab: latent cache {cached} fails its checksum; re-encoding", file=sys.stderr)
-    if not reused:
-        data = load_npz(args.data, "dataset", ("x_train", "y_train", "x_test", "y_test"))
-        torch.manual_seed(config.seed)
-        encoder = Encoder(vae, device, precision, config.resolution, config.batch_size, compiled)
-        compile_seconds = round(encoder.warm_up(), 2) if compiled else None
-        partial = args.cache / f"latents-{key}.partial"
-        partial.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, np.ndarray] = {}
-        for split in ("train", "test"):
-            mean, std = encode_split(encoder, data[f"x_{split}"], config.batch_size, partial,
-                                     split, config.vae)
-            arrays[f"{split}_mean"], arrays[f"{split}_std"] = mean, std
-        noise = draw_noise(config.seed, {s: arrays[f"{s}_mean"].shape for s in ("train", "test")})
-        for split in ("train", "test"):
-            arrays[f"{split}_sample"] = arrays[f"{split}_mean"] + arrays[f"{split}_std"] * noise[split]
-            arrays[f"y_{split}"] = data[f"y_{split}"]
-        recon = reconstruct(encoder, data["x_test"], data["y_test"], len(data_info["classes"]),
-                            config.vae, config.batch_size)
-        save_npz(entry.with_name(entry.name + "-recon.npz"), **recon)
-        save_npz(cached, **arrays)
-        write_text(checksum_file, sha256_file(cached) + "\n")
-        shutil.rmtree(partial, ignore_errors=True)
-
-    copy_file(entry.with_name(entry.name + "-recon.npz"), args.out.with_name("reconstructions.npz"))
-    write_json(args.out.with_name("encode.json"), info)
-    write_json(args.out.with_name("timings-encode.json"),
-               {"encode_seconds": round(time.perf_counter() - started, 2), "from_cache": reused,
-                "compile_seconds": compile_seconds,
-                "images": int(data_info["n_train"] + data_info["n_test"])})
-    # latents.npz last: it is the file make tracks.
-    copy_file(cached, args.out)
-    print(f"latents: {'reused cache' if reused else 'encoded'} {cached.name} -> {args.out}",
-          file=sys.stderr)
+    with file_lock(args.cache / f"latents-{key}.lock"):
+        reused = {"latents": cached(latents_file), "reconstructions": cached(recon_file)}
+        compile_seconds = None
+        if not all(reused.values()):
+            data = load_npz(args.data, "dataset", ("x_train", "y_train", "x_test", "y_test"))
+            torch.manual_seed(config.seed)
+            # Compiled only to encode: decoding a few images runs eager either way.
+            encoder = Encoder(vae, device, precision, config.resolution, config.batch_size,
+                              compiled and not reused["latents"])
+            compile_seconds = round(encoder.warm_up(), 2) if encoder.compiled else None
+            if reused["latents"]:
+                test_mean = load_npz(latents_file, "cached latents", ("test_mean",))["test_mean"]
+            else:
+                partial = args.cache / f"latents-{key}.partial"
+                arrays = encode_dataset(encoder, data, config, partial)
+                save_cached(latents_file, **arrays)
+                shutil.rmtree(partial, ignore_errors=True)
+                test_mean = arrays["test_mean"]
+            if not reused["reconstructions"]:
+                save_cached(recon_file, **reconstruct(encoder, test_mean, data["x_test"],
+                                                      data["y_test"], len(data_info["classes"]),
+                                                      config.vae, config.batch_size))
+        latents_sha256 = latents_file.with_suffix(".sha256").read_text().strip()
+        info = {
+            "model": asdict(model),
+            "vae_config": {k: vae_config.get(k) for k in (
+                "block_out_channels", "latent_channels", "scaling_factor", "shift_factor",
+                "force_upcast", "sample_size", "down_block_types")},
+            "parameters": int(sum(p.numel() for p in vae.parameters())),
+            "device": device, "device_name": device_name(device), "precision": precision,
+            "torch_threads": torch.get_num_threads(), "batch_size": config.batch_size,
+            "memory_format": "channels_last" if device == "cpu" else "contiguous",
+            "compiled": compiled, "compile_requested": config.compile,
+            "seed": config.seed, "cache_key": key, "recon_cache_key": recon_key,
+            "encoder_sha256": model.encoder_sha256, "latents_sha256": latents_sha256,
+            "classes": data_info["classes"], "resolution": config.resolution,
+            "upsampling": (None if config.resolution == IMAGE_SIDE else
+                           f"{IMAGE_SIDE}x{IMAGE_SIDE} -> {config.resolution}x{config.resolution}, "
+                           "bicubic, align_corners=False, clamped to [-1, 1]"),
+            "dataset_sha256": data_info["sha256"], "cache_fields": key_fields,
+            "sample_definition": "mean + std * eps, eps ~ N(0, I) from torch.Generator(seed)",
+        }
+        copy_file(recon_file, args.out.with_name("reconstructions.npz"))
+        write_json(args.out.with_name("encode.json"), info)
+        write_json(args.out.with_name("timings-encode.json"),
+                   {"encode_seconds": round(time.perf_counter() - started, 2),
+                    "from_cache": reused["latents"], "reconstructions_from_cache": reused["reconstructions"],
+                    "compile_seconds": compile_seconds,
+                    "images": int(data_info["n_train"] + data_info["n_test"])})
+        # latents.npz last: it is the file make tracks.
+        copy_file(latents_file, args.out)
+    print(f"latents: {'reused cache' if reused['latents'] else 'encoded'} {latents_file.name} -> "
+          f"{args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -145,7 +145,8 @@ def plot_confusion_best(confusion, classes: list[str], title: str, path: Path) -
     fractions = row_normalise(counts)
     k = len(counts)
     labels = list(classes) if len(classes) == k else [str(i) for i in range(k)]
-    width = min(WIDTH, 3.0 + 0.42 * k)  # room for the colour bar and class names
+    # Printed at its drawn size (about 12 cm for 10 classes), so its text stays 6-8 pt.
+    width = min(WIDTH, 2.2 + 0.25 * k)  # room for the colour bar and class names
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(width, width - 0.6), layout="constrained")
         im = ax.imshow(fractions, cmap=CONFUSION_CMAP, vmin=0, vmax=1, interpolation="nearest")

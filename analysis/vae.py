@@ -18,6 +18,13 @@ from pathlib import Path
 from analysis.common import VaelabError, sha256_file
 
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+# The tensors AutoencoderKL.encode reads; the decoder (decoder.*, post_quant_conv.*) is not.
+ENCODER_TENSORS = ("encoder.", "quant_conv.")
+# The config keys that shape the encoder (scaling/shift factors and the decoder's blocks do
+# not change latents; force_upcast only changes the precision, which is keyed on its own).
+ENCODER_CONFIG_KEYS = ("_class_name", "in_channels", "latent_channels", "down_block_types",
+                       "block_out_channels", "layers_per_block", "act_fn", "norm_num_groups",
+                       "use_quant_conv", "mid_block_add_attention")
 # Written by analysis.tinyvae next to config.json: marks weights that were never trained.
 UNTRAINED_MARKER = "vaelab-untrained.json"
 
@@ -30,7 +37,10 @@ class ResolvedModel:
     path: str  # local directory holding config.json and the weights
     revision: str  # resolved hub commit, or "local"
     weights_file: str
-    weights_sha256: str
+    weights_sha256: str  # the whole weights file: encoder and decoder
+    # What the encoding path reads (encoder.*, quant_conv.* and the config keys that shape
+    # them): two variants with the same encoder_sha256 give the same latents.
+    encoder_sha256: str
     untrained: bool  # random weights made by vaelab itself (demo, tests, benchmarks)
     untrained_note: str
 
@@ -95,6 +105,44 @@ def check_model_dir(path: Path) -> tuple[dict, Path]:
                       "copy the weights file next to config.json")
 
 
+def encoder_checksum(config: dict, weights: Path) -> str:
+    """sha256 of what the encoding path reads: the encoder's config keys, then every
+    ``encoder.*`` and ``quant_conv.*`` tensor (name, dtype, shape, bytes) in name order.
+
+    Read tensor by tensor from the weights file, so the decoder is never loaded. Models
+    whose only difference is the decoder (sd-vae-ft-ema and sd-vae-ft-mse fine-tuned only
+    theirs) get the same checksum, and so share latents and classifier results.
+    """
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps({k: config.get(k) for k in ENCODER_CONFIG_KEYS}, sort_keys=True).encode())
+
+    def add(name: str, tensor) -> None:
+        tensor = tensor.detach().contiguous().cpu()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+
+    try:
+        if weights.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(weights), framework="pt") as fh:
+                for name in sorted(k for k in fh.keys() if k.startswith(ENCODER_TENSORS)):
+                    add(name, fh.get_tensor(name))
+        else:  # a pickled state dict cannot be read in parts
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            for name in sorted(k for k in state if k.startswith(ENCODER_TENSORS)):
+                add(name, state[name])
+    except Exception as err:  # truncated or corrupt file: safetensors and torch raise many types
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise VaelabError(f"cannot read the encoder weights in {weights} ({first_line[:200]}); "
+                          "re-download or re-save the model") from None
+    return digest.hexdigest()
+
+
 def resolve_model(name: str, revision: str = "") -> ResolvedModel:
     local = Path(name)
     if local.is_absolute() or local.exists():
@@ -102,13 +150,14 @@ def resolve_model(name: str, revision: str = "") -> ResolvedModel:
     else:
         path = snapshot(name, revision)
         resolved = path.name  # snapshots/<commit hash>
-    _, weights = check_model_dir(path)
+    config, weights = check_model_dir(path)
     marker = path / UNTRAINED_MARKER
     note = ""
     if marker.is_file():
         note = json.loads(marker.read_text(encoding="utf-8")).get("note", "random weights")
     return ResolvedModel(name=name, path=str(path), revision=resolved, weights_file=weights.name,
-                         weights_sha256=sha256_file(weights), untrained=marker.is_file(),
+                         weights_sha256=sha256_file(weights),
+                         encoder_sha256=encoder_checksum(config, weights), untrained=marker.is_file(),
                          untrained_note=note)
 
 

@@ -19,6 +19,8 @@ import numpy as np
 
 from analysis.common import VaelabError, atomic_path, load_npz, read_json, run_main, write_json
 
+PRINT_WIDTH = 6.7  # inches: one A4 text width, as analysis.figures.WIDTH
+
 
 def vae_name(model: str) -> str:
     """A model as run names call it: the last path component of its hub id or directory."""
@@ -33,6 +35,10 @@ def summarise(run: Path) -> dict:
         "vae_name": vae_name(encode["model"]["name"]),
         "resolution": int(encode.get("resolution", 32)),  # encode.json from before RESOLUTION: 32
         "untrained": encode["model"]["untrained"],
+        # Equal latents checksums: one encoder under the same settings, so the same latents
+        # and classifier results (encode.json from before they were recorded: never equal).
+        "encoder_sha256": encode.get("encoder_sha256"),
+        "latents_sha256": encode.get("latents_sha256"),
         "force_upcast": encode["vae_config"].get("force_upcast"),
         "scaling_factor": encode["vae_config"].get("scaling_factor"),
         "psnr_mean": round(float(np.mean(recon["psnr"])), 2),
@@ -65,7 +71,13 @@ def plot_panel(runs: list[Path], stats: list[dict], out: Path) -> None:
             raise VaelabError(f"run {run} decoded other test images than {runs[0]}; rebuild both "
                               "with the same DATASET and LIMIT")
     rows, cols = len(runs) + 1, len(originals)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols + 1.8, 1.25 * rows), squeeze=False)
+    # Drawn at its print size, one text width (17 cm, like analysis.figures), with the row
+    # labels in a 1.6-inch margin: the report shows it unscaled, so 7 pt text stays 7 pt.
+    width, margin = PRINT_WIDTH, 1.6
+    cell = min((width - margin) / max(cols, 1), 0.9)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, cell * rows + 0.15), squeeze=False,
+                             gridspec_kw={"left": margin / width, "right": 0.995, "top": 0.99,
+                                          "bottom": 0.01, "wspace": 0.06, "hspace": 0.06})
     labels = ["original"] + [f"{s['label']}\n{s['psnr_mean']:.1f} dB, SSIM {s['ssim_mean']:.2f}"
                              for s in stats]
     images = [originals] + [rec["reconstructions"] for rec in recons]
@@ -74,8 +86,7 @@ def plot_panel(runs: list[Path], stats: list[dict], out: Path) -> None:
             ax = axes[i][j]
             ax.imshow(row[j], interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
-        axes[i][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout()
+        axes[i][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=150, metadata={"Software": None})
     plt.close(fig)

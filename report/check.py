@@ -9,8 +9,12 @@ Checks (`make check` installs their tools first):
   images    every <img src> of each HTML is a relative path to an existing file
   vnu       each HTML passes the W3C Nu HTML Checker (vnu.jar from the npm package
             vnu-jar, run with the machine's Java; $VNU_JAR overrides where the jar is)
-  pdf       `qpdf --check` finds no errors and `pdfinfo` reports at least one page
+  pdf       `qpdf --check` finds no errors and `pdfinfo` reports at least one page and a
+            tagged PDF
   chromium  each HTML, opened from disk in headless Chromium, has no broken images
+  axe       each HTML, in that same Chromium, has no violation of the WCAG 2.1 A and AA rules
+            of axe-core (the npm package axe-core, injected into the page; $AXE_JS overrides
+            where axe.min.js is)
 
 A check whose tool is not installed is SKIPPED with a notice on stderr, the other checks
 still run. VAELAB_REQUIRE_CHECKS=1 (CI) counts a skipped check as failed. Exit status:
@@ -33,8 +37,19 @@ from urllib.parse import unquote, urlsplit
 
 from analysis.common import VaelabError, run_main
 
-# `make check` installs vnu-jar into the virtualenv that runs this module.
+# `make check` installs vnu-jar and axe-core into the virtualenv that runs this module.
 VNU_JAR = Path(sys.prefix) / "node" / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
+AXE_JS = Path(sys.prefix) / "node" / "node_modules" / "axe-core" / "axe.min.js"
+# The rules `make check` enforces: WCAG 2.0 and 2.1, levels A and AA.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+# Runs axe in the page; calls back with one {id, impact, help, targets} per violated rule.
+AXE_RUN_JS = """
+const done = arguments[arguments.length - 1];
+axe.run(document, {runOnly: {type: "tag", values: arguments[0]}, resultTypes: ["violations"]})
+  .then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                            targets: v.nodes.map(n => n.target.join(" "))}))))
+  .catch(e => done({error: String(e)}));
+"""
 TOOL_TIMEOUT = 120  # seconds for one external tool run; they take a few seconds normally
 PAGE_TIMEOUT = 30  # seconds for Chromium to load one report with its images
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -152,11 +167,37 @@ def check_pdf(pdf: Path) -> list[str]:
     if proc.returncode != 0 or not pages or int(pages.group(1)) < 1:
         why = (proc.stderr.strip().splitlines() or ["no 'Pages:' line"])[-1]
         problems.append(f"{pdf}: pdfinfo reports no pages (exit {proc.returncode}): {why}")
+    elif re.search(r"^Tagged:\s+no", proc.stdout, re.MULTILINE):
+        problems.append(f"{pdf}: not a tagged PDF (pdfinfo: Tagged: no); render it with "
+                        "`python -m report.render pdf`")
     return problems
 
 
-def check_chromium(htmls: list[Path]) -> list[str]:
-    """Open each HTML from disk in one headless Chromium; list the images that did not load."""
+def axe_source() -> str:
+    path = Path(os.environ.get("AXE_JS") or AXE_JS)
+    if not path.is_file():
+        raise ToolMissing("axe-core", f"npm install --prefix {Path(sys.prefix) / 'node'} axe-core "
+                                      "(make check does), or set AXE_JS")
+    return path.read_text(encoding="utf-8")
+
+
+def axe_problems(html: Path, violations) -> list[str]:
+    if isinstance(violations, dict):  # axe.run rejected
+        raise VaelabError(f"axe-core failed on {html}: {violations.get('error')}")
+    problems = []
+    for v in violations:
+        where = ", ".join(v["targets"][:3]) + (f" (+{len(v['targets']) - 3} more)" if len(v["targets"]) > 3 else "")
+        problems.append(f"{html}: {v['id']} ({v['impact']}): {v['help']} [{where}]")
+    return problems
+
+
+def check_chromium(htmls: list[Path], axe: bool = False) -> list[str] | tuple[list[str], list[str]]:
+    """Open each HTML from disk in one headless Chromium; list the images that did not load.
+
+    With ``axe``, also run axe-core's WCAG 2.1 A/AA rules in each page and return
+    (image problems, accessibility problems); ToolMissing when axe-core is not installed.
+    """
+    source = axe_source() if axe else None
     try:
         from selenium import webdriver
         from selenium.common.exceptions import WebDriverException
@@ -167,7 +208,7 @@ def check_chromium(htmls: list[Path]) -> list[str]:
     if binary is None or driver_path is None:
         raise ToolMissing("chromium" if binary is None else "chromedriver",
                           f"apt-get install chromium chromium-driver {APT}")
-    problems = []
+    problems, a11y = [], []
     with tempfile.TemporaryDirectory(prefix="vaelab-chromium-") as profile:
         options = webdriver.ChromeOptions()
         # Explicit browser and driver paths: selenium-manager never downloads either.
@@ -188,11 +229,14 @@ def check_chromium(htmls: list[Path]) -> list[str]:
                 driver.get(html.resolve().as_uri())
                 for src in driver.execute_script(BROKEN_IMAGES_JS):
                     problems.append(f"{html}: image {src} did not load in Chromium")
+                if source is not None:
+                    driver.execute_script(source)
+                    a11y += axe_problems(html, driver.execute_async_script(AXE_RUN_JS, AXE_TAGS))
         except WebDriverException as err:
             raise VaelabError(f"headless Chromium failed: {(err.msg or str(err)).splitlines()[0]}") from None
         finally:
             driver.quit()
-    return problems
+    return (problems, a11y) if axe else problems
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -213,7 +257,28 @@ def main(argv: list[str] | None = None) -> None:
     if args.pdf:
         checks.append(("pdf", lambda: [p for f in args.pdf for p in check_pdf(f)]))
     if args.html:
-        checks.append(("chromium", lambda: check_chromium(args.html)))
+        # One Chromium for both: the images check, then axe-core in the same pages. Without
+        # axe-core the images are still checked and only the accessibility check is skipped.
+        browser: dict = {}
+
+        def chromium() -> list[str]:
+            try:
+                browser["images"], browser["axe"] = check_chromium(args.html, axe=True)
+            except ToolMissing as missing:
+                if missing.tool != "axe-core":
+                    raise
+                browser["axe"] = missing
+                browser["images"] = check_chromium(args.html)
+            return browser["images"]
+
+        def accessibility() -> list[str]:
+            if "axe" not in browser:  # Chromium itself was missing or failed
+                raise ToolMissing("chromium", "see the chromium check above")
+            if isinstance(browser["axe"], ToolMissing):
+                raise browser["axe"]
+            return browser["axe"]
+
+        checks += [("chromium", chromium), ("axe", accessibility)]
 
     require = os.environ.get("VAELAB_REQUIRE_CHECKS") == "1"
     summary, failed = [], []

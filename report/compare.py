@@ -14,8 +14,20 @@ from pathlib import Path
 from analysis.common import read_json
 
 
-def accuracy_table(metrics: list[dict], names: list[str]) -> list[dict]:
-    """One row per model and VAE feature set, one accuracy per variant; best per row marked."""
+def encoder_groups(variants: list[dict]) -> list[list[int]]:
+    """Variant indices grouped by identical latents (one encoder, same settings), in order.
+
+    Such variants have the same classifier results by construction (analysis.classify
+    reuses them), so the report shows those once; only their decoders differ."""
+    groups: dict[str, list[int]] = {}
+    for i, v in enumerate(variants):
+        groups.setdefault(v.get("latents_sha256") or f"run:{v['name']}", []).append(i)
+    return list(groups.values())
+
+
+def accuracy_table(metrics: list[dict]) -> list[dict]:
+    """One row per model and VAE feature set, one accuracy per entry of ``metrics`` (one per
+    distinct encoder); best per row marked."""
     first = metrics[0]
     rows = []
     for model in first["model_order"]:
@@ -48,25 +60,51 @@ def label(variant: dict) -> str:
     return variant.get("label", variant["name"])
 
 
-def variant_sentences(variants: list[dict], metrics: list[dict], table: list[dict]) -> list[str]:
-    names = [label(v) for v in variants]
-    best = [m["best"] for m in metrics]
-    counts = wins(table, len(variants))
-    ranked = sorted(range(len(variants)), key=lambda i: -best[i]["accuracy"])
+def and_join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def variant_sentences(variants: list[dict], metrics: list[dict], groups: list[list[int]],
+                      table: list[dict]) -> list[str]:
+    """Accuracy per distinct encoder (``table`` has one column per group) and reconstruction
+    quality per variant."""
+    names = [and_join([label(variants[i]) for i in g]) for g in groups]
+    best = [metrics[g[0]]["best"] for g in groups]
+    counts = wins(table, len(groups))
+    ranked = sorted(range(len(groups)), key=lambda i: -best[i]["accuracy"])
     per = "encoder and resolution" if len({resolution(v) for v in variants}) > 1 else "encoder"
     out = [
         f"Best accuracy per {per}: " + "; ".join(
-            f"{names[i]} {best[i]['accuracy']:.4f} ({metrics[i]['models'][best[i]['model']]['label']})"
-            for i in ranked) + ". "
-        + f"{names[ranked[0]]} gives the highest accuracy in "
-          f"{counts[ranked[0]]} of {sum(not r['random'] for r in table)} model/feature-set rows."
+            f"{names[i]} {best[i]['accuracy']:.4f} "
+            f"({metrics[groups[i][0]]['models'][best[i]['model']]['label']})" for i in ranked) + ". "
     ]
+    if len(groups) > 1:
+        out[0] += (f"{names[ranked[0]]} gives the highest accuracy in {counts[ranked[0]]} of "
+                   f"{sum(not r['random'] for r in table)} model/feature-set rows.")
     sharpest = max(variants, key=lambda v: v["psnr_mean"])
     out.append(
         "Reconstruction quality over the same test images: " + "; ".join(
             f"{label(v)} PSNR {v['psnr_mean']:.2f} dB, SSIM {v['ssim_mean']:.3f}" for v in variants)
         + f". {label(sharpest)} reconstructs best."
     )
+    return out
+
+
+def shared_encoder_sentences(variants: list[dict], groups: list[list[int]]) -> list[str]:
+    """One sentence per group of variants that share an encoder: what is the same, what differs."""
+    out = []
+    for group in groups:
+        if len(group) < 2:
+            continue
+        members = [variants[i] for i in group]
+        checksum = members[0].get("encoder_sha256") or "unknown"
+        out.append(
+            f"{and_join([label(v) for v in members])} share one encoder (encoder checksum "
+            f"{checksum[:12]}…, sha256 over its weights and config): their latents are "
+            "bit-for-bit identical, so they were encoded and classified once and Table C1 shows "
+            "their results in one column. Only their decoders differ: " + "; ".join(
+                f"{label(v)} PSNR {v['psnr_mean']:.2f} dB, SSIM {v['ssim_mean']:.3f}"
+                for v in members) + ".")
     return out
 
 
@@ -129,15 +167,21 @@ def upcast_paragraph(variants: list[dict], metrics: list[dict]) -> str | None:
 def build_compare(run_dirs: list[Path], compare_dir: Path, html_dir: Path) -> dict:
     metrics = [read_json(r / "metrics.json", "metrics") for r in run_dirs]
     variants = read_json(compare_dir / "variants.json", "variant summary")
-    table = accuracy_table(metrics, [label(v) for v in variants])
+    groups = encoder_groups(variants)
+    table = accuracy_table([metrics[g[0]] for g in groups])
     resolutions = sorted({resolution(v) for v in variants})
     return {
         "variants": variants,
         "labels": [label(v) for v in variants],
+        # Table C1's columns: one per distinct encoder, naming every variant that shares it.
+        "columns": [" = ".join(label(variants[i]) for i in g) for g in groups],
+        "n_shared": sum(len(g) > 1 for g in groups),
         "resolutions": resolutions if len(resolutions) > 1 else None,
         "n_vaes": len({v["model"] for v in variants}),
         "table": table,
-        "sentences": variant_sentences(variants, metrics, table) + resolution_sentences(variants, metrics),
+        "shared": shared_encoder_sentences(variants, groups),
+        "sentences": (variant_sentences(variants, metrics, groups, table)
+                      + resolution_sentences(variants, metrics)),
         "upcast": upcast_paragraph(variants, metrics),
         "panel": os.path.relpath(compare_dir / "reconstructions.png", html_dir),
         "scaling": [{"name": label(v), "scaling_factor": v["scaling_factor"]} for v in variants],

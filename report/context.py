@@ -2,8 +2,10 @@
 
 Not run on its own; ``report.render`` calls ``build_context``. Every number and every
 sentence of the conclusions comes from this run's outputs (metrics.json, encode.json,
-dataset.json, figures.json, timings-*.json); nothing here is typed in except the
-original study's reported figures, which the report shows as such for comparison.
+dataset.json, figures.json); nothing here is typed in except the original study's reported
+figures, which the report shows as such for comparison. Wall-clock times (timings-*.json)
+are left out on purpose: they differ between identical runs, and the report is
+byte-identical across them (``report.timings`` gathers them into timings.json instead).
 """
 
 from __future__ import annotations
@@ -31,23 +33,40 @@ DEFAULT_META = {"title": "Predicting CIFAR-10 from Stable Diffusion VAE latents"
                 "author": "", "affiliation": "", "course": "", "date": ""}
 
 
+def source_date() -> str | None:
+    """SOURCE_DATE_EPOCH (reproducible-builds.org) as an ISO date in UTC, or None when unset."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not epoch:
+        return None
+    try:
+        if not (epoch.isascii() and epoch.isdigit()):
+            raise ValueError(epoch)
+        return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).date().isoformat()
+    except (ValueError, OverflowError, OSError):
+        raise VaelabError(f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix timestamp (whole seconds "
+                          "since 1970-01-01 UTC, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct))") from None
+
+
 def load_metadata(path: Path | None) -> dict:
     """Title block from a small TOML file; the date from SOURCE_DATE_EPOCH when set."""
     meta = dict(DEFAULT_META)
+    date = source_date()  # checked first: a bad value fails before anything is read
     if path is not None:
         try:
             with open(path, "rb") as fh:
                 meta.update({k: str(v) for k, v in tomllib.load(fh).items() if k in DEFAULT_META})
         except FileNotFoundError:
             raise VaelabError(f"report metadata file {path} not found; create it or set METADATA=") from None
+        except IsADirectoryError:
+            raise VaelabError(f"report metadata file {path} is a directory; point METADATA at a TOML file") from None
+        except PermissionError:
+            raise VaelabError(f"report metadata file {path} cannot be read (permission denied)") from None
+        except UnicodeDecodeError:
+            raise VaelabError(f"report metadata file {path} is not UTF-8 text; save it as UTF-8 TOML") from None
         except tomllib.TOMLDecodeError as err:
             raise VaelabError(f"report metadata file {path} is not valid TOML ({err})") from None
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch:
-        try:
-            meta["date"] = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).date().isoformat()
-        except ValueError:
-            raise VaelabError(f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix timestamp") from None
+    if date:
+        meta["date"] = date
     elif not meta["date"]:
         meta["date"] = dt.date.today().isoformat()
     return meta
@@ -346,22 +365,6 @@ def figure(path: Path, html_dir: Path) -> str:
     return os.path.relpath(path, html_dir)
 
 
-def timing_rows(run_dir: Path, data_dir: Path, metrics: dict) -> tuple[dict, list[dict]]:
-    data_file = data_dir / "timings-data.json"  # absent in builds from before it existed
-    data = read_json(data_file, "data timings") if data_file.exists() else {"data_seconds": None}
-    encode = read_json(run_dir / "timings-encode.json", "encoding timings")
-    classify = read_json(run_dir / "timings-classify.json", "classifier timings")
-    rows = []
-    for key in metrics["model_order"]:
-        for fs in metrics["feature_set_order"]:
-            t = classify[key][fs]
-            rows.append({"label": metrics["models"][key]["label"],
-                         "feature_set": metrics["feature_sets"][fs]["label"],
-                         "fit": f"{t['fit_seconds']:.2f}", "predict": f"{t['predict_seconds']:.2f}"})
-    total = sum(t["fit_seconds"] + t["predict_seconds"] for per in classify.values() for t in per.values())
-    return {"data": data, "encode": encode, "classify_total": round(total, 1)}, rows
-
-
 def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file: Path | None) -> dict:
     html_dir = html_path.parent
     dataset = read_json(data_dir / "dataset.json", "dataset description")
@@ -374,7 +377,6 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
     best_res = metrics["results"][best["model"]][best["feature_set"]]
     pairs = confused_pairs(best_res["confusion"], metrics["classes"])
     untrained = bool(encode["model"]["untrained"])
-    timings, timing_table = timing_rows(run_dir, data_dir, metrics)
     fig_dir = run_dir / "figures"
     figures = {name: figure(fig_dir / f"{name}.png", html_dir) for name in
                ("examples", "confusion_best", "confusion_all", "pca", "lda", "kde",
@@ -412,6 +414,4 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "recon_mse": recon_mse,
         "original_accuracy": ORIGINAL_ACCURACY,
         "provenance": read_json(run_dir / "provenance.json", "provenance record"),
-        "timings": timings,
-        "timing_rows": timing_table,
     }

@@ -116,7 +116,9 @@ def changed_figures(a: dict, b: dict, out_dir: Path) -> list[dict]:
 def format_table(a: dict, b: dict, rows: list[dict]) -> str:
     head = f"{'model':22s} {'features':11s} {a['name'][:12]:>12s} {b['name'][:12]:>12s} " \
            f"{'delta':>8s} {'95% CI':>19s} {'McNemar p':>10s}"
-    lines = [f"A = {a['dir']}", f"B = {b['dir']}", head, "-" * len(head)]
+    # Run names and models, never the run directories: the output names no build folder.
+    lines = [f"A = {a['name']} ({a['encode']['model']['name']})",
+             f"B = {b['name']} ({b['encode']['model']['name']})", head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['model']:22s} {r['feature_set']:11s} {r['acc_a']:12.4f} {r['acc_b']:12.4f} "
                      f"{r['delta']:+8.4f} [{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}] {r['p_value']:10.4g}"
@@ -125,11 +127,21 @@ def format_table(a: dict, b: dict, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_diff(a: dict, b: dict, rows: list[dict], out: Path) -> str:
+def shared_encoder(a: dict, b: dict) -> list[str]:
+    """The comparison section's sentence when A and B share an encoder (identical latents:
+    every row below is then zero), else nothing."""
+    from analysis.variants import summarise
+    from report.compare import encoder_groups, shared_encoder_sentences
+
+    variants = [summarise(a["dir"]), summarise(b["dir"])]
+    return shared_encoder_sentences(variants, encoder_groups(variants))
+
+
+def render_diff(a: dict, b: dict, rows: list[dict], out: Path, shared: list[str]) -> str:
     from report.render import render_template
 
     return render_template("diff.html.j2", {
-        "a": a, "b": b, "rows": rows, "config_rows": config_differences(a, b),
+        "a": a, "b": b, "rows": rows, "shared": shared, "config_rows": config_differences(a, b),
         "figures": changed_figures(a, b, out.parent),
         "n_test": len(a["predictions"]["y_true"]),
         "n_significant": sum(r["significant"] for r in rows)})
@@ -144,10 +156,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     a, b = load_run(args.a), load_run(args.b)
     rows = compare(a, b, seed=int(a["config"].get("seed", 0)))
+    shared = shared_encoder(a, b)
     if args.table or args.out is None:
         print(format_table(a, b, rows), end="")
+        print("".join(f"\n{sentence}\n" for sentence in shared), end="")
     if args.out is not None:
-        write_text(args.out, render_diff(a, b, rows, args.out))
+        write_text(args.out, render_diff(a, b, rows, args.out, shared))
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ def build_provenance(run_dir: Path, data_dir: Path, variables: dict[str, str]) -
     dataset = read_json(data_dir / "dataset.json", "dataset description")
     return {
         "vaelab": git_state(),
-        "model": {k: encode["model"][k] for k in ("name", "revision", "weights_file",
-                                                  "weights_sha256", "untrained")},
+        "model": {k: encode["model"].get(k) for k in ("name", "revision", "weights_file",
+                                                      "weights_sha256", "encoder_sha256",
+                                                      "untrained")},
         "dataset": {k: dataset[k] for k in ("dataset", "source", "limit", "n_train", "n_test",
                                             "sha256")},
         "seed": config["seed"],

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import classify, stats
-from analysis.classify import BASELINES, COMPARISONS, FEATURE_SETS, pixel_features
+from analysis import baselines, classify, stats
+from analysis.baselines import BASELINES, pixel_features
+from analysis.classify import COMPARISONS, FEATURE_SETS
 from analysis.common import VaelabError, save_npz, write_json
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -103,12 +104,20 @@ def tiny_run(root: Path, n_classes: int = 3, per_class: int = 12, n_test: int = 
     return run
 
 
+def classify_run(run: Path) -> None:
+    """analysis.baselines then analysis.classify, as the Makefile runs them."""
+    data = run.parent / "data" / "dataset.npz"
+    baselines.main([str(data), str(run.parent / "baselines"), str(run / "baselines.json"),
+                    "--latents", str(run / "latents.npz")])
+    classify.main([str(run / "latents.npz"), str(data), str(run / "metrics.json"),
+                   "--baselines", str(run / "baselines.json")])
+
+
 @pytest.fixture(scope="module")
 def metrics(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("baselines")
     run = tiny_run(root)
-    classify.main([str(run / "latents.npz"), str(root / "data" / "dataset.npz"),
-                   str(run / "metrics.json")])
+    classify_run(run)
     return json.loads((run / "metrics.json").read_text())
 
 
@@ -158,8 +167,7 @@ def test_classify_rejects_dataset_of_other_images(tmp_path):
     data["y_test"] = data["y_test"][::-1].copy()
     save_npz(tmp_path / "data" / "dataset.npz", **data)
     with pytest.raises(VaelabError, match="does not match the latents"):
-        classify.main([str(run / "latents.npz"), str(tmp_path / "data" / "dataset.npz"),
-                       str(run / "metrics.json")])
+        classify_run(run)
     assert not (run / "metrics.json").exists()
 
 

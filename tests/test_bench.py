@@ -7,7 +7,7 @@ import json
 import numpy as np
 import torch
 
-from analysis.bench import main as bench_main, relative_error
+from analysis.bench import CIFAR_ZIP, main as bench_main, relative_error
 from analysis.encode import Encoder, to_model_input
 from analysis.vae import load_vae, resolve_model
 
@@ -51,5 +51,10 @@ def test_bench_main_writes_ratios_and_classifier_times(tiny_vae, tmp_path):
     assert enc["ratio_vs_plain"]["plain_fp32"] == 1.0
     assert enc["images_per_second"]["vaelab_fp32"] > 0
     assert enc["default_path"] in enc["images_per_second"]
-    assert set(result["classifiers"]["seconds"]) >= {"logreg", "svc", "xgboost", "random"}
+    classifiers = result["classifiers"]
+    assert set(classifiers["seconds"]) >= {"logreg", "svc", "xgboost", "random"}
+    assert set(classifiers["seconds"]["svc"]) == {"64", "128"}
+    # CIFAR-like features where the shared JPEG set is at hand, and it says which.
+    expected = "CIFAR-10 JPEG" if CIFAR_ZIP.is_file() else "Gaussian mixture"
+    assert expected in classifiers["features"] and classifiers["test_rows"] == 100
     assert result["peak_rss_mb"] > 0

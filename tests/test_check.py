@@ -74,6 +74,11 @@ def broken_dir(demo_build, tmp_path_factory) -> Path:
     (out / "invalid.html").write_text(
         '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"><title>x</title></head>\n'
         "<body>\n<p><div>block inside a paragraph</div></p>\n<img>\n</body>\n</html>\n")
+    # Valid HTML that fails WCAG: no lang, an image without alt text, grey on white.
+    (out / "inaccessible.html").write_text(
+        '<!DOCTYPE html>\n<html>\n<head><meta charset="utf-8"><title>x</title></head>\n<body>\n'
+        '<h1>x</h1>\n<p style="color: #aaa">too faint</p>\n'
+        '<img src="runs/tiny-vae/figures/pca.png">\n</body>\n</html>\n')
     return out
 
 
@@ -83,8 +88,28 @@ def vnu_problems(good_htmls, broken_dir) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def chromium_problems(good_htmls, broken_dir) -> list[str]:
-    return run_check(check.check_chromium, [*good_htmls, broken_dir / "report.html"])
+def chromium_results(good_htmls, broken_dir) -> tuple[list[str], list[str] | None]:
+    """(image problems, axe-core problems or None when axe-core is not installed), from one
+    Chromium run over the good pages, the broken copy and an inaccessible page."""
+    pages = [*good_htmls, broken_dir / "report.html", broken_dir / "inaccessible.html"]
+    try:
+        return run_check(check.check_chromium, pages, True)
+    except pytest.skip.Exception:
+        if os.environ.get("VAELAB_REQUIRE_CHECKS") == "1":
+            raise
+        return run_check(check.check_chromium, pages), None  # axe-core alone missing
+
+
+@pytest.fixture(scope="module")
+def chromium_problems(chromium_results) -> list[str]:
+    return chromium_results[0]
+
+
+@pytest.fixture
+def axe_problems(chromium_results) -> list[str]:
+    if chromium_results[1] is None:
+        pytest.skip("axe-core not installed (make check installs it with npm)")
+    return chromium_results[1]
 
 
 def test_check_images_exist(good_htmls):
@@ -134,8 +159,19 @@ def test_check_chromium_reports_broken_image(chromium_problems, broken_dir):
         f"{broken_dir / 'report.html'}: image runs/tiny-vae/figures/examples.png did not load in Chromium"]
 
 
+def test_check_axe_passes_on_reports_and_diff(axe_problems, broken_dir):
+    """WCAG 2.1 A/AA: the demo report, the two-variant report and the diff."""
+    assert [p for p in axe_problems if not p.startswith(str(broken_dir))] == []
+
+
+def test_check_axe_reports_wcag_violations(axe_problems, broken_dir):
+    found = {p.split(": ")[1].split(" ")[0] for p in axe_problems
+             if p.startswith(f"{broken_dir / 'inaccessible.html'}:")}
+    assert {"html-has-lang", "image-alt", "color-contrast"} <= found, axe_problems
+
+
 def test_check_main_skips_missing_tools_visibly(demo_build, monkeypatch, capsys):
-    def missing(*args):
+    def missing(*args, **kwargs):
         raise check.ToolMissing("chromium", "apt-get install chromium")
 
     # Only the tool-free image check runs for real; the others are stand-ins.
@@ -158,7 +194,7 @@ def test_check_main_skips_missing_tools_visibly(demo_build, monkeypatch, capsys)
 
 def test_check_main_fails_on_problems(demo_build, monkeypatch, capsys):
     monkeypatch.setattr(check, "check_vnu", lambda htmls: ["report.html:3: Stray end tag"])
-    monkeypatch.setattr(check, "check_chromium", lambda htmls: [])
+    monkeypatch.setattr(check, "check_chromium", lambda htmls, axe=False: ([], []) if axe else [])
     with pytest.raises(SystemExit) as exit_info:
         check.main(["--html", str(demo_build / "report.html")])
     assert exit_info.value.code == 1

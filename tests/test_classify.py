@@ -13,6 +13,7 @@ import pytest
 from analysis import classify
 from analysis.classify import (FEATURE_SETS, MODELS, best_of, check_latents, feature_sets,
                                metrics_csv, predictions_csv, score, train_and_score)
+from analysis.baselines import BASELINES
 from analysis.common import VaelabError, save_npz, write_json
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -207,8 +208,14 @@ def make_run_dir(root: Path, latents: dict[str, np.ndarray], classes: list[str],
 
 
 def classify_args(run: Path) -> list[str]:
-    return [str(run / "latents.npz"), str(run.parent / "data" / "dataset.npz"),
-            str(run / "metrics.json")]
+    """Fit the run's pixel baselines (analysis.baselines); the arguments of analysis.classify."""
+    from analysis import baselines
+
+    data = run.parent / "data" / "dataset.npz"
+    baselines.main([str(data), str(run.parent / "baselines"), str(run / "baselines.json"),
+                    "--latents", str(run / "latents.npz")])
+    return [str(run / "latents.npz"), str(data), str(run / "metrics.json"),
+            "--baselines", str(run / "baselines.json")]
 
 
 def test_classify_main_writes_metrics_for_every_model(tmp_path):
@@ -218,7 +225,7 @@ def test_classify_main_writes_metrics_for_every_model(tmp_path):
 
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["model_order"] == [m.key for m in MODELS]
-    all_sets = list(FEATURE_SETS) + list(classify.BASELINES)
+    all_sets = list(FEATURE_SETS) + list(BASELINES)
     assert metrics["feature_set_order"] == all_sets  # VAE first, then the pixel baselines
     assert set(metrics["results"]) == {m.key for m in MODELS}
     for model in metrics["results"].values():
@@ -240,6 +247,7 @@ def test_classify_main_writes_metrics_for_every_model(tmp_path):
     preds = list(csv.reader(io.StringIO((run / "predictions.csv").read_text())))
     assert len(preds) == 1 + 12 and len(preds[0]) == 2 + len(MODELS) * len(all_sets)
     assert set(json.loads((run / "timings-classify.json").read_text())) == {m.key for m in MODELS}
+    assert json.loads((run / "classify.json").read_text())["from_cache"] is False
 
 
 def test_classify_main_rejects_nan_latents(tmp_path):

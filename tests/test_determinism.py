@@ -1,15 +1,21 @@
-"""Same configuration, same machine: the same bytes (timings appendix aside)."""
+"""Same configuration, same machine: the same bytes, documents included.
+
+Two clean builds into two BUILD folders give cmp-identical report.html and report.pdf (and
+diff.html and diff.pdf for a two-variant build with `make diff`); neither names the build
+folder. Wall-clock times live in timings.json only.
+"""
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
 
 import pytest
 
+from analysis.demo import save_random_vae
 from conftest import make_vars, run_make
 
-TIMINGS = re.compile(r'<section id="appendix-timings".*?</section>', re.S)
+DOCUMENTS = ("report.html", "report.pdf")
 
 
 def deterministic_files(build: Path) -> list[str]:
@@ -27,25 +33,86 @@ def other(tmp_path_factory, tiny_vae, synthetic_images) -> Path:
     return build
 
 
+def assert_same_bytes(a: Path, b: Path, names) -> None:
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), \
+            f"{name} differs between two identical builds ({a} and {b})"
+
+
+def assert_no_build_path(build: Path, names) -> None:
+    for name in names:
+        data = (build / name).read_bytes()
+        assert str(build).encode() not in data, f"{name} names its build folder {build}"
+
+
 def test_two_runs_give_identical_outputs(demo_build, other):
-    for name in deterministic_files(demo_build):
-        a = (demo_build / "runs/tiny-vae" / name).read_bytes()
-        b = (other / "runs/tiny-vae" / name).read_bytes()
-        assert a == b, f"{name} differs between two identical runs"
-    html_a = (demo_build / "report.html").read_text()
-    html_b = (other / "report.html").read_text()
-    assert TIMINGS.search(html_a), "the timings appendix must be marked"
-    assert TIMINGS.sub("", html_a) == TIMINGS.sub("", html_b)
+    assert_same_bytes(demo_build / "runs/tiny-vae", other / "runs/tiny-vae",
+                      deterministic_files(demo_build))
 
 
-def test_pdf_identical_except_timings_page(demo_build, other):
+def test_two_builds_give_byte_identical_documents(demo_build, other):
+    assert_same_bytes(demo_build, other, DOCUMENTS)
+    for build in (demo_build, other):
+        assert_no_build_path(build, DOCUMENTS)
+    html = (demo_build / "report.html").read_text()
+    assert "appendix-timings" not in html and "Fit (s)" not in html
+    assert "timings.json" in html  # the report says where the timings are
+
+
+def test_timings_gathered_per_run_and_stage(demo_build):
+    timings = json.loads((demo_build / "timings.json").read_text())
+    assert set(timings["runs"]) == {"tiny-vae"}
+    assert {"encode", "classify"} <= set(timings["runs"]["tiny-vae"])
+    assert timings["data"]["data"]["seconds"] >= 0
+    stage = timings["runs"]["tiny-vae"]["encode"]
+    assert stage["seconds"] == stage["record"]["encode_seconds"]
+    assert timings["total_seconds"] >= stage["seconds"]
+
+
+def test_make_report_prints_a_timing_summary(demo_build, tiny_vae, synthetic_images):
+    proc = run_make("report", *make_vars(demo_build, tiny_vae, synthetic_images, 6))
+    lines = proc.stderr.splitlines()
+    assert any(line.startswith("timings: ") and "timings.json" in line for line in lines), proc.stderr
+    assert any(line.strip().startswith("tiny-vae: encode") for line in lines), proc.stderr
+
+
+def test_pdf_is_tagged_with_language_and_title(demo_build):
     from pypdf import PdfReader
 
-    a, b = PdfReader(demo_build / "report.pdf"), PdfReader(other / "report.pdf")
-    assert a.metadata == b.metadata
-    assert len(a.pages) == len(b.pages)
-    for page_a, page_b in zip(a.pages, b.pages):
-        text_a, text_b = page_a.extract_text(), page_b.extract_text()
-        if "Appendix B. Timings" in text_a or "Predict (s)" in text_a:
-            continue
-        assert text_a == text_b
+    reader = PdfReader(demo_build / "report.pdf")
+    root = reader.trailer["/Root"]
+    assert root["/MarkInfo"]["/Marked"] and "/StructTreeRoot" in root
+    assert root["/Lang"] == "en"
+    assert reader.metadata["/Title"] == "Predicting CIFAR-10 from Stable Diffusion VAE latents"
+    assert reader.metadata["/CreationDate"] == reader.metadata["/ModDate"]
+
+
+# ---- two variants and a diff, built twice ----------------------------------------------------
+
+def two_variant_build(build: Path, vaes: list[Path], images: Path) -> Path:
+    vars_ = [v for v in make_vars(build, vaes[0], images, 3) if not v.startswith("VAE=")]
+    vars_.append("VAES=" + " ".join(map(str, vaes)))
+    run_make("report", *vars_)
+    run_make("diff", *vars_, f"A={vaes[0].name}", f"B={vaes[1].name}")
+    return build
+
+
+@pytest.fixture(scope="module")
+def variant_builds(tmp_path_factory, tiny_vae, synthetic_images) -> tuple[Path, Path, str]:
+    """Two clean builds of one two-variant configuration, each with its `make diff`."""
+    other_vae = save_random_vae(tmp_path_factory.mktemp("models-b") / "tiny-vae-b", seed=1)
+    vaes = [tiny_vae, other_vae]
+    first = two_variant_build(tmp_path_factory.mktemp("variants-1"), vaes, synthetic_images)
+    second = two_variant_build(tmp_path_factory.mktemp("variants-2"), vaes, synthetic_images)
+    return first, second, f"diff-{vaes[0].name}-vs-{vaes[1].name}"
+
+
+def test_two_variant_builds_and_diffs_are_byte_identical(variant_builds):
+    first, second, diff_dir = variant_builds
+    names = [*DOCUMENTS, f"{diff_dir}/diff.html", f"{diff_dir}/diff.pdf"]
+    assert 'id="comparing-encoders"' in (first / "report.html").read_text()
+    assert_same_bytes(first, second, names)
+    for build in (first, second):
+        assert_no_build_path(build, names)
+    timings = json.loads((first / "timings.json").read_text())
+    assert set(timings["runs"]) == {"tiny-vae", "tiny-vae-b"}

@@ -11,9 +11,15 @@ import pytest
 from conftest import ROOT, make_vars, run_make
 
 EXPECTED_FILES = sorted([
-    "cache/latents-{key}-recon.npz", "cache/latents-{key}.npz", "cache/latents-{key}.sha256",
+    "cache/latents-{key}.npz", "cache/latents-{key}.sha256", "cache/latents-{key}.lock",
+    "cache/recon-{recon}.npz", "cache/recon-{recon}.sha256", "cache/results-{results}.lock",
+    *[f"cache/results-{{results}}/{n}" for n in ("metrics.json", "metrics.csv", "predictions.csv")],
+    "baselines/.lock",
+    *[f"baselines/{{{b}}}/{n}" for b in ("pixels_pooled", "pixels_pca_sample", "pixels_pca_mean_std")
+      for n in ("baseline.json", "predictions.npz", "timings-baseline.json")],
+    "runs/tiny-vae/baselines.json", "runs/tiny-vae/classify.json",
     "data/config.json", "data/dataset.json", "data/dataset.npz", "data/timings-data.json",
-    "report-inputs.json", "report.html", "report.pdf",
+    "report-inputs.json", "report.html", "report.pdf", "timings.json",
     "runs/tiny-vae/config.json",
     "runs/tiny-vae/encode.json", "runs/tiny-vae/latents.npz", "runs/tiny-vae/metrics.csv",
     "runs/tiny-vae/metrics.json", "runs/tiny-vae/predictions.csv", "runs/tiny-vae/provenance.json",
@@ -39,8 +45,12 @@ def steps_run(proc) -> set[str]:
 def test_make_report_produces_exactly_the_expected_files(demo_build):
     import json
 
-    key = json.loads((demo_build / "runs/tiny-vae/encode.json").read_text())["cache_key"]
-    expected = sorted(f.format(key=key) for f in EXPECTED_FILES)
+    run = demo_build / "runs/tiny-vae"
+    encode = json.loads((run / "encode.json").read_text())
+    keys = {"key": encode["cache_key"], "recon": encode["recon_cache_key"],
+            "results": json.loads((run / "classify.json").read_text())["results_key"],
+            **json.loads((run / "baselines.json").read_text())["baselines"]}
+    expected = sorted({f.format(**keys) for f in EXPECTED_FILES})
     assert sorted(product_times(demo_build)) == expected
 
 

@@ -108,7 +108,8 @@ def test_report_html_figures_resolve(demo_build):
 def test_report_html_has_every_section(demo_build):
     ids = parse(demo_build).ids
     assert {"introduction", "methodology", "results", "conclusions", "references",
-            "appendix-provenance", "appendix-timings", "untrained-warning"} <= ids
+            "appendix-provenance", "untrained-warning"} <= ids
+    assert "appendix-timings" not in ids  # wall-clock times are in timings.json only
 
 
 def test_report_pdf_opens_and_contains_table_values(demo_build):
@@ -219,3 +220,155 @@ def test_provenance_records_model_data_and_software(demo_build, tiny_vae):
     assert len(prov["vaelab"]["commit"]) == 40 or prov["vaelab"]["commit"].startswith("unknown")
     html = (demo_build / "report.html").read_text()
     assert prov["model"]["weights_sha256"] in html and prov["dataset"]["sha256"] in html
+
+
+# ---- accessibility and layout ------------------------------------------------------------------
+
+class Structure(HTMLParser):
+    """Headings in order, header cells, images with their alt text, the html lang."""
+
+    def __init__(self):
+        super().__init__()
+        self.lang = None
+        self.headings: list[int] = []
+        self.th: list[dict] = []
+        self.images: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "html":
+            self.lang = attrs.get("lang")
+        elif tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+            self.headings.append(int(tag[1]))
+        elif tag == "th":
+            self.th.append(attrs)
+        elif tag == "img":
+            self.images.append(attrs)
+
+
+def assert_accessible_html(html: Path) -> None:
+    s = Structure()
+    s.feed(html.read_text(encoding="utf-8"))
+    assert s.lang == "en"
+    assert s.headings.count(1) == 1 and s.headings[0] == 1, s.headings
+    for before, after in zip(s.headings, s.headings[1:]):
+        assert after <= before + 1, f"heading level jumps from h{before} to h{after}"
+    assert s.th and all(th.get("scope") in ("col", "row", "colgroup", "rowgroup") for th in s.th)
+    for img in s.images:
+        alt = img.get("alt", "")
+        assert len(alt.split()) >= 8, f"alt text of {img['src']} says too little: {alt!r}"
+        assert Path(img["src"]).name not in alt and ".png" not in alt
+
+
+def test_report_html_is_accessible(demo_build):
+    assert_accessible_html(demo_build / "report.html")
+
+
+def page_fill(pdf: Path) -> list[float]:
+    """How far down each page's text area its content reaches (0-1), from a 30 dpi raster."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) not installed")
+    fills = []
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["pdftoppm", "-gray", "-r", "30", str(pdf), f"{tmp}/p"], check=True)
+        for page in sorted(Path(tmp).glob("p-*.pgm")):
+            a = np.asarray(Image.open(page))
+            # The text area of templates/report.css: 2 cm top margin, 2.2 cm bottom (footer).
+            top, bottom = round(a.shape[0] * 2 / 29.7), round(a.shape[0] * 27.5 / 29.7)
+            rows = np.flatnonzero((a[top:bottom] < 200).any(axis=1))
+            fills.append(0.0 if len(rows) == 0 else (rows[-1] + 1) / (bottom - top))
+    return fills
+
+
+def test_report_pdf_pages_at_least_a_quarter_full(demo_build):
+    fills = page_fill(demo_build / "report.pdf")
+    assert all(f >= 0.25 for f in fills[:-1]), fills
+
+
+def test_report_pdf_keeps_captions_with_their_tables_and_figures(demo_build):
+    """Table captions sit above their table, figure captions below their figure: no page
+    ends with a table's caption, and a page whose text starts with a figure's caption shows
+    that figure above it (figures are images: their own text is not extracted)."""
+    import re
+
+    from pypdf import PdfReader
+
+    for number, page in enumerate(PdfReader(demo_build / "report.pdf").pages, 1):
+        lines = [line for line in page.extract_text().splitlines()
+                 if line.strip() and not line.startswith("Page ")]
+        assert not re.match(r"Table [A-Z]?\d+\.", lines[-1]), f"page {number} ends with {lines[-1]!r}"
+        if re.match(r"Figure [A-Z]?\d+\.", lines[0]):
+            draws_image = b" Do" in page.get_contents().get_data()  # the XObject operator
+            assert draws_image, f"page {number} starts with {lines[0]!r} but shows no figure"
+
+
+def test_figures_are_drawn_at_print_size(demo_build):
+    """At 150 dpi no figure is wider than the 17 cm text width, so the PDF shows each at its
+    drawn size and its text at the 6-9 pt it was drawn at."""
+    from PIL import Image
+
+    for png in (demo_build / "runs/tiny-vae/figures").glob("*.png"):
+        with Image.open(png) as im:
+            assert im.width <= round(6.7 * 150) + 1, (png.name, im.size)
+
+
+# ---- bad input: one line, non-zero exit, no document ------------------------------------------
+
+def run_module(*args: str, env: dict | None = None):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def assert_one_line_error(proc, *words: str) -> None:
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("vaelab: error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("epoch", ["yesterday", "1.5", "-3", "99999999999999999999"])
+def test_bad_source_date_epoch_is_a_one_line_error_and_no_document(demo_build, tmp_path, epoch):
+    out = tmp_path / "report.html"
+    proc = run_module("report.render", "html", str(demo_build / "runs/tiny-vae"), str(out),
+                      "--data", str(demo_build / "data"), env={"SOURCE_DATE_EPOCH": epoch})
+    assert_one_line_error(proc, "SOURCE_DATE_EPOCH")
+    assert list(tmp_path.iterdir()) == []
+    proc = run_module("analysis.config", "report", "--data", str(demo_build / "data"),
+                      "--out", str(tmp_path / "inputs.json"), env={"SOURCE_DATE_EPOCH": epoch})
+    assert_one_line_error(proc, "SOURCE_DATE_EPOCH")  # make checks it before any slow step
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "binary", "unreadable"])
+def test_unreadable_metadata_is_a_one_line_error_and_no_document(demo_build, tmp_path, kind):
+    import os
+
+    meta = tmp_path / "meta.toml"
+    if kind == "directory":
+        meta.mkdir()
+    elif kind == "binary":
+        meta.write_bytes(b"\xff\xfe title = 1")
+    elif kind == "unreadable":
+        if os.geteuid() == 0:
+            pytest.skip("root reads any file")
+        meta.write_text('title = "x"\n')
+        meta.chmod(0)
+    out = tmp_path / "out" / "report.html"
+    proc = run_module("report.render", "html", str(demo_build / "runs/tiny-vae"), str(out),
+                      "--data", str(demo_build / "data"), "--metadata", str(meta))
+    assert_one_line_error(proc, str(meta))
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []

@@ -95,9 +95,10 @@ def test_encode_at_64_matches_bicubic_upsampled_input(encoded, tiny_vae, small_d
     np.testing.assert_allclose(stored, mean, rtol=1e-4, atol=1e-5)
 
 
-def test_32px_latents_and_cache_key_are_unchanged(encoded, tiny_vae, small_dataset):
-    """At 32 px the cache key has exactly the fields it had before RESOLUTION, so existing
-    cache entries are reused, and the latents are the plain encoder's, not resampled."""
+def test_cache_key_fields_and_32px_latents(encoded, tiny_vae, small_dataset):
+    """The cache key has exactly the fields latents depend on (the encoder, not the model's
+    name or decoder), RESOLUTION=32 is the default, and the latents at 32 px are the plain
+    encoder's, not resampled."""
     import torch
 
     from analysis.encode import ENCODER_VERSION, to_model_input
@@ -105,9 +106,10 @@ def test_32px_latents_and_cache_key_are_unchanged(encoded, tiny_vae, small_datas
 
     infos = {n: json.loads((encoded[n] / "encode.json").read_text()) for n in encoded}
     fields = infos["default"]["cache_fields"]
-    assert sorted(fields) == ["dataset_sha256", "device_type", "encoder_version", "model",
-                              "precision", "revision", "seed", "weights_sha256"]
-    assert fields["encoder_version"] == ENCODER_VERSION == 3
+    assert sorted(fields) == ["compiled", "dataset_sha256", "device_type", "encoder_class",
+                              "encoder_sha256", "encoder_version", "precision", "resolution", "seed"]
+    assert fields["encoder_version"] == ENCODER_VERSION == 4
+    assert fields["encoder_class"] == "AutoencoderKL" and fields["resolution"] == 32
     assert infos["default"]["cache_key"] == sha256_json(fields)[:24]
     assert infos["r32"]["cache_key"] == infos["default"]["cache_key"]
     assert infos["r64"]["cache_key"] != infos["default"]["cache_key"]
@@ -133,7 +135,7 @@ def test_reconstructions_at_64_are_stored_at_32x32(encoded):
 
 def test_pixel_pca_baselines_follow_the_wider_latents():
     """PCA as wide as the 64 px feature sets (256, 512), capped at the 300 training images."""
-    from analysis.classify import pixel_features
+    from analysis.baselines import pixel_features
 
     rng = np.random.default_rng(0)
     x_train = rng.integers(0, 256, (300, 32, 32, 3), dtype=np.uint8)
@@ -165,7 +167,7 @@ def test_make_report_at_two_resolutions_compares_them(tmp_path, tiny_vae, synthe
     assert (build / "compare/reconstructions.png").is_file()
     html = (build / "report.html").read_text()
     assert 'id="comparing-encoders"' in html
-    assert "<th>tiny-vae @ 32 px</th><th>tiny-vae @ 64 px</th>" in html
+    assert '<th scope="col">tiny-vae @ 32 px</th><th scope="col">tiny-vae @ 64 px</th>' in html
     assert "Resolution, for tiny-vae: best accuracy" in html and "at 64 px (" in html
     assert (build / "report.pdf").is_file()
     # the primary run (main sections) is the first VAE at the first resolution

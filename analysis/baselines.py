@@ -1,0 +1,188 @@
+"""Stage 3a: pixel baselines, fitted once per dataset, seed and width and shared by every run.
+
+Run:
+    python -m analysis.baselines build/data/dataset.npz build/baselines \
+        build/runs/NAME/baselines.json --latents build/runs/NAME/latents.npz
+
+"Does the VAE help?" is answered against pixels reduced to as many features as each VAE
+feature set, with the same classifiers. Those baselines depend only on the images, the
+seed and the width, never on the VAE, so each is fitted once and kept in its own folder
+``BASELINES_DIR/<name>-<key>/`` (``pooled-48-…``, ``pca-64-…``, ``pca-128-…``):
+``baseline.json`` (every model's scores), ``predictions.npz`` (test predictions, for paired
+tests) and ``timings-baseline.json``. The key covers the dataset checksum, the seed, the
+kind and width, and the classifier code (analysis.classify.code_checksum), so adding,
+removing or re-encoding a VAE variant refits nothing, while another DATASET, LIMIT or SEED
+(or edited classifier code) fits new ones. ``OUT`` (the run's ``baselines.json``) names the
+baselines a run is compared with; ``analysis.classify`` reads it.
+
+The features, from DATASET_NPZ (uint8 (N, 32, 32, 3), scaled to [0, 1]), fitted on the
+training images only:
+* ``pixels_pooled``: 8x8 average pooling -> (N, 4, 4, 3) -> (N, 48);
+* ``pixels_pca_<fs>``: PCA of the flattened pixels (N, 3072) to as many components as the VAE
+  feature set ``fs`` has features (at most the number of training images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from analysis.common import (VaelabError, file_lock, load_npz, read_json, run_main, save_npz,
+                             sha256_file, sha256_json, write_json)
+
+BASELINE_VERSION = 1
+POOL = 8  # pixels per side averaged into one pooled feature: 32x32 -> 4x4
+# Pixel baselines as metrics.json names them: key -> the VAE feature set whose width a PCA
+# matches (None: pooling, whose width is fixed by the image size).
+BASELINES = {
+    "pixels_pooled": None,
+    "pixels_pca_sample": "sample",
+    "pixels_pca_mean_std": "mean_std",
+}
+
+
+def scaled(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32) / 255.0  # (N, H, W, 3) in [0, 1]
+
+
+def pooled(x: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, C) -> float32 (N, H/8 * W/8 * C), flattened row, column, channel."""
+    n, h, w, c = x.shape
+    if h % POOL or w % POOL:
+        raise VaelabError(f"pixel baselines need images whose sides are multiples of {POOL}, "
+                          f"got {h}x{w}")
+    # (N, H, W, C) -> (N, H/8, 8, W/8, 8, C) -> mean over each 8x8 block.
+    blocks = scaled(x).reshape(n, h // POOL, POOL, w // POOL, POOL, c)
+    return blocks.mean(axis=(2, 4)).reshape(n, -1)
+
+
+def pca(x_train: np.ndarray, x_test: np.ndarray, width: int,
+        seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """PCA of the flattened pixels fitted on the training images only: (train, test), each
+    float32 (N, k) with k = min(width, N_train, pixels): a PCA cannot have more components."""
+    from sklearn.decomposition import PCA
+
+    flat_train = scaled(x_train).reshape(len(x_train), -1)  # (N, 3072)
+    flat_test = scaled(x_test).reshape(len(x_test), -1)
+    k = min(width, *flat_train.shape)
+    model = PCA(n_components=k, random_state=seed).fit(flat_train)  # train pixels only
+    return model.transform(flat_train).astype(np.float32), model.transform(flat_test).astype(np.float32)
+
+
+def pixel_features(x_train: np.ndarray, x_test: np.ndarray, widths: dict[str, int],
+                   seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every pixel baseline (train, test): key -> float32 (N, D), fitted on train.
+
+    ``widths``: VAE feature set -> its feature count, the PCA width of the matching baseline.
+    """
+    train, test = {}, {}
+    for key, matches in BASELINES.items():
+        if matches is None:
+            train[key], test[key] = pooled(x_train), pooled(x_test)
+        else:
+            train[key], test[key] = pca(x_train, x_test, widths[matches], seed)
+    return train, test
+
+
+def wanted(widths: dict[str, int]) -> dict[str, tuple[str, int]]:
+    """The baselines a run needs: metrics key -> (kind, requested width)."""
+    return {key: ("pooled", 0) if matches is None else ("pca", widths[matches])
+            for key, matches in BASELINES.items() if matches is None or matches in widths}
+
+
+def features_of(kind: str, width: int, data: dict[str, np.ndarray], seed: int):
+    if kind == "pooled":
+        return pooled(data["x_train"]), pooled(data["x_test"])
+    return pca(data["x_train"], data["x_test"], width, seed)
+
+
+def folder_name(kind: str, width: int, key: str) -> str:
+    """'pca-64-<key>'; pooling's width is fixed by the image size: 'pooled-<key>'."""
+    return f"{kind}-{width}-{key}" if width else f"{kind}-{key}"
+
+
+def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
+           classes: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The baselines for a run with VAE feature sets of these ``widths``, fitting only those
+    not already under ``root``: (metrics key -> folder name, folders fitted now)."""
+    from analysis.classify import code_checksum, fit_all
+
+    dataset_sha256 = sha256_file(data_file)
+    code = code_checksum()
+    needed = wanted(widths)
+    folders = {}
+    for name, (kind, width) in needed.items():
+        key = sha256_json({"baseline_version": BASELINE_VERSION, "kind": kind, "width": width,
+                           "dataset_sha256": dataset_sha256, "seed": seed, "code": code})[:16]
+        folders[name] = root / folder_name(kind, width, key)
+    # One lock for the folder: parallel runs (make -j) fit each baseline once.
+    with file_lock(root / ".lock"):
+        missing = {name: folder for name, folder in folders.items()
+                   if not (folder / "baseline.json").is_file()}
+        # Two metrics keys can need one folder (tiny subsets cap both PCAs alike): fit it once.
+        todo = {folder: needed[name] for name, folder in missing.items()}
+        if todo:
+            data = load_npz(data_file, "dataset", ("x_train", "y_train", "x_test", "y_test"))
+            train, test = {}, {}
+            for folder, (kind, width) in todo.items():
+                train[folder.name], test[folder.name] = features_of(kind, width, data, seed)
+            print(f"baselines: fitting {', '.join(sorted(train))}", file=sys.stderr)
+            results, predictions, timings = fit_all(train, test, data["y_train"], data["y_test"],
+                                                    classes, seed)
+            for folder, (kind, width) in todo.items():
+                n_features = train[folder.name].shape[1]
+                label = "pixels, pooled to 4x4x3" if kind == "pooled" else f"pixels, PCA-{n_features}"
+                preds = {model: predictions[f"{model}__{folder.name}"] for model in results}
+                save_npz(folder / "predictions.npz", **preds)
+                write_json(folder / "timings-baseline.json",
+                           {model: per[folder.name] for model, per in timings.items()})
+                write_json(folder / "baseline.json", {  # last: its presence marks a finished folder
+                    "kind": kind, "requested_width": width, "n_features": n_features, "label": label,
+                    "seed": seed, "dataset_sha256": dataset_sha256, "code": code,
+                    "n_train": int(len(data["y_train"])), "n_test": int(len(data["y_test"])),
+                    "results": {model: per[folder.name] for model, per in results.items()},
+                    "model_order": list(results)})
+    return {name: folder.name for name, folder in folders.items()}, sorted(f.name for f in todo)
+
+
+def load(run_file: Path) -> dict[str, dict]:
+    """The baselines a run's ``baselines.json`` names: key -> baseline.json contents plus
+    ``predictions`` (model -> (M,) int64) and ``matches``."""
+    record = read_json(run_file, "baselines record")
+    root = run_file.parent / record["root"]
+    out = {}
+    for name in (b for b in BASELINES if b in record["baselines"]):  # display order, not JSON's
+        folder_name = record["baselines"][name]
+        folder = root / folder_name
+        info = read_json(folder / "baseline.json", "pixel baseline")
+        preds = load_npz(folder / "predictions.npz", "baseline predictions")
+        out[name] = info | {"matches": BASELINES[name], "folder": folder_name,
+                            "predictions": {m: preds[m].astype(np.int64) for m in info["model_order"]}}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fit (or reuse) the pixel baselines of a run")
+    parser.add_argument("data", type=Path, help="dataset.npz from analysis.data")
+    parser.add_argument("root", type=Path, help="folder holding every baseline (build/baselines)")
+    parser.add_argument("out", type=Path, help="the run's baselines.json to write")
+    parser.add_argument("--latents", type=Path, required=True,
+                        help="the run's latents.npz: the VAE feature widths to match")
+    args = parser.parse_args(argv)
+    from analysis.classify import feature_sets, read_run
+
+    seed, classes, latents = read_run(args.latents)
+    widths = {fs: feats.shape[1] for fs, feats in feature_sets(latents, "test").items()}
+    baselines, fitted = ensure(args.data, args.root, widths, seed, classes)
+    write_json(args.out, {"root": os.path.relpath(args.root, args.out.parent), "seed": seed,
+                          "widths": widths, "baselines": baselines})
+    print(f"baselines: {'fitted ' + ', '.join(fitted) if fitted else 'all reused'} -> {args.out}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_main(main)
