@@ -245,26 +245,18 @@ $(VENV)/.check-tools: $(SETUP)
 	else \
 	  echo "vaelab: notice: cannot install$$missing (needs root and apt-get); make check will skip what is missing" >&2; \
 	fi
-	@# --ignore-scripts: vnu-jar's postinstall downloads a Java runtime; the machine's Java runs it.
-	@# Short retries: offline, npm's defaults spend over a minute before giving up.
+	@# vnu-jar (the W3C HTML checker) and axe-core (the WCAG 2.1 A/AA rules report.check runs
+	@# inside headless Chromium). --ignore-scripts: vnu-jar's postinstall downloads a Java
+	@# runtime; the machine's Java runs it. Short retries: offline, npm's defaults spend over a
+	@# minute before giving up.
 	@if command -v npm >/dev/null; then \
-	  echo "installing vnu-jar $(VNU_VERSION) (npm)"; \
+	  echo "installing vnu-jar $(VNU_VERSION) and axe-core $(AXE_VERSION) (npm)"; \
 	  npm install --prefix $(VNU_DIR) --no-audit --no-fund --ignore-scripts --silent \
 	    --fetch-retries=1 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=5000 --fetch-timeout=60000 \
-	    vnu-jar@$(VNU_VERSION) \
-	    || echo "vaelab: notice: npm install vnu-jar failed; make check will skip the HTML validator" >&2; \
+	    vnu-jar@$(VNU_VERSION) axe-core@$(AXE_VERSION) \
+	    || echo "vaelab: notice: npm install failed; make check will skip the HTML and accessibility checks" >&2; \
 	else \
-	  echo "vaelab: notice: npm not found, so no vnu-jar; make check will skip the HTML validator" >&2; \
-	fi
-	@# axe-core: the WCAG 2.1 A/AA rules report.check runs inside headless Chromium.
-	@if command -v npm >/dev/null; then \
-	  echo "installing axe-core $(AXE_VERSION) (npm)"; \
-	  npm install --prefix $(VNU_DIR) --no-audit --no-fund --ignore-scripts --silent \
-	    --fetch-retries=1 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=5000 --fetch-timeout=60000 \
-	    axe-core@$(AXE_VERSION) \
-	    || echo "vaelab: notice: npm install axe-core failed; make check will skip the accessibility check" >&2; \
-	else \
-	  echo "vaelab: notice: npm not found, so no axe-core; make check will skip the accessibility check" >&2; \
+	  echo "vaelab: notice: npm not found; make check will skip the HTML and accessibility checks" >&2; \
 	fi
 	@$(PY) -c 'import selenium' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check selenium \
 	  || echo "vaelab: notice: pip install selenium failed; make check will skip the Chromium check" >&2
