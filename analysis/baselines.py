@@ -105,6 +105,17 @@ def folder_name(kind: str, width: int, key: str) -> str:
     return f"{kind}-{width}-{key}" if width else f"{kind}-{key}"
 
 
+def complete(folder: Path) -> bool:
+    """A baseline folder is reused only when both its files read back; a damaged or half-deleted
+    one is simply fitted again (its files are replaced atomically)."""
+    try:
+        info = read_json(folder / "baseline.json", "pixel baseline")
+        load_npz(folder / "predictions.npz", "baseline predictions", tuple(info["model_order"]))
+    except (VaelabError, KeyError, TypeError):
+        return False
+    return True
+
+
 def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
            classes: list[str]) -> tuple[dict[str, str], list[str]]:
     """The baselines for a run with VAE feature sets of these ``widths``, fitting only those
@@ -121,8 +132,7 @@ def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
         folders[name] = root / folder_name(kind, width, key)
     # One lock for the folder: parallel runs (make -j) fit each baseline once.
     with file_lock(root / ".lock"):
-        missing = {name: folder for name, folder in folders.items()
-                   if not (folder / "baseline.json").is_file()}
+        missing = {name: folder for name, folder in folders.items() if not complete(folder)}
         # Two metrics keys can need one folder (tiny subsets cap both PCAs alike): fit it once.
         todo = {folder: needed[name] for name, folder in missing.items()}
         if todo:

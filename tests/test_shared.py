@@ -156,3 +156,22 @@ def test_make_another_variant_refits_no_baseline_but_another_seed_does(shared_bu
     after = baseline_stamps(shared_build)
     assert set(before) < set(after) and len(after) == 6  # three new folders for SEED=1
     assert all(after[name] == stamp for name, stamp in before.items())
+
+
+def test_damaged_baseline_folder_is_fitted_again(tmp_path):
+    """A baseline folder whose predictions are truncated (or deleted) is refitted, not reused."""
+    from analysis import baselines
+    from analysis.common import save_npz
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 6)
+    save_npz(tmp_path / "dataset.npz", x_train=rng.integers(0, 256, (18, 32, 32, 3), dtype=np.uint8),
+             y_train=y, x_test=rng.integers(0, 256, (9, 32, 32, 3), dtype=np.uint8), y_test=y[::2])
+    root = tmp_path / "baselines"
+    folders, fitted = baselines.ensure(tmp_path / "dataset.npz", root, {"sample": 4}, 0, ["a", "b", "c"])
+    assert len(fitted) == 2
+    damaged = root / folders["pixels_pooled"] / "predictions.npz"
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    again, fitted = baselines.ensure(tmp_path / "dataset.npz", root, {"sample": 4}, 0, ["a", "b", "c"])
+    assert again == folders and fitted == [folders["pixels_pooled"]]
+    assert baselines.complete(root / folders["pixels_pooled"])
