@@ -19,7 +19,8 @@ The features, from DATASET_NPZ (uint8 (N, 32, 32, 3), scaled to [0, 1]), fitted 
 training images only:
 * ``pixels_pooled``: 8x8 average pooling -> (N, 4, 4, 3) -> (N, 48);
 * ``pixels_pca_<fs>``: PCA of the flattened pixels (N, 3072) to as many components as the VAE
-  feature set ``fs`` has features (at most the number of training images).
+  feature set ``fs`` has features (at most the number of training images and of pixels):
+  64 and 128 for an SD VAE at 32 px, 32 for DC-AE, 256 and 512 for a 16-channel VAE.
 """
 
 from __future__ import annotations
@@ -31,18 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.autoencoders import FEATURE_SETS, feature_sets
 from analysis.common import (VaelabError, file_lock, load_npz, read_json, run_main, save_npz,
                              sha256_file, sha256_json, write_json)
 
 BASELINE_VERSION = 1
 POOL = 8  # pixels per side averaged into one pooled feature: 32x32 -> 4x4
 # Pixel baselines as metrics.json names them: key -> the VAE feature set whose width a PCA
-# matches (None: pooling, whose width is fixed by the image size).
-BASELINES = {
-    "pixels_pooled": None,
-    "pixels_pca_sample": "sample",
-    "pixels_pca_mean_std": "mean_std",
-}
+# matches (None: pooling, whose width is fixed by the image size). A run gets those whose
+# feature set its encoder yields (analysis.autoencoders).
+BASELINES = {"pixels_pooled": None, **{f"pixels_pca_{fs}": fs for fs in FEATURE_SETS}}
 
 
 def scaled(x: np.ndarray) -> np.ndarray:
@@ -83,7 +82,7 @@ def pixel_features(x_train: np.ndarray, x_test: np.ndarray, widths: dict[str, in
     for key, matches in BASELINES.items():
         if matches is None:
             train[key], test[key] = pooled(x_train), pooled(x_test)
-        else:
+        elif matches in widths:
             train[key], test[key] = pca(x_train, x_test, widths[matches], seed)
     return train, test
 
@@ -183,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latents", type=Path, required=True,
                         help="the run's latents.npz: the VAE feature widths to match")
     args = parser.parse_args(argv)
-    from analysis.classify import feature_sets, read_run
+    from analysis.classify import read_run
 
     seed, classes, latents = read_run(args.latents)
     widths = {fs: feats.shape[1] for fs, feats in feature_sets(latents, "test").items()}

@@ -7,6 +7,11 @@ Without ``--model`` it builds the sd-vae-ft-ema architecture with random weights
 (``analysis.demo vae --full``): the same FLOPs as the real model, so throughput numbers
 are valid for it, but the latents mean nothing. The JSON says which model was used.
 
+``classes`` times vaelab's eager float32 path (channels_last, BATCH) for each accepted encoder
+class's real architecture at 32 px, built with random weights (``analysis.demo``
+ARCHITECTURES ``sd-vae``, ``flux-vae``, ``taesd``, ``dc-ae``; same FLOPs, meaningless
+latents), interleaved on the same images.
+
 Encoder paths are timed on the same images, interleaved (A, B, A, B, ...) so that noise
 from the machine hits both alike; each figure is the median over repetitions. Classifiers are
 timed at 64 and 128 features on pixel PCA of the shared CIFAR-10 JPEG set (what the pixel
@@ -17,8 +22,10 @@ mixture where that set is absent; ``classifiers.features`` says which.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -178,6 +185,42 @@ def gaussian_features(rows: int, n_features: int, rng: np.random.Generator):
     return x[:rows], y[:rows], x[rows:], y[rows:]
 
 
+# Each accepted class's real architecture (analysis.demo.ARCHITECTURES), built with random weights.
+CLASS_ARCHITECTURES = {"AutoencoderKL (sd-vae-ft-ema)": "sd-vae",
+                       "AutoencoderKL 16 channels (FLUX.1)": "flux-vae",
+                       "AutoencoderTiny (taesd)": "taesd",
+                       "AutoencoderDC (dc-ae-f32c32-sana)": "dc-ae"}
+
+
+def bench_classes(n_images: int, batch_size: int, reps: int, workdir: Path,
+                  architectures: dict[str, str] = CLASS_ARCHITECTURES) -> dict:
+    """Images per second of vaelab's eager float32 path, per encoder class, on the same 32 px
+    images, interleaved: what encoding costs with each kind of autoencoder."""
+    from analysis.demo import save_random_vae
+
+    images = np.random.default_rng(1).integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
+    encoders, info = {}, {}
+    for name, arch in architectures.items():
+        folder = workdir / arch
+        if not (folder / "config.json").is_file():  # built aside, then renamed: never half-written
+            tmp = folder.with_name(f".{folder.name}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(save_random_vae(tmp, seed=0, arch=arch), folder)
+        vae = load_vae(resolve_model(str(folder)))
+        encoders[name] = Encoder(vae, "cpu", "fp32", batch_size=batch_size)
+        latent = encoders[name].encode(images[:1])[0]
+        info[name] = {"architecture": arch, "latent_shape": list(latent.shape[1:]),
+                      "encoder_parameters": int(sum(p.numel() for p in vae.encoder.parameters()))}
+    seconds = time_interleaved({name: (lambda e=e: project_path(e, images, batch_size))
+                                for name, e in encoders.items()}, reps)
+    for name, s in seconds.items():
+        info[name]["images_per_second"] = round(n_images / s, 2)
+    return {"images": n_images, "precision": "fp32", "compiled": False,
+            "note": "random weights, real architectures: same FLOPs as the trained models",
+            "classes": info}
+
+
 def bench_classifiers(rows: int, seed: int, zip_path: Path = CIFAR_ZIP) -> dict:
     """Fit and predict seconds of every model at 64 and 128 features on ``rows`` training rows.
 
@@ -226,17 +269,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-compile", action="store_true", help="time vaelab's path eager only")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rows", type=int, default=50000, help="training rows for classifiers; 0 skips")
+    parser.add_argument("--class-images", type=int, default=128,
+                        help="images per encoder class in the per-class throughput; 0 skips")
     args = parser.parse_args(argv)
 
     encoder = bench_encoder(args.model, args.images, args.batch_size, args.reps,
                             compiled=not args.no_compile)
+    classes = (bench_classes(args.class_images, args.batch_size, args.reps,
+                             args.out.parent / "bench" / "models") if args.class_images else None)
     classifiers = bench_classifiers(args.rows, 0) if args.rows else {"features": None, "seconds": {}}
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "machine": {"cpu": device_name("cpu"), "cores": torch.get_num_threads(),
                     "native_bf16": cpu_has_native_bf16(), "python": platform.python_version(),
                     "torch": torch.__version__},
-        "encoder": encoder, "classifiers": {"rows": args.rows} | classifiers,
+        "encoder": encoder, "encoder_classes": classes, "classifiers": {"rows": args.rows} | classifiers,
         "peak_rss_mb": round(peak_mb, 1),
     }
     write_json(args.out, result)
@@ -250,6 +297,11 @@ def main(argv: list[str] | None = None) -> None:
           f"{encoder['cifar10_minutes_default_path']} min")
     print(f"  relative error of latents vs the plain float32 loop: "
           f"{encoder['relative_error_vs_plain_fp32']}")
+    if classes:
+        print(f"\nencoder classes, eager float32, {classes['images']} images at 32 px ({classes['note']}):")
+        for name, c in classes["classes"].items():
+            print(f"  {name:36s} latent {'x'.join(map(str, c['latent_shape'])):8s} "
+                  f"{c['images_per_second']:8.1f} images/s")
     print(f"peak RSS {peak_mb:.0f} MB -> {args.out}")
 
 

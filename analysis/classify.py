@@ -16,13 +16,15 @@ Results are cached under ``--cache`` as ``results-KEY/``, keyed by the latents' 
 the pixel baselines used, the seed and the classifier code (``code_checksum``): a variant
 whose encoder another variant shares (identical latents) trains nothing.
 
-VAE feature sets (flattened in C order, channel first), as wide as the latents are:
-* ``sample``: one seeded ``latent_dist.sample()`` per image, (N, C*h*w): (N, 4*4*4) = (N, 64)
-  at 32 px, (N, 4*8*8) = (N, 256) at RESOLUTION=64;
-* ``mean_std``: latent mean and std side by side, (N, 2*C*h*w): (N, 128) at 32 px, (N, 512) at 64.
+VAE feature sets (flattened in C order, channel first), as wide as the latents are; each
+run has those its encoder class yields (analysis.autoencoders):
+* ``sample`` (KL): one seeded ``latent_dist.sample()`` per image, (N, C*h*w): (N, 4*4*4) =
+  (N, 64) at 32 px, (N, 4*8*8) = (N, 256) at RESOLUTION=64, (N, 256) for a 16-channel VAE;
+* ``mean_std`` (KL): latent mean and std side by side, (N, 2*C*h*w): (N, 128) at 32 px;
+* ``latent`` (AutoencoderTiny, AutoencoderDC): the deterministic latent, (N, C*h*w).
 
-Pixel baselines of equal width (``pixels_pooled``, ``pixels_pca_sample``,
-``pixels_pca_mean_std``; see analysis.baselines) are fitted once per dataset, seed and width
+Pixel baselines of equal width (``pixels_pooled`` and ``pixels_pca_<feature set>``; see
+analysis.baselines) are fitted once per dataset, seed and width
 by ``analysis.baselines``; their scores and predictions are merged in here, so that
 metrics.json answers "does the VAE help?" at equal feature count.
 
@@ -50,23 +52,22 @@ from pathlib import Path
 import numpy as np
 
 from analysis import stats
+from analysis.autoencoders import FEATURE_SETS, feature_set_keys, feature_sets, load_latents
 from analysis.baselines import BASELINES
 from analysis.common import (VaelabError, copy_file, file_lock, load_npz, progress, read_json,
                              run_main, sha256_file, sha256_json, write_json, write_text)
 
 ROUND = 4  # decimals kept in metrics.json / metrics.csv
 P_DIGITS = 4  # significant digits kept for p-values (they can be tiny)
-# The VAE feature sets: the subject of the study.
-FEATURE_SETS = {
-    "sample": ".sample()",
-    "mean_std": "mean & std",
-}
-# Paired comparisons written to metrics.json: name -> (a, b); delta = acc(a) - acc(b).
+# Paired comparisons written to metrics.json: name -> (a, b); delta = acc(a) - acc(b). Each
+# is made where a run has both sides: every VAE feature set against its equal-width pixel
+# PCA, the primary one (.sample() or a deterministic latent) against pooled pixels, and a
+# KL autoencoder's mean & std against its .sample().
 COMPARISONS = {
     "mean_std_vs_sample": ("mean_std", "sample"),
-    "sample_vs_pixels_pca_sample": ("sample", "pixels_pca_sample"),
-    "mean_std_vs_pixels_pca_mean_std": ("mean_std", "pixels_pca_mean_std"),
+    **{f"{fs}_vs_pixels_pca_{fs}": (fs, f"pixels_pca_{fs}") for fs in FEATURE_SETS},
     "sample_vs_pixels_pooled": ("sample", "pixels_pooled"),
+    "latent_vs_pixels_pooled": ("latent", "pixels_pooled"),
 }
 
 
@@ -124,16 +125,6 @@ def make_model(key: str, seed: int, n_train: int):
     raise ValueError(key)
 
 
-def feature_sets(latents: dict[str, np.ndarray], split: str) -> dict[str, np.ndarray]:
-    n = len(latents[f"y_{split}"])
-    mean = latents[f"{split}_mean"].reshape(n, -1)  # (N, C*h*w): (N, 64) at 32 px
-    std = latents[f"{split}_std"].reshape(n, -1)  # (N, C*h*w)
-    return {
-        "sample": latents[f"{split}_sample"].reshape(n, -1),  # (N, C*h*w)
-        "mean_std": np.concatenate([mean, std], axis=1),  # (N, 2*C*h*w): (N, 128) at 32 px
-    }
-
-
 def check_latents(latents: dict[str, np.ndarray]) -> None:
     for name, arr in latents.items():
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
@@ -142,17 +133,13 @@ def check_latents(latents: dict[str, np.ndarray]) -> None:
                               "PRECISION=fp32 (delete the run directory and rerun make report)")
 
 
-LATENT_KEYS = ("train_sample", "train_mean", "train_std", "test_sample", "test_mean", "test_std",
-               "y_train", "y_test")
-
-
 def read_run(latents_file: Path) -> tuple[int, list[str], dict[str, np.ndarray]]:
     """A run's seed (config.json), class names (encode.json) and latents; the training set
     must hold two classes or more."""
     run_dir = latents_file.parent
     seed = read_json(run_dir / "config.json", "run configuration")["seed"]
     classes = read_json(run_dir / "encode.json", "encoder description")["classes"]
-    latents = load_npz(latents_file, "latents", LATENT_KEYS)
+    latents = load_latents(latents_file)
     if len(np.unique(latents["y_train"])) < 2:
         raise VaelabError("the training set has fewer than two classes; use more images (LIMIT)")
     return seed, classes, latents
@@ -345,10 +332,11 @@ def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
     compare them: (metrics, predictions by "model__feature_set", timings of the fits)."""
     results, vae_predictions, timings = train_and_score(latents, classes, seed)
     n_features = {fs: feats.shape[1] for fs, feats in feature_sets(latents, "test").items()}
-    labels = dict(FEATURE_SETS)
+    vae_sets = feature_set_keys(latents)
+    labels = {fs: FEATURE_SETS[fs].label for fs in vae_sets}
     predictions: dict[str, np.ndarray] = {}
     for spec in MODELS:  # columns in display order: each model's VAE sets, then its baselines
-        for fs in FEATURE_SETS:
+        for fs in vae_sets:
             predictions[f"{spec.key}__{fs}"] = vae_predictions[f"{spec.key}__{fs}"]
         for key, base in baselines.items():
             results[spec.key][key] = base["results"][spec.key]
@@ -362,7 +350,7 @@ def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
         "n_test": int(len(y_test)),
         "seed": seed,
         "feature_sets": {fs: {"label": labels[fs], "n_features": n_features[fs],
-                              "kind": "vae" if fs in FEATURE_SETS else "baseline"}
+                              "kind": "vae" if fs in vae_sets else "baseline"}
                          | ({"matches": BASELINES[fs]} if fs in BASELINES else {})
                          for fs in labels},
         # JSON keys are sorted on disk; these lists keep the display order (VAE first).

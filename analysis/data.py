@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from analysis.common import VaelabError, run_main, save_npz, write_json
 from analysis.config import DataConfig, load_data_config
@@ -62,14 +62,37 @@ def to_rgb32(img: Image.Image) -> tuple[np.ndarray, bool]:
 
 
 def read_image(path: Path) -> tuple[np.ndarray, bool]:
+    """Decode one image file to a (32, 32, 3) uint8 array, and whether it was resized.
+
+    Any failure while opening or decoding the file (Pillow raises many types for broken
+    files: UnidentifiedImageError, OSError for truncation, SyntaxError, ValueError,
+    struct.error, EOFError, IndexError, DecompressionBombError, MemoryError, ...) becomes
+    one VaelabError line naming the file. Pillow's decompression-bomb limit
+    (Image.MAX_IMAGE_PIXELS) is kept: images over twice it are refused as such.
+    """
     try:
         with Image.open(path) as img:
             img.load()
             return to_rgb32(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise VaelabError(
-            f"cannot read image {path} ({type(err).__name__}: {err}); remove or replace the file"
-        ) from None
+    except Exception as err:  # noqa: BLE001 - every decoder failure is this one file's problem
+        raise image_error(path, err) from None
+
+
+def image_error(path: Path, err: Exception) -> VaelabError:
+    """The one-line error for an image file that cannot be read or decoded."""
+    detail = " ".join(str(err).replace(f" '{path}'", "").split())[:200]  # one line, no repeated path
+    what = f"{type(err).__name__}: {detail}" if detail else type(err).__name__
+    if isinstance(err, OSError) and err.errno is not None:  # missing, unreadable: not a bad image
+        what = f"{type(err).__name__}: {err.strerror or detail}"
+        return VaelabError(f"cannot open image {path} ({what}); check that the file exists and "
+                           "is readable, or remove it")
+    if isinstance(err, Image.DecompressionBombError):
+        return VaelabError(f"image {path} is too large to decode safely ({what}); shrink it or "
+                           "remove it from the dataset")
+    if isinstance(err, MemoryError):
+        return VaelabError(f"image {path} needs more memory to decode than is free ({what}); "
+                           "shrink it or remove it from the dataset")
+    return VaelabError(f"cannot read image {path} ({what}); remove or replace the file")
 
 
 def list_classes(split_dir: Path) -> list[str]:

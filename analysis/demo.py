@@ -3,9 +3,14 @@
 Run:
     python -m analysis.demo vae build/demo/models/tiny-vae            # tiny, 4 down blocks
     python -m analysis.demo vae build/bench/models/sd-vae-arch --full # sd-vae-ft-ema shape
+    python -m analysis.demo vae build/bench/models/taesd --arch taesd # any of ARCHITECTURES
     python -m analysis.demo images build/demo/images --per-class 30
 
-The VAE is saved with ``save_pretrained`` and later loaded through the same
+ARCHITECTURES covers every accepted class (analysis.autoencoders): tiny test configs
+(``tiny``, ``tiny-kl16``, ``tiny-taesd``, ``tiny-dc``) and the real architectures
+(``sd-vae``, ``flux-vae``, ``taesd``, ``dc-ae``) with random weights.
+
+The model is saved with ``save_pretrained`` and later loaded through the same
 ``from_pretrained`` path as a hub model. A marker file next to its config tells the report
 that the weights are untrained, so the report says so on its first page. The ``--full``
 model has the exact sd-vae-ft-ema architecture with random weights: it costs the same
@@ -38,6 +43,51 @@ SD_VAE_CONFIG = dict(
     block_out_channels=(128, 256, 512, 512), norm_num_groups=32, act_fn="silu",
     scaling_factor=0.18215,
 )
+# black-forest-labs/FLUX.1-dev vae/config.json: 16 channels, shift_factor, no quant convs
+# (SD3's VAE is the same layout with other factors).
+FLUX_VAE_CONFIG = SD_VAE_CONFIG | dict(
+    latent_channels=16, sample_size=1024, scaling_factor=0.3611, shift_factor=0.1159,
+    use_quant_conv=False, use_post_quant_conv=False, force_upcast=True,
+)
+# The same layout, tiny: 16 channels and shift_factor, 8x downsampling.
+TINY_KL16_CONFIG = TINY_CONFIG | dict(latent_channels=16, shift_factor=0.1159, scaling_factor=0.3611,
+                                      use_quant_conv=False, use_post_quant_conv=False)
+# madebyollin/taesd is AutoencoderTiny's defaults; this one is smaller, still 8x downsampling.
+TINY_TAESD_CONFIG = dict(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+                         num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1))
+# mit-han-lab/dc-ae-f32c32-sana-1.0-diffusers config.json: 32x downsampling, 32 channels.
+DC_AE_CONFIG = dict(
+    in_channels=3, latent_channels=32, attention_head_dim=32,
+    encoder_block_types=("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
+    decoder_block_types=("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
+    encoder_block_out_channels=(128, 256, 512, 512, 1024, 1024),
+    decoder_block_out_channels=(128, 256, 512, 512, 1024, 1024),
+    encoder_layers_per_block=(2, 2, 2, 3, 3, 3), decoder_layers_per_block=(3, 3, 3, 3, 3, 3),
+    encoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)),
+    decoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)),
+    upsample_block_type="interpolate", downsample_block_type="Conv",
+    decoder_norm_types="rms_norm", decoder_act_fns="silu", scaling_factor=0.41407,
+)
+# The same 32x downsampling (six stages), tiny: 8 channels, so 32x32 images give 1x1x8.
+TINY_DC_CONFIG = dict(
+    in_channels=3, latent_channels=8, attention_head_dim=8,
+    encoder_block_types=("ResBlock",) * 5 + ("EfficientViTBlock",),
+    decoder_block_types=("ResBlock",) * 5 + ("EfficientViTBlock",),
+    encoder_block_out_channels=(8, 8, 16, 16, 16, 16), decoder_block_out_channels=(8, 8, 16, 16, 16, 16),
+    encoder_layers_per_block=(1,) * 6, decoder_layers_per_block=(1,) * 6,
+    encoder_qkv_multiscales=((),) * 5 + ((5,),), decoder_qkv_multiscales=((),) * 5 + ((5,),),
+)
+# name -> (diffusers class, config): every class analysis.autoencoders accepts.
+ARCHITECTURES = {
+    "tiny": ("AutoencoderKL", TINY_CONFIG),
+    "tiny-kl16": ("AutoencoderKL", TINY_KL16_CONFIG),
+    "tiny-taesd": ("AutoencoderTiny", TINY_TAESD_CONFIG),
+    "tiny-dc": ("AutoencoderDC", TINY_DC_CONFIG),
+    "sd-vae": ("AutoencoderKL", SD_VAE_CONFIG),
+    "flux-vae": ("AutoencoderKL", FLUX_VAE_CONFIG),
+    "taesd": ("AutoencoderTiny", {}),
+    "dc-ae": ("AutoencoderDC", DC_AE_CONFIG),
+}
 PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
                     [145, 30, 180], [70, 240, 240], [240, 50, 230], [128, 128, 0], [0, 0, 128]],
                    dtype=np.float64)
@@ -46,27 +96,35 @@ SYNTHETIC_CLASSES = ["circle", "square", "stripes_h", "stripes_v", "checker",
 
 
 def save_random_vae(out: Path, full: bool = False, seed: int = 0, config: dict | None = None,
-                    decoder_seed: int | None = None) -> Path:
-    """A randomly initialised AutoencoderKL from ``seed``. With ``decoder_seed``, the decoder
-    (decoder.*, post_quant_conv.*) is drawn anew from that seed: the encoder is the same as
-    with ``seed`` alone, like sd-vae-ft-ema and sd-vae-ft-mse, which differ only in their decoders."""
+                    decoder_seed: int | None = None, arch: str | None = None) -> Path:
+    """A randomly initialised autoencoder from ``seed``: ``arch`` from ARCHITECTURES, else
+    an AutoencoderKL of ``config`` (default: TINY_CONFIG, or SD_VAE_CONFIG with ``full``).
+    With ``decoder_seed``, the decoder (decoder.*, post_quant_conv.*) is drawn anew from that
+    seed: the encoder is the same as with ``seed`` alone, like sd-vae-ft-ema and sd-vae-ft-mse,
+    which differ only in their decoders."""
+    import diffusers
     import torch
-    from diffusers import AutoencoderKL
 
+    # AutoencoderTiny stores keys its __init__ does not take; diffusers warns on reload.
+    diffusers.utils.logging.set_verbosity_error()
+    arch = arch or ("sd-vae" if full else "tiny")
+    class_name, arch_config = ARCHITECTURES[arch]
+    cls = getattr(diffusers, class_name)
     torch.manual_seed(seed)
-    vae = AutoencoderKL(**(config or (SD_VAE_CONFIG if full else TINY_CONFIG)))
+    vae = cls(**(config or arch_config))
     if decoder_seed is not None:
         torch.manual_seed(decoder_seed)
-        fresh = AutoencoderKL(**vae.config)
+        fresh = cls.from_config(vae.config)
         vae.decoder.load_state_dict(fresh.decoder.state_dict())
-        if vae.post_quant_conv is not None:
+        if getattr(vae, "post_quant_conv", None) is not None:
             vae.post_quant_conv.load_state_dict(fresh.post_quant_conv.state_dict())
     vae.save_pretrained(out)
-    kind = "sd-vae-ft-ema architecture" if full else "tiny test architecture"
+    kind = {"sd-vae": "sd-vae-ft-ema architecture", "tiny": "tiny test architecture"}.get(
+        arch, f"{arch} architecture")
     write_json(out / UNTRAINED_MARKER, {
         "untrained": True, "seed": seed, "decoder_seed": decoder_seed,
-        "note": f"randomly initialised AutoencoderKL ({kind}) made by vaelab; its numbers say "
-                "nothing about any pretrained VAE",
+        "note": f"randomly initialised {class_name} ({kind}) made by vaelab; its numbers say "
+                "nothing about any pretrained model",
     })
     return out
 
@@ -114,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     vae = sub.add_parser("vae", help="save a randomly initialised AutoencoderKL")
     vae.add_argument("out", type=Path)
     vae.add_argument("--full", action="store_true", help="sd-vae-ft-ema architecture")
+    vae.add_argument("--arch", choices=sorted(ARCHITECTURES), default=None,
+                     help="architecture (default: tiny, or sd-vae with --full)")
     vae.add_argument("--seed", type=int, default=0)
     vae.add_argument("--decoder-seed", type=int, default=None,
                      help="draw the decoder from this seed (same encoder as --seed alone)")
@@ -126,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if args.what == "vae":
-        save_random_vae(tmp, args.full, args.seed, decoder_seed=args.decoder_seed)
+        save_random_vae(tmp, args.full, args.seed, decoder_seed=args.decoder_seed, arch=args.arch)
     else:
         save_synthetic_images(tmp, args.per_class, args.seed)
     shutil.rmtree(args.out, ignore_errors=True)

@@ -5,15 +5,18 @@ Run:
         build/runs/NAME/latents.npz --cache build/cache
 
 Writes, next to ``latents.npz``:
-* ``latents.npz``: ``{train,test}_{mean,std,sample}`` float32 (N, C, h, w) — (N, 4, 4, 4)
-  for 32x32 images and an SD VAE, (N, 4, R/8, R/8) at RESOLUTION=R — plus ``y_train``/``y_test``;
+* ``latents.npz``: for an ``AutoencoderKL``, ``{train,test}_{mean,std,sample}`` float32
+  (N, C, h, w) — (N, 4, 4, 4) for 32x32 images and an SD VAE, (N, 4, R/8, R/8) at
+  RESOLUTION=R, (N, 16, 4, 4) for SD3/FLUX.1 — for a deterministic encoder (``AutoencoderTiny``,
+  ``AutoencoderDC``) ``{train,test}_latent`` (DC-AE: (N, 32, 1, 1) at 32 px); plus
+  ``y_train``/``y_test``. What each class yields is said in ``analysis.autoencoders``;
 * ``reconstructions.npz``: the first test image of each class and its decoded latent mean
   (at 32x32: decodes at a larger resolution are averaged back down before PSNR/SSIM);
 * ``encode.json``: the resolved configuration (model revision, device, precision, cache key,
   encoder and latents checksums);
 * ``timings-encode.json``: wall-clock seconds (kept apart: the only non-deterministic file).
 
-``std`` is ``exp(0.5 * logvar)`` and ``sample = mean + std * eps``, exactly what
+For a KL autoencoder, ``std`` is ``exp(0.5 * logvar)`` and ``sample = mean + std * eps``, exactly what
 ``latent_dist.sample(generator)`` computes, with ``eps`` drawn once per split from a
 ``torch.Generator`` seeded with SEED. Drawing the noise up front makes the sample
 independent of batch size, chunking, device and resume points.
@@ -51,11 +54,12 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.autoencoders import CLASSES, downsampling
 from analysis.common import (VaelabError, copy_file, file_lock, load_npz, progress, read_json,
                              run_main, save_npz, sha256_file, sha256_json, write_json, write_text)
 from analysis.config import RunConfig, load_run_config
 from analysis.vae import (choose_device, choose_precision, device_name, load_vae,
-                          resolve_model)
+                          precision_reason, resolve_model)
 
 # Bump when a change here alters the latents, so that old cache entries are not reused.
 ENCODER_VERSION = 4
@@ -107,8 +111,9 @@ def choose_compile(requested: str, device: str, n_images: int) -> bool:
 
 
 class Encoder:
-    """The VAE on its device in its precision; ``encode`` returns float32 mean and std of the
-    images resized to ``resolution`` x ``resolution`` (32: as stored).
+    """The autoencoder on its device in its precision; ``encode`` returns, as float32 tensors
+    named by ``outputs``, the mean and std of a KL autoencoder's Gaussian or a deterministic
+    encoder's latent, for the images resized to ``resolution`` x ``resolution`` (32: as stored).
 
     With ``compiled``, the encoder runs through ``torch.compile`` (inductor, weights frozen
     as constants so oneDNN packs them once; group norm, SiLU and adds fused). Batches are
@@ -124,6 +129,9 @@ class Encoder:
         self.device, self.precision, self.resolution = device, precision, resolution
         self.batch_size, self.compiled = batch_size, compiled
         self.dtype = getattr(torch, DTYPES[precision])
+        self.autoencoder = CLASSES[type(vae).__name__]
+        # KL: a Gaussian's mean and std (the sample is drawn later); else the latent itself.
+        self.outputs = ("mean", "std") if self.autoencoder.stochastic else ("latent",)
         # Low precision on CUDA runs with weights cast; on the CPU bfloat16 runs as autocast,
         # which keeps the numerically delicate ops (group norm, softmax) in float32.
         self.autocast = device == "cpu" and precision == "bf16"
@@ -132,7 +140,7 @@ class Encoder:
         # latents; 0.95-1.33x the NCHW speed on the 2-core benchmark machine (docs/benchmarks.md).
         self.memory_format = torch.channels_last if device == "cpu" else torch.contiguous_format
         self.vae = vae.to(device=device, dtype=cast, memory_format=self.memory_format)
-        self.moments = self.eager_moments
+        self.forward = self.eager_forward
         if compiled:
             import logging
 
@@ -141,12 +149,14 @@ class Encoder:
             # A CPU build warns "No CUDA runtime is found" while inductor loads its C++ tools.
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
             inductor_config.freezing = True  # weights become constants: packed once, not per call
-            self.moments = torch.compile(self.eager_moments, dynamic=False)
+            self.forward = torch.compile(self.eager_forward, dynamic=False)
 
-    def eager_moments(self, x):
-        """(B, 3, R, R) -> (B, 2C, h, w): what ``AutoencoderKL.encode`` feeds its Gaussian."""
+    def eager_forward(self, x):
+        """(B, 3, R, R) -> what ``encode`` of the class computes: (B, 2C, h, w) moments that
+        ``AutoencoderKL`` feeds its Gaussian, or the (B, C, h, w) latent of a deterministic one."""
         h = self.vae.encoder(x)
-        return h if self.vae.quant_conv is None else self.vae.quant_conv(h)
+        quant_conv = getattr(self.vae, "quant_conv", None) if self.autoencoder.stochastic else None
+        return h if quant_conv is None else quant_conv(h)
 
     def context(self):
         import torch
@@ -180,7 +190,10 @@ class Encoder:
         x = x if self.autocast else x.to(self.dtype)
         x = x.contiguous(memory_format=self.memory_format)  # (B, 3, R, R), NHWC in memory
         with torch.inference_mode(), self.context():
-            dist = DiagonalGaussianDistribution(self.moments(x))
+            out = self.forward(x)
+            if not self.autoencoder.stochastic:
+                return (out[:n].float().cpu(),)  # (n, C, h, w)
+            dist = DiagonalGaussianDistribution(out)
             mean, std = dist.mean[:n].float().cpu(), dist.std[:n].float().cpu()
         return mean, std  # each (n, C, h, w)
 
@@ -209,32 +222,37 @@ def check_finite(count: int, what: str, name: str, precision: str, device: str) 
 
 
 def encode_split(encoder: Encoder, images: np.ndarray, batch_size: int, partial: Path,
-                 split: str, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Encode ``images`` chunk by chunk; chunks already in ``partial`` are reused."""
+                 split: str, name: str) -> dict[str, np.ndarray]:
+    """Encode ``images`` chunk by chunk; chunks already in ``partial`` are reused.
+    Returns ``encoder.outputs`` name -> (N, C, h, w)."""
     import torch
 
-    means, stds = [], []
+    names = encoder.outputs
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in names}
     with progress(len(images), f"encode {split}", "img") as bar:
         for start in range(0, len(images), CHUNK):
             stop = min(start + CHUNK, len(images))
             chunk_file = partial / f"{split}-{start:06d}-{stop:06d}.npz"
             if chunk_file.exists():
                 with contextlib.suppress(VaelabError):  # a damaged chunk is simply redone
-                    done = load_npz(chunk_file, "chunk", ("mean", "std"))
-                    means.append(done["mean"]), stds.append(done["std"])
+                    done = load_npz(chunk_file, "chunk", names)
+                    for key in names:
+                        parts[key].append(done[key])
                     bar.update(stop - start)
                     continue
-            chunk_mean, chunk_std = [], []
+            batches: dict[str, list] = {key: [] for key in names}
             for b in range(start, stop, batch_size):
-                mean, std = encoder.encode(images[b:min(b + batch_size, stop)])
-                check_finite(count_nonfinite(mean, std), "latent", name, encoder.precision,
+                outputs = encoder.encode(images[b:min(b + batch_size, stop)])
+                check_finite(count_nonfinite(*outputs), "latent", name, encoder.precision,
                              encoder.device)
-                chunk_mean.append(mean), chunk_std.append(std)
-                bar.update(len(mean))
-            mean, std = torch.cat(chunk_mean).numpy(), torch.cat(chunk_std).numpy()
-            save_npz(chunk_file, mean=mean, std=std)
-            means.append(mean), stds.append(std)
-    return np.concatenate(means), np.concatenate(stds)
+                for key, tensor in zip(names, outputs):
+                    batches[key].append(tensor)
+                bar.update(len(outputs[0]))
+            chunk = {key: torch.cat(batches[key]).numpy() for key in names}
+            save_npz(chunk_file, **chunk)
+            for key in names:
+                parts[key].append(chunk[key])
+    return {key: np.concatenate(parts[key]) for key in names}
 
 
 def draw_noise(seed: int, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
@@ -249,8 +267,8 @@ def reconstruct(encoder: Encoder, test_mean: np.ndarray, x_test: np.ndarray, y_t
                 n_classes: int, name: str, batch_size: int) -> dict[str, np.ndarray]:
     """Decode the latent means of a fixed test sample: the first RECON_PER_CLASS images per class.
 
-    ``test_mean``: float32 (N, C, h, w), the cached latent means of every test image, so
-    only the decoder runs here (variants that share an encoder encode once and decode each).
+    ``test_mean``: float32 (N, C, h, w), the cached latent means (the latents, for a
+    deterministic encoder) of every test image, so only the decoder runs here (variants that share an encoder encode once and decode each).
     ``originals``/``reconstructions`` hold the first image of each class (at most 10) for
     the figure; ``psnr``/``ssim`` are per image over the whole sample (skimage, 8-bit RGB).
     Decodes at a larger resolution are area-averaged back to the originals' 32x32 first, so
@@ -299,16 +317,19 @@ def save_cached(path: Path, **arrays: np.ndarray) -> str:
 
 def encode_dataset(encoder: Encoder, data: dict[str, np.ndarray], config: RunConfig,
                    partial: Path) -> dict[str, np.ndarray]:
-    """Every image's latent mean, std and seeded sample, in resumable chunks under ``partial``."""
+    """Every image's latent mean, std and seeded sample (KL) or latent (deterministic
+    encoders), in resumable chunks under ``partial``."""
     partial.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
     for split in ("train", "test"):
-        mean, std = encode_split(encoder, data[f"x_{split}"], config.batch_size, partial,
-                                 split, config.vae)
-        arrays[f"{split}_mean"], arrays[f"{split}_std"] = mean, std  # each (N, C, h, w)
-    noise = draw_noise(config.seed, {s: arrays[f"{s}_mean"].shape for s in ("train", "test")})
+        for key, value in encode_split(encoder, data[f"x_{split}"], config.batch_size, partial,
+                                       split, config.vae).items():
+            arrays[f"{split}_{key}"] = value  # (N, C, h, w)
+    if encoder.autoencoder.stochastic:
+        noise = draw_noise(config.seed, {s: arrays[f"{s}_mean"].shape for s in ("train", "test")})
+        for split in ("train", "test"):
+            arrays[f"{split}_sample"] = arrays[f"{split}_mean"] + arrays[f"{split}_std"] * noise[split]
     for split in ("train", "test"):
-        arrays[f"{split}_sample"] = arrays[f"{split}_mean"] + arrays[f"{split}_std"] * noise[split]
         arrays[f"y_{split}"] = data[f"y_{split}"]
     return arrays
 
@@ -329,6 +350,12 @@ def main(argv: list[str] | None = None) -> None:
     model = resolve_model(config.vae, config.revision)
     vae = load_vae(model)
     vae_config = dict(vae.config)
+    autoencoder = CLASSES[vae_config["_class_name"]]
+    factor = downsampling(autoencoder, vae_config)
+    if config.resolution % factor:
+        raise VaelabError(f"{config.vae} ({autoencoder.name}) downsamples {factor}x, so RESOLUTION="
+                          f"{config.resolution} gives no whole latent; use a multiple of {factor}, "
+                          f"e.g. RESOLUTION={max(factor, config.resolution // factor * factor)}")
     device = choose_device(config.device)
     precision = choose_precision(config.precision, device, bool(vae_config.get("force_upcast", True)),
                                  config.vae)
@@ -358,14 +385,15 @@ def main(argv: list[str] | None = None) -> None:
             encoder = Encoder(vae, device, precision, config.resolution, config.batch_size,
                               compiled and not reused["latents"])
             compile_seconds = round(encoder.warm_up(), 2) if encoder.compiled else None
+            decoded = f"test_{autoencoder.decoded}"  # what reconstructions decode
             if reused["latents"]:
-                test_mean = load_npz(latents_file, "cached latents", ("test_mean",))["test_mean"]
+                test_mean = load_npz(latents_file, "cached latents", (decoded,))[decoded]
             else:
                 partial = args.cache / f"latents-{key}.partial"
                 arrays = encode_dataset(encoder, data, config, partial)
                 save_cached(latents_file, **arrays)
                 shutil.rmtree(partial, ignore_errors=True)
-                test_mean = arrays["test_mean"]
+                test_mean = arrays[decoded]
             if not reused["reconstructions"]:
                 save_cached(recon_file, **reconstruct(encoder, test_mean, data["x_test"],
                                                       data["y_test"], len(data_info["classes"]),
@@ -375,9 +403,11 @@ def main(argv: list[str] | None = None) -> None:
             "model": asdict(model),
             "vae_config": {k: vae_config.get(k) for k in (
                 "block_out_channels", "latent_channels", "scaling_factor", "shift_factor",
-                "force_upcast", "sample_size", "down_block_types")},
+                "force_upcast", "sample_size", "down_block_types", "encoder_block_out_channels")},
             "parameters": int(sum(p.numel() for p in vae.parameters())),
             "device": device, "device_name": device_name(device), "precision": precision,
+            "precision_reason": precision_reason(config.precision, device,
+                                                 bool(vae_config.get("force_upcast", True)), precision),
             "torch_threads": torch.get_num_threads(), "batch_size": config.batch_size,
             "memory_format": "channels_last" if device == "cpu" else "contiguous",
             "compiled": compiled, "compile_requested": config.compile,
@@ -388,7 +418,10 @@ def main(argv: list[str] | None = None) -> None:
                            f"{IMAGE_SIDE}x{IMAGE_SIDE} -> {config.resolution}x{config.resolution}, "
                            "bicubic, align_corners=False, clamped to [-1, 1]"),
             "dataset_sha256": data_info["sha256"], "cache_fields": key_fields,
-            "sample_definition": "mean + std * eps, eps ~ N(0, I) from torch.Generator(seed)",
+            "autoencoder_class": autoencoder.name, "stochastic": autoencoder.stochastic,
+            "feature_sets": list(autoencoder.feature_sets), "downsampling": factor,
+            "sample_definition": ("mean + std * eps, eps ~ N(0, I) from torch.Generator(seed)"
+                                  if autoencoder.stochastic else None),
         }
         copy_file(recon_file, args.out.with_name("reconstructions.npz"))
         write_json(args.out.with_name("encode.json"), info)

@@ -39,6 +39,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from analysis.autoencoders import (FEATURE_SETS, feature_set_keys, feature_sets,  # noqa: E402
+                                   load_latents)
 from analysis.common import (VaelabError, atomic_path, load_npz, read_json,  # noqa: E402
                              run_main, write_json)
 
@@ -59,7 +61,7 @@ CONFUSION_CMAP = "Blues"
 # alphabetical order. Its "model_order"/"feature_set_order" lists give the display order;
 # without them these are used. Unknown keys follow in file order, the random baseline last.
 MODEL_ORDER = ("logreg", "rf", "knn", "svc", "histgb", "lightgbm", "xgboost")
-FEATURE_SET_ORDER = ("sample", "mean_std")
+FEATURE_SET_ORDER = tuple(FEATURE_SETS)
 LAST = ("random",)
 FIGURES = ("examples.png", "confusion_best.png", "confusion_all.png", "pca.png", "lda.png",
            "kde.png", "reconstructions.png")
@@ -400,9 +402,9 @@ def main(argv: list[str] | None = None) -> None:
 
     classes = read_json(args.data.with_name("dataset.json"), "dataset description")["classes"]
     data = load_npz(args.data, "dataset", ("x_test", "y_test"))
-    latents = load_npz(args.run_dir / "latents.npz", "latents",
-                       ("train_mean", "train_std", "train_sample", "test_mean", "test_std",
-                        "test_sample", "y_train", "y_test"))
+    latents = load_latents(args.run_dir / "latents.npz")
+    vae_sets = feature_set_keys(latents)  # .sample() and mean & std, or the latent
+    primary = FEATURE_SETS[vae_sets[0]].arrays[0]  # "sample" or "latent": (N, C, h, w)
     recon = load_npz(args.run_dir / "reconstructions.npz", "reconstructions",
                      ("originals", "reconstructions", "labels", "mse"))
     metrics_path = args.run_dir / "metrics.json"
@@ -410,7 +412,8 @@ def main(argv: list[str] | None = None) -> None:
     for key in ("models", "feature_sets", "results"):
         get(metrics, metrics_path, key)
     y_test = latents["y_test"]
-    if len(y_test) != len(latents["test_sample"]) or len(latents["y_train"]) != len(latents["train_sample"]):
+    if (len(y_test) != len(latents[f"test_{primary}"])
+            or len(latents["y_train"]) != len(latents[f"train_{primary}"])):
         raise VaelabError(f"latents at {args.run_dir / 'latents.npz'} have mismatched label and "
                           "latent counts; delete it and rerun")
     if max(y_test.max(initial=0), latents["y_train"].max(initial=0)) >= len(classes):
@@ -432,13 +435,10 @@ def main(argv: list[str] | None = None) -> None:
                         out / "confusion_best.png")
     plot_confusion_all(metrics, out / "confusion_all.png")
 
-    # The two feature sets the classifiers saw: .sample() (N, C*h*w) and mean & std (N, 2*C*h*w).
-    features = {
-        "sample": (".sample()", flat(latents, "train_sample"), flat(latents, "test_sample")),
-        "mean_std": ("mean & std",
-                     np.concatenate([flat(latents, "train_mean"), flat(latents, "train_std")], 1),
-                     np.concatenate([flat(latents, "test_mean"), flat(latents, "test_std")], 1)),
-    }
+    # The feature sets the classifiers saw: .sample() (N, C*h*w) and mean & std (N, 2*C*h*w),
+    # or a deterministic encoder's latent (N, C*h*w).
+    train_sets, test_sets = feature_sets(latents, "train"), feature_sets(latents, "test")
+    features = {fs: (FEATURE_SETS[fs].label, train_sets[fs], test_sets[fs]) for fs in vae_sets}
     y_train = latents["y_train"]
     panels = {"pca": {}, "lda": {}}
     summary: dict[str, dict] = {"pca": {}, "lda": {}}
@@ -453,9 +453,9 @@ def main(argv: list[str] | None = None) -> None:
     plot_pca(panels["pca"], y_test, classes, out / "pca.png", args.seed)
     plot_pca(panels["lda"], y_test, classes, out / "lda.png", args.seed, kind="lda")
 
-    test_sample = flat(latents, "test_sample")
-    plot_kde(test_sample, y_test, classes, out / "kde.png",
-             feature_names(latents["test_sample"].shape[1:], min(4, test_sample.shape[1])))
+    test_primary = flat(latents, f"test_{primary}")  # (N, C*h*w)
+    plot_kde(test_primary, y_test, classes, out / "kde.png",
+             feature_names(latents[f"test_{primary}"].shape[1:], min(4, test_primary.shape[1])))
 
     mse = float(np.asarray(recon["mse"]).reshape(-1)[0])  # stored as () or (1,)
     plot_reconstructions(recon["originals"], recon["reconstructions"], recon["labels"], classes,

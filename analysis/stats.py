@@ -1,9 +1,10 @@
-"""Uncertainty of test-set accuracies: bootstrap intervals and McNemar's exact test.
+"""Uncertainty of test-set accuracies: bootstrap intervals, McNemar's exact test, and Holm's
+correction for families of tests.
 
 Not run on its own. Used by the report (intervals for every accuracy, sample vs mean & std)
 and by ``report.diff`` (paired comparison of two runs on the same test images).
-Both rest on maintained implementations: ``scipy.stats.bootstrap`` and statsmodels'
-``mcnemar``; nothing here re-derives a formula.
+All rest on maintained implementations: ``scipy.stats.bootstrap``, statsmodels' ``mcnemar``
+and ``multipletests``; nothing here re-derives a formula.
 """
 
 from __future__ import annotations
@@ -55,3 +56,15 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     table = [[int(np.sum(a & b)), only_a], [only_b, int(np.sum(~a & ~b))]]
     p = 1.0 if only_a + only_b == 0 else float(mcnemar(table, exact=True).pvalue)
     return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": p}
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-adjusted p-values of one family of tests, in the same order (statsmodels'
+    ``multipletests(method="holm")``). Calling a test significant when its adjusted p is
+    below alpha keeps the chance of any false positive in the family at alpha or less, under
+    any dependence between the tests (they share test images here)."""
+    if not p_values:
+        return []
+    from statsmodels.stats.multitest import multipletests
+
+    return [float(p) for p in multipletests(np.asarray(p_values, dtype=np.float64), method="holm")[1]]

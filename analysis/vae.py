@@ -1,11 +1,16 @@
-"""Finding, checking and loading a diffusers ``AutoencoderKL``; device and precision choice.
+"""Finding, checking and loading a diffusers image autoencoder; device and precision choice.
 
-Not run on its own; used by ``analysis.encode`` and ``analysis.tinyvae``.
+Not run on its own; used by ``analysis.encode`` and ``analysis.bench``.
 
-Hub ids and local directories go through the same ``AutoencoderKL.from_pretrained`` call:
-a hub id is first resolved to its local snapshot (downloaded once into the Hugging Face
-cache), so the model is always loaded from a directory and every failure is caught
-before any weights are read.
+The accepted classes (``AutoencoderKL``, ``AutoencoderTiny``, ``AutoencoderDC``) and what
+each yields are listed in ``analysis.autoencoders``; the class is read from ``config.json``.
+A pipeline (a folder or hub repository with ``model_index.json`` and a ``vae/`` folder, such
+as FLUX.1 or SDXL base) is taken at its ``vae/``, and only that is downloaded.
+
+Hub ids and local directories go through the same ``<class>.from_pretrained`` call: a hub id
+is first resolved to its local snapshot (downloaded once into the Hugging Face cache), so
+the model is always loaded from a directory and every failure is caught before any weights
+are read.
 """
 
 from __future__ import annotations
@@ -15,16 +20,12 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.autoencoders import ACCEPTED, CLASSES, AutoencoderClass
 from analysis.common import VaelabError, sha256_file
 
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
-# The tensors AutoencoderKL.encode reads; the decoder (decoder.*, post_quant_conv.*) is not.
-ENCODER_TENSORS = ("encoder.", "quant_conv.")
-# The config keys that shape the encoder (scaling/shift factors and the decoder's blocks do
-# not change latents; force_upcast only changes the precision, which is keyed on its own).
-ENCODER_CONFIG_KEYS = ("_class_name", "in_channels", "latent_channels", "down_block_types",
-                       "block_out_channels", "layers_per_block", "act_fn", "norm_num_groups",
-                       "use_quant_conv", "mid_block_add_attention")
+# A pipeline keeps its autoencoder here, next to model_index.json.
+PIPELINE_VAE = "vae"
 # Written by analysis.tinyvae next to config.json: marks weights that were never trained.
 UNTRAINED_MARKER = "vaelab-untrained.json"
 
@@ -43,6 +44,8 @@ class ResolvedModel:
     encoder_sha256: str
     untrained: bool  # random weights made by vaelab itself (demo, tests, benchmarks)
     untrained_note: str
+    autoencoder_class: str = "AutoencoderKL"  # config.json's _class_name (analysis.autoencoders)
+    subfolder: str = ""  # "vae" when taken from a pipeline
 
 
 def hub_cache_dir() -> str:
@@ -52,21 +55,29 @@ def hub_cache_dir() -> str:
 
 
 def snapshot(repo_id: str, revision: str) -> Path:
-    """Download (or find in the HF cache) config.json and the weights of ``repo_id``."""
+    """Download (or find in the HF cache) config.json and the weights of ``repo_id``: the
+    autoencoder's directory in the snapshot (the snapshot itself, or its vae/ for a pipeline)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError,
                                         RepositoryNotFoundError, RevisionNotFoundError)
 
+    at = f" at revision {revision}" if revision else ""
     where = f"looked in the Hugging Face cache {hub_cache_dir()}"
     offline_hint = ("download it on a machine with internet (e.g. `hf download "
-                    f"{repo_id} config.json diffusion_pytorch_model.safetensors --local-dir DIR`) "
+                    f"{repo_id} config.json diffusion_pytorch_model.safetensors"
+                    f"{f' --revision {revision}' if revision else ''} --local-dir DIR`) "
                     "and pass VAE=DIR")
     try:
-        for weights in WEIGHT_FILES:  # prefer safetensors; older repos only have .bin
-            path = Path(snapshot_download(repo_id, revision=revision or None, etag_timeout=10,
-                                          allow_patterns=["config.json", weights]))
-            if (path / weights).exists():
-                return path
+        # A pipeline repository holds model_index.json and its autoencoder in vae/: only those.
+        for folder in ("", f"{PIPELINE_VAE}/"):
+            for weights in WEIGHT_FILES:  # prefer safetensors; older repos only have .bin
+                path = Path(snapshot_download(
+                    repo_id, revision=revision or None, etag_timeout=10,
+                    allow_patterns=["model_index.json", f"{folder}config.json", f"{folder}{weights}"]))
+                if (path / folder / weights).exists():
+                    return path / folder
+            if (path / "config.json").exists() or not (path / "model_index.json").exists():
+                break  # a single model, not a pipeline: no vae/ to look in
     except RepositoryNotFoundError:
         raise VaelabError(f"hub model {repo_id!r} does not exist (or is private); check VAE=") from None
     except GatedRepoError:
@@ -74,30 +85,50 @@ def snapshot(repo_id: str, revision: str) -> Path:
     except RevisionNotFoundError:
         raise VaelabError(f"hub model {repo_id} has no revision {revision!r}; check REVISION=") from None
     except LocalEntryNotFoundError:
-        raise VaelabError(f"cannot fetch VAE {repo_id} (offline?); {where}; {offline_hint}") from None
+        raise VaelabError(f"cannot fetch VAE {repo_id}{at} (offline?); {where}; {offline_hint}") from None
     except OSError as err:  # connection errors, proxies, disk problems
-        raise VaelabError(f"cannot fetch VAE {repo_id} ({type(err).__name__}); {where}; "
+        raise VaelabError(f"cannot fetch VAE {repo_id}{at} ({type(err).__name__}); {where}; "
                           f"{offline_hint}") from None
+    if (path / "model_index.json").exists() and not (path / PIPELINE_VAE).is_dir():
+        raise VaelabError(f"hub repository {repo_id} is a pipeline without a {PIPELINE_VAE}/ "
+                          f"folder; point VAE= at an image autoencoder ({ACCEPTED})")
+    if (path / "config.json").exists():
+        return path  # check_model_dir names the class it holds, or the missing weights
     raise VaelabError(f"hub model {repo_id} has no {' or '.join(WEIGHT_FILES)}; it is not a "
-                      "diffusers AutoencoderKL repository")
+                      f"diffusers autoencoder repository ({ACCEPTED})")
+
+
+def model_folder(path: Path) -> Path:
+    """``path``, or its vae/ when it is a pipeline folder (model_index.json, no config.json)."""
+    if (path / "model_index.json").is_file() and not (path / "config.json").is_file():
+        if (path / PIPELINE_VAE / "config.json").is_file():
+            return path / PIPELINE_VAE
+        raise VaelabError(f"{path} is a diffusers pipeline without a {PIPELINE_VAE}/ folder; point "
+                          f"VAE= at an image autoencoder ({ACCEPTED})")
+    return path
+
+
+def autoencoder_class(config: dict) -> AutoencoderClass:
+    return CLASSES[config["_class_name"]]
 
 
 def check_model_dir(path: Path) -> tuple[dict, Path]:
-    """Return (config, weights file) of a diffusers AutoencoderKL directory, or explain why not."""
+    """Return (config, weights file) of a diffusers autoencoder directory, or explain why not."""
     if not path.is_dir():
         raise VaelabError(f"VAE directory {path} does not exist; check VAE=")
     config_file = path / "config.json"
     if not config_file.is_file():
         raise VaelabError(f"{path} is not a diffusers model directory (no config.json); save the "
-                          "model with AutoencoderKL.save_pretrained(DIR)")
+                          "model with <class>.save_pretrained(DIR), e.g. AutoencoderKL")
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise VaelabError(f"{config_file} is not valid JSON ({err}); re-download the model") from None
     class_name = config.get("_class_name") if isinstance(config, dict) else None
-    if class_name != "AutoencoderKL":
-        raise VaelabError(f"{path} holds a {class_name or 'non-diffusers'} config, not an "
-                          "AutoencoderKL; point VAE= at a VAE (for a full pipeline, its vae/ folder)")
+    if class_name not in CLASSES:
+        raise VaelabError(f"{path} holds a {class_name or 'non-diffusers'} config, not an image "
+                          f"autoencoder ({ACCEPTED}); point VAE= at one (or at a pipeline with a "
+                          f"{PIPELINE_VAE}/ folder)")
     for name in WEIGHT_FILES:
         if (path / name).is_file():
             return config, path / name
@@ -106,8 +137,8 @@ def check_model_dir(path: Path) -> tuple[dict, Path]:
 
 
 def encoder_checksum(config: dict, weights: Path) -> str:
-    """sha256 of what the encoding path reads: the encoder's config keys, then every
-    ``encoder.*`` and ``quant_conv.*`` tensor (name, dtype, shape, bytes) in name order.
+    """sha256 of what the encoding path reads: the encoder's config keys, then every encoder
+    tensor (KL: ``encoder.*`` and ``quant_conv.*``; name, dtype, shape, bytes) in name order.
 
     Read tensor by tensor from the weights file, so the decoder is never loaded. Models
     whose only difference is the decoder (sd-vae-ft-ema and sd-vae-ft-mse fine-tuned only
@@ -117,8 +148,11 @@ def encoder_checksum(config: dict, weights: Path) -> str:
 
     import torch
 
+    autoencoder = autoencoder_class(config)
+    prefixes = autoencoder.encoder_tensors
     digest = hashlib.sha256()
-    digest.update(json.dumps({k: config.get(k) for k in ENCODER_CONFIG_KEYS}, sort_keys=True).encode())
+    digest.update(json.dumps({k: config.get(k) for k in autoencoder.encoder_config_keys},
+                             sort_keys=True).encode())
 
     def add(name: str, tensor) -> None:
         tensor = tensor.detach().contiguous().cpu()
@@ -130,11 +164,11 @@ def encoder_checksum(config: dict, weights: Path) -> str:
             from safetensors import safe_open
 
             with safe_open(str(weights), framework="pt") as fh:
-                for name in sorted(k for k in fh.keys() if k.startswith(ENCODER_TENSORS)):
+                for name in sorted(k for k in fh.keys() if k.startswith(prefixes)):
                     add(name, fh.get_tensor(name))
         else:  # a pickled state dict cannot be read in parts
             state = torch.load(weights, map_location="cpu", weights_only=True)
-            for name in sorted(k for k in state if k.startswith(ENCODER_TENSORS)):
+            for name in sorted(k for k in state if k.startswith(prefixes)):
                 add(name, state[name])
     except Exception as err:  # truncated or corrupt file: safetensors and torch raise many types
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
@@ -146,10 +180,10 @@ def encoder_checksum(config: dict, weights: Path) -> str:
 def resolve_model(name: str, revision: str = "") -> ResolvedModel:
     local = Path(name)
     if local.is_absolute() or local.exists():
-        path, resolved = local, "local"
+        path, resolved = model_folder(local), "local"
     else:
         path = snapshot(name, revision)
-        resolved = path.name  # snapshots/<commit hash>
+        resolved = (path.parent if path.name == PIPELINE_VAE else path).name  # snapshots/<commit>
     config, weights = check_model_dir(path)
     marker = path / UNTRAINED_MARKER
     note = ""
@@ -158,17 +192,18 @@ def resolve_model(name: str, revision: str = "") -> ResolvedModel:
     return ResolvedModel(name=name, path=str(path), revision=resolved, weights_file=weights.name,
                          weights_sha256=sha256_file(weights),
                          encoder_sha256=encoder_checksum(config, weights), untrained=marker.is_file(),
-                         untrained_note=note)
+                         untrained_note=note, autoencoder_class=config["_class_name"],
+                         subfolder=PIPELINE_VAE if path.name == PIPELINE_VAE and path != local else "")
 
 
 def load_vae(model: ResolvedModel):
-    """``AutoencoderKL.from_pretrained`` on the resolved directory, in float32, eval mode."""
-    from diffusers import AutoencoderKL
+    """``<class>.from_pretrained`` on the resolved directory, in float32, eval mode."""
+    import diffusers
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()  # no hints about optional packages in our output
     try:
-        vae = AutoencoderKL.from_pretrained(model.path)
+        vae = getattr(diffusers, model.autoencoder_class).from_pretrained(model.path)
     except Exception as err:  # corrupt weights, shape mismatch, unreadable files
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise VaelabError(f"cannot load VAE from {model.path} ({first_line[:300]}); re-download "
@@ -184,37 +219,110 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(cpu, name, lambda: False)() for name in checks)
 
 
+def mps_available() -> bool:
+    """Whether Apple's MPS backend can run here (False on builds without it)."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    try:
+        return bool(mps is not None and mps.is_available())
+    except Exception:  # an old or odd build: treat MPS as absent
+        return False
+
+
+def mps_has_bf16() -> bool:
+    """Whether MPS computes bfloat16: PyTorch 2.3 or newer on macOS 14 (Sonoma) or newer."""
+    import torch
+
+    try:
+        if tuple(int(part) for part in torch.__version__.split(".")[:2]) < (2, 3):
+            return False
+        check = (getattr(getattr(torch.backends, "mps", None), "is_macos_or_newer", None)
+                 or getattr(torch._C, "_mps_is_on_macos_or_newer", None))
+        if check is not None:
+            return bool(check(14, 0))
+        release = platform.mac_ver()[0]  # "" off macOS
+        return bool(release) and int(release.split(".")[0]) >= 14
+    except Exception:  # an unparsable version or a probe that fails: no bfloat16
+        return False
+
+
+def cuda_has_native_bf16() -> bool:
+    """Whether the current CUDA GPU computes bfloat16 in hardware (not emulated)."""
+    import torch
+
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # PyTorch before 2.3 has no including_emulation (and does not emulate)
+        return bool(torch.cuda.is_bf16_supported())
+
+
 def choose_device(requested: str) -> str:
+    """auto: CUDA, then Apple MPS, then the CPU; an explicit device must be present."""
     import torch
 
     if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if mps_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise VaelabError(f"DEVICE={requested} but no CUDA GPU is visible; use DEVICE=cpu or auto")
-    if requested == "mps" and not torch.backends.mps.is_available():
+    if requested == "mps" and not mps_available():
         raise VaelabError("DEVICE=mps but Apple's MPS backend is not available; use DEVICE=cpu or auto")
     return requested
+
+
+PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def _auto_precision(device: str, force_upcast: bool) -> tuple[str, str]:
+    """What PRECISION=auto picks on ``device``, and why, as one sentence."""
+    no_overflow = "bfloat16 keeps float32's exponent range, so it cannot overflow where float16 does"
+    if device.startswith("cuda"):
+        if cuda_has_native_bf16():
+            return "bf16", f"This GPU computes bfloat16 natively, and {no_overflow}."
+        where = "This GPU has no native bfloat16"
+    elif device == "mps":
+        if mps_has_bf16():
+            return "bf16", f"MPS computes bfloat16 here (macOS 14+, PyTorch 2.3+), and {no_overflow}."
+        where = "MPS has no bfloat16 here (it needs macOS 14+ and PyTorch 2.3+)"
+    elif device == "cpu":
+        if cpu_has_native_bf16():
+            return "bf16", f"This CPU computes bfloat16 natively (AVX512-BF16 or AMX), and {no_overflow}."
+        return "fp32", ("This CPU has no native bfloat16 (AVX512-BF16 or AMX), and emulated "
+                        "bfloat16 would be slower than float32, so float32.")
+    else:
+        return "fp32", f"vaelab knows no native half precision on {device}, so float32."
+    if force_upcast:
+        return "fp32", (f"{where}, and the model sets force_upcast (it overflows in float16), "
+                        "so float32.")
+    return "fp16", f"{where}, and the model does not set force_upcast, so float16 is safe."
 
 
 def choose_precision(requested: str, device: str, force_upcast: bool, name: str) -> str:
     """Pick the compute precision; float16 is refused for VAEs that must be upcast.
 
-    auto: bfloat16 where the hardware computes it natively (CUDA with bf16, CPUs with
-    AVX512-BF16 or AMX), float32 everywhere else. bfloat16 keeps float32's exponent
-    range, so it cannot overflow where float16 does.
+    auto: bfloat16 where the device computes it natively (CUDA with bf16, MPS on macOS 14+
+    with PyTorch 2.3+, CPUs with AVX512-BF16 or AMX); on a GPU without it float16 unless the
+    model sets force_upcast; float32 everywhere else. bfloat16 keeps float32's exponent
+    range, so it cannot overflow where float16 does. ``precision_reason`` says why.
     """
-    import torch
-
     if requested == "fp16" and force_upcast:
         raise VaelabError(f"{name} sets force_upcast in its config (it overflows in float16); "
                           "use PRECISION=bf16 or PRECISION=fp32")
     if requested != "auto":
         return requested
-    if device.startswith("cuda"):
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device == "cpu" and cpu_has_native_bf16():
-        return "bf16"
-    return "fp32"
+    return _auto_precision(device, force_upcast)[0]
+
+
+def precision_reason(requested: str, device: str, force_upcast: bool, chosen: str) -> str:
+    """One sentence for the report: why ``chosen`` (from ``choose_precision``) was used."""
+    if requested != "auto":
+        return f"PRECISION={requested} was asked for, so it is used as given."
+    precision, reason = _auto_precision(device, force_upcast)
+    if precision != chosen:  # the probes changed between the two calls: say only what ran
+        return f"PRECISION=auto chose {PRECISION_NAMES.get(chosen, chosen)} on {device}."
+    return reason
 
 
 def device_name(device: str) -> str:
@@ -222,6 +330,14 @@ def device_name(device: str) -> str:
 
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
+    if device == "mps":
+        try:
+            chip = torch.backends.mps.get_name()  # newer PyTorch only: e.g. "Apple M2 Pro"
+        except Exception:
+            chip = ""
+        mac = platform.mac_ver()[0]
+        details = ", ".join(part for part in (f"macOS {mac}" if mac else "", platform.machine()) if part)
+        return f"{chip or 'Apple'} MPS ({details})" if details else f"{chip or 'Apple'} MPS"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -35,6 +35,8 @@ def summarise(run: Path) -> dict:
         "vae_name": vae_name(encode["model"]["name"]),
         "resolution": int(encode.get("resolution", 32)),  # encode.json from before RESOLUTION: 32
         "untrained": encode["model"]["untrained"],
+        "autoencoder_class": encode["model"].get("autoencoder_class", "AutoencoderKL"),
+        "revision": encode["model"].get("revision", "local"),
         # Equal latents checksums: one encoder under the same settings, so the same latents
         # and classifier results (encode.json from before they were recorded: never equal).
         "encoder_sha256": encode.get("encoder_sha256"),

@@ -25,19 +25,34 @@ def encoder_groups(variants: list[dict]) -> list[list[int]]:
     return list(groups.values())
 
 
+def vae_feature_sets(metrics: list[dict]) -> dict[str, dict]:
+    """Every VAE feature set any of ``metrics`` has (key -> its description), in display
+    order: a KL autoencoder's .sample() and mean & std, a deterministic encoder's latent."""
+    out: dict[str, dict] = {}
+    for m in metrics:
+        for fs in m["feature_set_order"]:
+            if m["feature_sets"][fs].get("kind", "vae") == "vae":
+                out.setdefault(fs, m["feature_sets"][fs])
+    return out
+
+
 def accuracy_table(metrics: list[dict]) -> list[dict]:
     """One row per model and VAE feature set, one accuracy per entry of ``metrics`` (one per
-    distinct encoder); best per row marked."""
+    distinct encoder; empty where that encoder has no such feature set); best per row marked.
+    Widths can differ between encoders (a 16-channel VAE's .sample() has 256 features at
+    32 px): the row then names each width."""
     first = metrics[0]
     rows = []
     for model in first["model_order"]:
-        for fs in first["feature_set_order"]:
-            if first["feature_sets"][fs].get("kind", "vae") != "vae":
-                continue
+        for fs, info in vae_feature_sets(metrics).items():
             values = [m["results"].get(model, {}).get(fs, {}).get("accuracy") for m in metrics]
             top = max(v for v in values if v is not None)
+            widths = sorted({m["feature_sets"][fs]["n_features"] for m in metrics
+                             if fs in m["feature_sets"]})
             rows.append({"model": first["models"][model]["label"],
-                         "feature_set": first["feature_sets"][fs]["label"], "random": model == "random",
+                         "feature_set": info["label"] + (f" ({'/'.join(map(str, widths))})"
+                                                         if len(widths) > 1 else ""),
+                         "random": model == "random",
                          "cells": [{"value": v, "best": v == top and model != "random"} for v in values]})
     return rows
 

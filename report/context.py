@@ -15,7 +15,9 @@ import os
 import tomllib
 from pathlib import Path
 
+from analysis.autoencoders import FEATURE_SETS
 from analysis.common import VaelabError, load_npz, read_json
+from analysis.stats import holm
 
 # Accuracies reported by the original "Predicting CIFAR-10 using VAEs" study (test set).
 ORIGINAL_ACCURACY = {
@@ -25,9 +27,10 @@ ORIGINAL_ACCURACY = {
 ORIGINAL_BEST = 0.61
 ORIGINAL_CONFUSED = [("cat", "dog"), ("automobile", "truck")]
 ALPHA = 0.05  # significance level the conclusions use for McNemar's test
-# metrics.json "comparisons" that pit a VAE feature set against its equal-size pixel baseline.
-BASELINE_COMPARISONS = ("sample_vs_pixels_pooled", "sample_vs_pixels_pca_sample",
-                        "mean_std_vs_pixels_pca_mean_std")
+# metrics.json "comparisons" that pit a VAE feature set against its equal-size pixel baseline
+# (a run has those its encoder class yields: analysis.autoencoders), in display order.
+BASELINE_COMPARISONS = ("sample_vs_pixels_pooled", "latent_vs_pixels_pooled",
+                        *(f"{fs}_vs_pixels_pca_{fs}" for fs in FEATURE_SETS))
 DEFAULT_META = {"title": "Predicting CIFAR-10 from Stable Diffusion VAE latents",
                 "subtitle": "Lab 10 report, reproduced with vaelab",
                 "author": "", "affiliation": "", "course": "", "date": ""}
@@ -153,10 +156,36 @@ def fs_prose(metrics: dict, fs: str) -> str:
     return f"pooled pixels ({info['n_features']} features)"
 
 
+# Families of paired tests, each Holm-corrected on its own: every classifier's VAE feature
+# sets against their equal-size pixel baselines (one question: does the VAE beat pixels?),
+# and every classifier's mean & std against its .sample() (another question).
+FAMILIES = {"vae_vs_pixels": BASELINE_COMPARISONS, "mean_std_vs_sample": ("mean_std_vs_sample",)}
+
+
+def with_holm(metrics: dict) -> dict:
+    """``metrics`` with every comparison given ``family`` and ``p_adjusted`` (Holm over its
+    family, analysis.stats.holm); the report calls a difference significant on that alone.
+    metrics.json itself keeps the raw p-values only. Idempotent."""
+    comps = metrics.get("comparisons") or {}
+    out = {m: dict(per) for m, per in comps.items()}
+    for family, names in FAMILIES.items():
+        members = [(m, n) for m, per in comps.items() for n in per if n in names]
+        for (m, n), p in zip(members, holm([comps[m][n]["p_value"] for m, n in members])):
+            out[m][n] = comps[m][n] | {"family": family, "family_size": len(members),
+                                       "p_adjusted": float(f"{p:.4g}")}
+    return metrics | {"comparisons": out} if comps else metrics
+
+
+def significant(comp: dict) -> bool:
+    """Significant at ALPHA after Holm's correction within the comparison's family."""
+    return comp["p_adjusted"] < ALPHA
+
+
 def comparison_cell(comp: dict) -> dict:
     lo, hi = comp["ci"]
     return {"delta": pts(comp["delta"]), "ci": f"[{pts(lo)}, {pts(hi)}]", "p": p_text(comp["p_value"]),
-            "significant": comp["p_value"] < ALPHA, "only_a": comp["only_a_correct"],
+            "p_adjusted": p_text(comp["p_adjusted"]),
+            "significant": significant(comp), "only_a": comp["only_a_correct"],
             "only_b": comp["only_b_correct"],
             "sign": "up" if lo > 0 else "down" if hi < 0 else ""}
 
@@ -164,7 +193,7 @@ def comparison_cell(comp: dict) -> dict:
 def comparison_tables(metrics: dict) -> dict | None:
     """Rows for the "VAE vs pixels" and "mean & std vs .sample()" tables, or None when the
     run has no comparisons (metrics.json from before the pixel baselines)."""
-    comps = metrics.get("comparisons")
+    comps = with_holm(metrics).get("comparisons")
     if not comps:
         return None
     keys = [m for m in metrics["model_order"] if m in comps]
@@ -175,7 +204,10 @@ def comparison_tables(metrics: dict) -> dict | None:
         a, b = metrics["feature_sets"][first["a"]], metrics["feature_sets"][first["b"]]
         short = "PCA" if b.get("matches") else "pooled"
         columns.append({"name": name, "a": a["label"], "b": f"{short} {b['n_features']}"})
+    sizes = {family: sum(c.get("family") == family for per in comps.values() for c in per.values())
+             for family in FAMILIES}
     return {
+        "family_sizes": sizes,
         "columns": columns,
         "baseline_rows": [{"label": metrics["models"][m]["label"],
                            "cells": [comparison_cell(comps[m][n]) for n in names]} for m in keys],
@@ -187,24 +219,29 @@ def comparison_tables(metrics: dict) -> dict | None:
 
 def versus(comp: dict, a: str, b: str) -> str:
     """'.sample() latents beat pooled pixels by 5.2 points (95% CI 3.1 to 7.0, McNemar
-    p = 0.001)': beat/trail when the interval excludes zero, else no clear difference."""
+    p = 0.001, Holm-adjusted p = 0.009)': beat/trail when the Holm-adjusted p is below
+    ALPHA, else no clear difference."""
     lo, hi = comp["ci"]
-    p = f"McNemar p {'' if comp['p_value'] < 0.001 else '= '}{p_text(comp['p_value'])}"
+
+    def p_is(x: float) -> str:
+        return f"{'' if x < 0.001 else '= '}{p_text(x)}"
+
+    p = f"McNemar p {p_is(comp['p_value'])}, Holm-adjusted p {p_is(comp['p_adjusted'])}"
 
     def size(x: float) -> str:
         return f"{100 * abs(x):.1f}"
 
-    if lo > 0:
+    if significant(comp) and comp["delta"] > 0:
         return f"{a} beat {b} by {size(comp['delta'])} points (95% CI {size(lo)} to {size(hi)}, {p})"
-    if hi < 0:
+    if significant(comp) and comp["delta"] < 0:
         return f"{a} trail {b} by {size(comp['delta'])} points (95% CI {size(hi)} to {size(lo)}, {p})"
     return (f"{a} and {b} are not clearly apart: {pts(comp['delta'])} points, 95% CI {pts(lo)} "
-            f"to {pts(hi)} includes zero ({p})")
+            f"to {pts(hi)} ({p})")
 
 
 def vae_vs_pixels(metrics: dict) -> list[str]:
     """Conclusions on the equal-size pixel baselines, from metrics["comparisons"]."""
-    comps = metrics.get("comparisons")
+    comps = with_holm(metrics).get("comparisons")
     if not comps:
         return []
     best = metrics["best"]
@@ -217,13 +254,16 @@ def vae_vs_pixels(metrics: dict) -> list[str]:
         out.append(f"Does the VAE help? Against pixels reduced to the same number of features, "
                    f"with the same classifier ({label}): " + "; ".join(clauses) + ".")
     tally = [c for m, per in comps.items() for n, c in per.items() if n in BASELINE_COMPARISONS]
+    pairings = {n for per in comps.values() for n in per if n in BASELINE_COMPARISONS}
     if tally:
-        up = sum(c["ci"][0] > 0 for c in tally)
-        down = sum(c["ci"][1] < 0 for c in tally)
-        out.append(f"Over all {len(comps)} classifiers and the {len(BASELINE_COMPARISONS)} "
-                   f"pairings ({len(tally)} comparisons), the VAE features are better than the "
-                   f"equal-size pixel baseline in {up}, worse in {down}, and not clearly apart "
-                   f"(95% interval includes zero) in {len(tally) - up - down}.")
+        up = sum(significant(c) and c["delta"] > 0 for c in tally)
+        down = sum(significant(c) and c["delta"] < 0 for c in tally)
+        raw = sum(c["p_value"] < ALPHA for c in tally)
+        out.append(f"Over all {len(comps)} classifiers and the {len(pairings)} "
+                   f"pairings ({len(tally)} tests, one family), the VAE features are significantly "
+                   f"better than the equal-size pixel baseline in {up}, significantly worse in "
+                   f"{down}, and not clearly apart in {len(tally) - up - down}, at Holm-adjusted "
+                   f"p < {ALPHA} ({raw} of the {len(tally)} raw p-values are below {ALPHA}).")
     return out
 
 
@@ -253,7 +293,11 @@ def prf_rows(metrics: dict) -> list[dict]:
     return rows
 
 
-def sample_vs_meanstd(metrics: dict) -> dict:
+def sample_vs_meanstd(metrics: dict) -> dict | None:
+    """mean & std against .sample() over the real models; None for an encoder without both
+    (a deterministic one has a single feature set)."""
+    if not {"sample", "mean_std"} <= set(sets_of_kind(metrics, "vae")):
+        return None
     deltas = []
     for key in metrics["model_order"]:
         if key == "random":
@@ -264,14 +308,51 @@ def sample_vs_meanstd(metrics: dict) -> dict:
     better = [label for label, d in deltas if d > 0]
     worse = [label for label, d in deltas if d < 0]
     mean_delta = sum(d for _, d in deltas) / len(deltas)
-    tests = [per["mean_std_vs_sample"] for per in (metrics.get("comparisons") or {}).values()
+    tests = [per["mean_std_vs_sample"] for per in (with_holm(metrics).get("comparisons") or {}).values()
              if "mean_std_vs_sample" in per]
     return {"n_models": len(deltas), "n_better": len(better), "n_worse": len(worse),
             "better": better, "worse": worse, "mean_delta": mean_delta,
             "mean_delta_pts": f"{100 * mean_delta:+.1f}",
             "largest": max(deltas, key=lambda t: abs(t[1])),
-            "n_tested": len(tests), "n_significant": sum(t["p_value"] < ALPHA for t in tests)}
+            "n_tested": len(tests), "n_significant": sum(significant(t) for t in tests),
+            "n_raw_significant": sum(t["p_value"] < ALPHA for t in tests)}
 
+
+def sample_vs_meanstd_sentence(metrics: dict, svm: dict) -> str:
+    """The conclusion on mean & std against .sample(), from sample_vs_meanstd."""
+    best = metrics["best"]
+    best_label = metrics["models"][best["model"]]["label"]
+    if svm["n_better"] > svm["n_worse"]:
+        verdict = "helps most models"
+    elif svm["n_better"] < svm["n_worse"]:
+        verdict = "hurts most models"
+    else:
+        verdict = "makes no consistent difference"
+    n_fs = {fs: metrics["feature_sets"][fs]["n_features"] for fs in ("sample", "mean_std")}
+    sentence = (
+        f"Using the latent mean and standard deviation ({n_fs['mean_std']} features) instead of "
+        f"one .sample() ({n_fs['sample']} features) {verdict}: it is better for {svm['n_better']} "
+        f"of {svm['n_models']} classifiers and worse for {svm['n_worse']}, by "
+        f"{svm['mean_delta_pts']} accuracy points on average (largest change: "
+        f"{svm['largest'][0]}, {100 * svm['largest'][1]:+.1f} points)."
+    )
+    if svm["n_tested"]:
+        raw = (f" ({svm['n_raw_significant']} of {svm['n_tested']} before the correction)"
+               if svm["n_raw_significant"] != svm["n_significant"] else "")
+        if svm["n_significant"] == 0:
+            sentence += (f" None of these differences is significant at the {ALPHA} level "
+                         f"(McNemar's exact test on the paired test predictions, Holm-corrected over "
+                         f"the {svm['n_tested']} classifiers){raw}, so this run cannot tell the two "
+                         f"feature sets apart.")
+        else:
+            sentence += (f" The difference is significant at the {ALPHA} level (McNemar's exact "
+                         f"test on the paired test predictions, Holm-corrected over the "
+                         f"{svm['n_tested']} classifiers) for {svm['n_significant']} of "
+                         f"{svm['n_tested']} classifiers{raw}.")
+        comp = with_holm(metrics)["comparisons"].get(best["model"], {}).get("mean_std_vs_sample")
+        if comp:
+            sentence += (f" For {best_label}: " + versus(comp, fs_prose(metrics, "mean_std"), fs_prose(metrics, "sample")) + ".")
+    return sentence
 
 def conclusions(metrics: dict, pairs: list[dict], untrained: bool) -> list[str]:
     """Sentences derived from this run's numbers only."""
@@ -289,33 +370,8 @@ def conclusions(metrics: dict, pairs: list[dict], untrained: bool) -> list[str]:
     ]
     out += vae_vs_pixels(metrics)
     svm = sample_vs_meanstd(metrics)
-    if svm["n_better"] > svm["n_worse"]:
-        verdict = "helps most models"
-    elif svm["n_better"] < svm["n_worse"]:
-        verdict = "hurts most models"
-    else:
-        verdict = "makes no consistent difference"
-    n_fs = {fs: metrics["feature_sets"][fs]["n_features"] for fs in ("sample", "mean_std")}
-    sentence = (
-        f"Using the latent mean and standard deviation ({n_fs['mean_std']} features) instead of "
-        f"one .sample() ({n_fs['sample']} features) {verdict}: it is better for {svm['n_better']} "
-        f"of {svm['n_models']} classifiers and worse for {svm['n_worse']}, by "
-        f"{svm['mean_delta_pts']} accuracy points on average (largest change: "
-        f"{svm['largest'][0]}, {100 * svm['largest'][1]:+.1f} points)."
-    )
-    if svm["n_tested"]:
-        if svm["n_significant"] == 0:
-            sentence += (f" None of these differences is significant at the {ALPHA} level "
-                         f"(McNemar's exact test on the paired test predictions), so this run "
-                         f"cannot tell the two feature sets apart.")
-        else:
-            sentence += (f" The difference is significant at the {ALPHA} level (McNemar's exact "
-                         f"test on the paired test predictions) for {svm['n_significant']} of "
-                         f"{svm['n_tested']} classifiers.")
-        comp = metrics["comparisons"].get(best["model"], {}).get("mean_std_vs_sample")
-        if comp:
-            sentence += (f" For {best_label}: " + versus(comp, fs_prose(metrics, "mean_std"), fs_prose(metrics, "sample")) + ".")
-    out.append(sentence)
+    if svm is not None:
+        out.append(sample_vs_meanstd_sentence(metrics, svm))
     if pairs:
         listed = "; ".join(f"{p['a']}/{p['b']} ({p['count']} test images)" for p in pairs)
         found = {frozenset((p["a"], p["b"])) for p in pairs}
@@ -329,19 +385,20 @@ def conclusions(metrics: dict, pairs: list[dict], untrained: bool) -> list[str]:
         out.append("These numbers come from an untrained (randomly initialised) encoder. They test "
                    "the pipeline and say nothing about what a pretrained VAE's latents encode.")
     else:
+        width = metrics["feature_sets"][sets_of_kind(metrics, "vae")[0]]["n_features"]
         out.append(
-            f"A latent of {metrics['feature_sets']['sample']['n_features']} numbers per image "
-            f"({100 * metrics['feature_sets']['sample']['n_features'] / (32 * 32 * 3):.1f}% of "
+            f"A latent of {width} numbers per image "
+            f"({100 * width / (32 * 32 * 3):.1f}% of "
             f"the pixel values) keeps enough class information for {pct(best['accuracy'])} "
             f"accuracy, {best['accuracy'] / chance:.1f} times chance."
         )
     return out
 
 
-def separability(figures_info: dict, n_classes: int) -> str | None:
+def separability(figures_info: dict, n_classes: int, primary: str = "sample") -> str | None:
     """Contrast the PCA plane (maximal variance; the template quotes its share of variance)
     with the LDA plane (maximal class separation) by a nearest-centroid test accuracy in each."""
-    pca, lda = figures_info.get("pca", {}).get("sample"), figures_info.get("lda", {}).get("sample")
+    pca, lda = figures_info.get("pca", {}).get(primary), figures_info.get("lda", {}).get(primary)
     if not pca or not lda or "centroid_accuracy" not in pca or "centroid_accuracy" not in lda:
         return None
     chance = 1 / n_classes
@@ -353,7 +410,8 @@ def separability(figures_info: dict, n_classes: int) -> str | None:
     else:
         reading = ("so the discriminant directions separate the classes no better than the "
                    "directions of maximal variance")
-    return (f"Assigning each .sample() test latent to the nearest class centre (centres from the "
+    label = FEATURE_SETS[primary].label if primary in FEATURE_SETS else primary
+    return (f"Assigning each {label} test latent to the nearest class centre (centres from the "
             f"projected training latents) gives an accuracy of {p_acc:.4f} "
             f"({p_acc / chance:.1f} times chance) in the PCA plane and {l_acc:.4f} "
             f"({l_acc / chance:.1f} times chance) in the LDA plane, {reading}.")
@@ -394,6 +452,8 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "metrics": metrics,
         "feature_sets": [metrics["feature_sets"][fs] | {"key": fs} for fs in sets_of_kind(metrics, "vae")],
         "baselines": [metrics["feature_sets"][fs] | {"key": fs} for fs in sets_of_kind(metrics, "baseline")],
+        # The first VAE feature set: .sample() for a KL autoencoder, else the latent itself.
+        "primary": metrics["feature_sets"][sets_of_kind(metrics, "vae")[0]],
         "baseline_columns": baseline_columns(metrics),
         "results_rows": results_rows(metrics),
         "comparisons": comparison_tables(metrics),
@@ -410,7 +470,8 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "figures": figures,
         "pca": figures_info.get("pca", {}),
         "lda": figures_info.get("lda", {}),
-        "separability": separability(figures_info, len(metrics["classes"])),
+        "separability": separability(figures_info, len(metrics["classes"]),
+                                     sets_of_kind(metrics, "vae")[0]),
         "recon_mse": recon_mse,
         "original_accuracy": ORIGINAL_ACCURACY,
         "provenance": read_json(run_dir / "provenance.json", "provenance record"),

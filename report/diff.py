@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from analysis.common import VaelabError, read_json, run_main, write_text
-from analysis.stats import delta_ci, mcnemar_exact
+from analysis.stats import delta_ci, holm, mcnemar_exact
+
+ALPHA = 0.05
 
 CONFIG_KEYS = ("vae", "revision", "seed", "device", "precision", "batch_size", "compile", "resolution")
 ENCODE_KEYS = ("device", "device_name", "precision", "compiled", "dataset_sha256", "parameters", "cache_key")
@@ -58,7 +60,7 @@ def config_differences(a: dict, b: dict) -> list[dict]:
             va, vb = a[source].get(key), b[source].get(key)
             if va != vb:
                 rows.append({"key": key, "a": va, "b": vb})
-    for key in ("revision", "weights_sha256", "untrained"):
+    for key in ("autoencoder_class", "revision", "weights_sha256", "untrained"):
         va, vb = a["encode"]["model"].get(key), b["encode"]["model"].get(key)
         if va != vb:
             rows.append({"key": f"model {key}", "a": va, "b": vb})
@@ -79,19 +81,59 @@ def compare(a: dict, b: dict, seed: int = 0) -> list[dict]:
             column = f"{model}__{fs}"
             if column not in b["predictions"] or column not in a["predictions"]:
                 continue
+            widths = {m["feature_sets"][fs]["n_features"] for m in (ma, b["metrics"])}
+            fs_label = ma["feature_sets"][fs]["label"] + (
+                f" ({ma['feature_sets'][fs]['n_features']}/{b['metrics']['feature_sets'][fs]['n_features']})"
+                if len(widths) > 1 else "")
             correct_a = a["predictions"][column] == ya
             correct_b = b["predictions"][column] == yb
             low, high = delta_ci(correct_a, correct_b, seed)
             test = mcnemar_exact(correct_a, correct_b)
             acc_a, acc_b = float(correct_a.mean()), float(correct_b.mean())
             rows.append({
-                "model": ma["models"][model]["label"], "feature_set": ma["feature_sets"][fs]["label"],
+                "model": ma["models"][model]["label"], "feature_set": fs_label,
                 "acc_a": round(acc_a, 4), "acc_b": round(acc_b, 4), "delta": round(acc_b - acc_a, 4),
                 "ci": [round(low, 4), round(high, 4)], "p_value": float(f"{test['p_value']:.4g}"),
                 "only_a": test["only_a_correct"], "only_b": test["only_b_correct"],
-                "significant": test["p_value"] < 0.05,
             })
+    # The table is one family of tests: Holm-adjusted over its rows, significant on that only.
+    for row, p in zip(rows, holm([r["p_value"] for r in rows])):
+        row["p_adjusted"] = float(f"{p:.4g}")
+        row["significant"] = p < ALPHA
     return rows
+
+
+def vae_sets(run: dict) -> list[str]:
+    metrics = run["metrics"]
+    return [fs for fs in metrics["feature_set_order"]
+            if metrics["feature_sets"][fs].get("kind", "vae") == "vae"]
+
+
+def feature_set_notes(a: dict, b: dict) -> list[str]:
+    """A sentence when the two encoders yield different feature sets (a KL autoencoder's
+    .sample() and mean & std, a deterministic one's latent) or widths: the table compares
+    only what both have, at the widths each has."""
+    sets_a, sets_b = vae_sets(a), vae_sets(b)
+    fa, fb = a["metrics"]["feature_sets"], b["metrics"]["feature_sets"]
+    out = []
+    if sets_a != sets_b:
+        def names(run: dict, sets: list[str]) -> str:
+            cls = run["encode"]["model"].get("autoencoder_class", "AutoencoderKL")
+            labels = [run["metrics"]["feature_sets"][fs]["label"] for fs in sets]
+            return f"{run['name']} ({cls}) has {' and '.join(labels)}"
+
+        common = [fa[fs]["label"] for fs in sets_a if fs in sets_b]
+        out.append(f"The two encoders yield different feature sets: {names(a, sets_a)}; "
+                   f"{names(b, sets_b)}. " + (
+                       f"Only {' and '.join(common)} are compared below." if common else
+                       "They have none in common, so no paired comparison is made; compare "
+                       "their accuracies in each run's report."))
+    wider = [f"{fa[fs]['label']} ({fa[fs]['n_features']} vs {fb[fs]['n_features']} features)"
+             for fs in sets_a if fs in sets_b and fa[fs]["n_features"] != fb[fs]["n_features"]]
+    if wider:
+        out.append("Feature sets of different widths are compared as each encoder gives them: "
+                   + ", ".join(wider) + ".")
+    return out
 
 
 def changed_figures(a: dict, b: dict, out_dir: Path) -> list[dict]:
@@ -114,16 +156,24 @@ def changed_figures(a: dict, b: dict, out_dir: Path) -> list[dict]:
 
 
 def format_table(a: dict, b: dict, rows: list[dict]) -> str:
-    head = f"{'model':22s} {'features':11s} {a['name'][:12]:>12s} {b['name'][:12]:>12s} " \
-           f"{'delta':>8s} {'95% CI':>19s} {'McNemar p':>10s}"
+    # Columns as wide as their longest entry: run names and feature sets are never cut.
+    wm = max([len("model"), *(len(r["model"]) for r in rows)])
+    wf = max([len("features"), *(len(r["feature_set"]) for r in rows)])
+    wa, wb = max(len(a["name"]), 7), max(len(b["name"]), 7)
+    head = f"{'model':{wm}s} {'features':{wf}s} {a['name']:>{wa}s} {b['name']:>{wb}s} " \
+           f"{'delta':>8s} {'95% CI':>19s} {'McNemar p':>10s} {'Holm p':>10s}"
     # Run names and models, never the run directories: the output names no build folder.
     lines = [f"A = {a['name']} ({a['encode']['model']['name']})",
-             f"B = {b['name']} ({b['encode']['model']['name']})", head, "-" * len(head)]
+             f"B = {b['name']} ({b['encode']['model']['name']})"]
+    if not rows:
+        return "\n".join(lines + ["No feature set in common: no paired comparison."]) + "\n"
+    lines += [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['model']:22s} {r['feature_set']:11s} {r['acc_a']:12.4f} {r['acc_b']:12.4f} "
-                     f"{r['delta']:+8.4f} [{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}] {r['p_value']:10.4g}"
-                     f"{' *' if r['significant'] else ''}")
-    lines.append("* McNemar p < 0.05; delta = B - A")
+        lines.append(f"{r['model']:{wm}s} {r['feature_set']:{wf}s} {r['acc_a']:{wa}.4f} "
+                     f"{r['acc_b']:{wb}.4f} {r['delta']:+8.4f} [{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}] "
+                     f"{r['p_value']:10.4g} {r['p_adjusted']:10.4g}{' *' if r['significant'] else ''}")
+    lines.append(f"* Holm-adjusted p < {ALPHA} (over the {len(rows)} rows: one family of tests); "
+                 "delta = B - A")
     return "\n".join(lines) + "\n"
 
 
@@ -142,9 +192,11 @@ def render_diff(a: dict, b: dict, rows: list[dict], out: Path, shared: list[str]
 
     return render_template("diff.html.j2", {
         "a": a, "b": b, "rows": rows, "shared": shared, "config_rows": config_differences(a, b),
+        "notes": feature_set_notes(a, b),
         "figures": changed_figures(a, b, out.parent),
         "n_test": len(a["predictions"]["y_true"]),
-        "n_significant": sum(r["significant"] for r in rows)})
+        "n_significant": sum(r["significant"] for r in rows),
+        "n_raw_significant": sum(r["p_value"] < ALPHA for r in rows), "alpha": ALPHA})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -159,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     shared = shared_encoder(a, b)
     if args.table or args.out is None:
         print(format_table(a, b, rows), end="")
-        print("".join(f"\n{sentence}\n" for sentence in shared), end="")
+        print("".join(f"\n{sentence}\n" for sentence in shared + feature_set_notes(a, b)), end="")
     if args.out is not None:
         write_text(args.out, render_diff(a, b, rows, args.out, shared))
 

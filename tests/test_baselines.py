@@ -14,11 +14,17 @@ import pytest
 
 from analysis import baselines, classify, stats
 from analysis.baselines import BASELINES, pixel_features
-from analysis.classify import COMPARISONS, FEATURE_SETS
+from analysis.autoencoders import CLASSES
+from analysis.classify import COMPARISONS
 from analysis.common import VaelabError, save_npz, write_json
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 WIDTHS = {"sample": 64, "mean_std": 128}
+# What an AutoencoderKL yields, the pixel baselines matched to it and the comparisons it gets.
+FEATURE_SETS = CLASSES["AutoencoderKL"].feature_sets
+KL_BASELINES = [b for b, matches in BASELINES.items() if matches is None or matches in FEATURE_SETS]
+KL_COMPARISONS = {name: (a, b) for name, (a, b) in COMPARISONS.items()
+                  if a in FEATURE_SETS and (b in FEATURE_SETS or b in KL_BASELINES)}
 
 
 def images(n: int, seed: int) -> np.ndarray:
@@ -33,8 +39,8 @@ def test_baselines_never_see_test_images():
     # Same training images, entirely different test images (noise of another range).
     other = np.random.default_rng(2).integers(100, 120, (7, 32, 32, 3), dtype=np.uint8)
     train_b, test_b = pixel_features(x_train, other, WIDTHS, seed=0)
-    assert set(train_a) == set(BASELINES)
-    for key in BASELINES:
+    assert set(train_a) == set(KL_BASELINES)
+    for key in KL_BASELINES:
         np.testing.assert_array_equal(train_a[key], train_b[key], err_msg=key)
     assert test_b["pixels_pca_sample"].shape == (7, 64)
 
@@ -46,7 +52,7 @@ def test_baseline_test_features_are_the_train_fitted_transform():
     train, test = pixel_features(x_train, x_test, WIDTHS, seed=0)
     # Test images that are copies of training images get exactly their training features...
     _, again = pixel_features(x_train, x_train[:5], WIDTHS, seed=0)
-    for key in BASELINES:
+    for key in KL_BASELINES:
         np.testing.assert_allclose(again[key], train[key][:5], rtol=1e-5, atol=1e-5, err_msg=key)
     # ...and every test feature is the projection by a PCA fitted on the training pixels alone.
     flat = x_train.reshape(150, -1).astype(np.float32) / 255
@@ -122,12 +128,12 @@ def metrics(tmp_path_factory) -> dict:
 
 
 def test_classify_records_baseline_feature_sets(metrics):
-    assert metrics["feature_set_order"] == [*FEATURE_SETS, *BASELINES]
+    assert metrics["feature_set_order"] == [*FEATURE_SETS, *KL_BASELINES]
     kinds = {fs: info["kind"] for fs, info in metrics["feature_sets"].items()}
     assert kinds == {"sample": "vae", "mean_std": "vae", "pixels_pooled": "baseline",
                      "pixels_pca_sample": "baseline", "pixels_pca_mean_std": "baseline"}
     # 36 training images: both PCA baselines are capped at 36 components.
-    assert [metrics["feature_sets"][fs]["n_features"] for fs in BASELINES] == [48, 36, 36]
+    assert [metrics["feature_sets"][fs]["n_features"] for fs in KL_BASELINES] == [48, 36, 36]
     assert metrics["best"]["feature_set"] in FEATURE_SETS  # best is over the VAE only
 
 
@@ -147,9 +153,9 @@ def test_comparisons_present_with_valid_p_values(metrics):
     assert sorted(metrics["comparisons"]) == sorted(real)
     for model in real:
         per = metrics["comparisons"][model]
-        assert set(per) == set(COMPARISONS)
+        assert set(per) == set(KL_COMPARISONS)
         for name, comp in per.items():
-            a, b = COMPARISONS[name]
+            a, b = KL_COMPARISONS[name]
             assert (comp["a"], comp["b"]) == (a, b)
             assert 0 <= comp["p_value"] <= 1
             assert comp["ci"][0] <= comp["delta"] <= comp["ci"][1], (model, name)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import torch
 
-from analysis.bench import CIFAR_ZIP, main as bench_main, relative_error
+from analysis.bench import CIFAR_ZIP, bench_classes, main as bench_main, relative_error
 from analysis.encode import Encoder, to_model_input
 from analysis.vae import load_vae, resolve_model
 
@@ -44,7 +44,7 @@ def test_relative_error_is_relative():
 def test_bench_main_writes_ratios_and_classifier_times(tiny_vae, tmp_path):
     out = tmp_path / "bench.json"
     bench_main([str(out), "--model", str(tiny_vae), "--images", "16", "--batch-size", "8",
-                "--reps", "1", "--rows", "300"])
+                "--reps", "1", "--rows", "300", "--class-images", "0"])
     result = json.loads(out.read_text())
     enc = result["encoder"]
     assert enc["untrained"] is True and "same FLOPs" in enc["note"]
@@ -58,3 +58,12 @@ def test_bench_main_writes_ratios_and_classifier_times(tiny_vae, tmp_path):
     expected = "CIFAR-10 JPEG" if CIFAR_ZIP.is_file() else "Gaussian mixture"
     assert expected in classifiers["features"] and classifiers["test_rows"] == 100
     assert result["peak_rss_mb"] > 0
+
+
+def test_bench_classes_times_each_encoder_class(tmp_path):
+    archs = {"KL": "tiny", "KL 16": "tiny-kl16", "Tiny": "tiny-taesd", "DC": "tiny-dc"}
+    result = bench_classes(4, 2, 1, tmp_path, archs)
+    shapes = {name: c["latent_shape"] for name, c in result["classes"].items()}
+    assert shapes == {"KL": [4, 4, 4], "KL 16": [16, 4, 4], "Tiny": [4, 4, 4], "DC": [8, 1, 1]}
+    assert all(c["images_per_second"] > 0 for c in result["classes"].values())
+    assert "same FLOPs" in result["note"]

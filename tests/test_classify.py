@@ -11,13 +11,17 @@ import numpy as np
 import pytest
 
 from analysis import classify
-from analysis.classify import (FEATURE_SETS, MODELS, best_of, check_latents, feature_sets,
-                               metrics_csv, predictions_csv, score, train_and_score)
+from analysis.autoencoders import CLASSES
+from analysis.classify import (MODELS, best_of, check_latents, feature_sets, metrics_csv,
+                               predictions_csv, score, train_and_score)
 from analysis.baselines import BASELINES
 from analysis.common import VaelabError, save_npz, write_json
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SPECS = {spec.key: spec for spec in MODELS}
+# What an AutoencoderKL yields, and the pixel baselines matched to it.
+FEATURE_SETS = CLASSES["AutoencoderKL"].feature_sets
+KL_BASELINES = [b for b, matches in BASELINES.items() if matches is None or matches in FEATURE_SETS]
 
 
 def separable_latents(n_classes: int = 3, per_class: int = 30, n_test_per_class: int = 10,
@@ -225,7 +229,7 @@ def test_classify_main_writes_metrics_for_every_model(tmp_path):
 
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["model_order"] == [m.key for m in MODELS]
-    all_sets = list(FEATURE_SETS) + list(BASELINES)
+    all_sets = list(FEATURE_SETS) + KL_BASELINES
     assert metrics["feature_set_order"] == all_sets  # VAE first, then the pixel baselines
     assert set(metrics["results"]) == {m.key for m in MODELS}
     for model in metrics["results"].values():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from analysis import config, data
 from analysis.common import VaelabError, load_npz
@@ -222,6 +225,130 @@ def test_load_imagefolder_broken_image_beyond_limit_is_not_read(tmp_path):
     (root / "train" / "cat" / "zzz.png").write_bytes(b"")
     arrays, _, _ = load_imagefolder(root, limit=1)
     assert arrays["y_train"].tolist() == [0, 1]
+
+
+# ---- every decoder failure: one line naming the file ---------------------------------------------
+
+def encoded(img: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+def noise(mode: str = "RGB") -> Image.Image:
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    return rgb.convert(mode)
+
+
+def first_half(data: bytes) -> bytes:
+    return data[:len(data) // 2]
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_with_broken_second_idat() -> bytes:
+    """The image data split over two IDAT chunks, the second with a nonsense chunk type."""
+    png = encoded(noise(), "PNG")
+    at = png.index(b"IDAT")
+    idat = png[at + 4:at + 4 + struct.unpack(">I", png[at - 4:at])[0]]
+    half = len(idat) // 2
+    return (png[:8] + png[8:33]  # signature, IHDR
+            + png_chunk(b"IDAT", idat[:half]) + png_chunk(b"\0\0\0\0", idat[half:])
+            + png_chunk(b"IEND", b""))
+
+
+def tiff_with_undefined_strip_offsets() -> bytes:
+    """A little-endian TIFF whose StripOffsets tag (273) claims type UNDEFINED (7)."""
+    tif = bytearray(encoded(noise(), "TIFF"))
+    ifd = struct.unpack("<I", tif[4:8])[0]
+    for k in range(struct.unpack("<H", tif[ifd:ifd + 2])[0]):
+        entry = ifd + 2 + 12 * k
+        if struct.unpack("<H", tif[entry:entry + 2])[0] == 273:
+            tif[entry + 2:entry + 4] = struct.pack("<H", 7)
+    return bytes(tif)
+
+
+def bmp_with_bit_depth(bits: int) -> bytes:
+    bmp = bytearray(encoded(noise(), "BMP"))
+    bmp[28:30] = struct.pack("<H", bits)  # BITMAPINFOHEADER biBitCount
+    return bytes(bmp)
+
+
+BROKEN_FILES = {
+    # name: (contents, the exception Pillow raises for it)
+    "random-bytes.png": (lambda: bytes(np.random.default_rng(1).integers(0, 256, 300, dtype=np.uint8)),
+                         "UnidentifiedImageError"),
+    "truncated.jpg": (lambda: first_half(encoded(noise(), "JPEG")), "OSError"),
+    "truncated.gif": (lambda: first_half(encoded(noise("P"), "GIF")), "OSError"),
+    "bad-idat.png": (png_with_broken_second_idat, "SyntaxError"),
+    "bad-header.png": (lambda: b"P6\n3x 3\n255\n" + bytes(27), "ValueError"),  # a PPM, misnamed
+    "bad-tag.tif": (tiff_with_undefined_strip_offsets, "TypeError"),
+    "bad-depth.bmp": (lambda: bmp_with_bit_depth(7), "OSError"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_FILES))
+def test_read_image_decoder_error_is_one_line_naming_the_file(tmp_path, name):
+    contents, raised = BROKEN_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(contents())
+    with pytest.raises(VaelabError) as err:
+        read_image(path)
+    message = str(err.value)
+    assert str(path) in message and f"({raised}" in message
+    assert "\n" not in message and "remove or replace the file" in message
+
+
+def test_read_image_decompression_bomb_names_the_file(tmp_path, monkeypatch):
+    path = saved(tmp_path, noise(), "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 32x32 = 1024 pixels: over twice the limit
+    with pytest.raises(VaelabError) as err:
+        read_image(path)
+    message = str(err.value)
+    assert str(path) in message and "DecompressionBombError" in message
+    assert "too large to decode safely" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("error", [struct.error("unpack requires a buffer of 4 bytes"), EOFError(),
+                                   IndexError("tuple index out of range"), KeyError("mode"),
+                                   ZeroDivisionError("division by zero"), MemoryError(),
+                                   ValueError("line one\nline two")])
+def test_read_image_any_decoder_exception_becomes_one_line(tmp_path, monkeypatch, error):
+    path = saved(tmp_path, noise(), "odd.png")
+
+    def failing_load(self):
+        raise error
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", failing_load)
+    with pytest.raises(VaelabError) as err:
+        read_image(path)
+    message = str(err.value)
+    assert str(path) in message and type(error).__name__ in message
+    assert "\n" not in message
+
+
+def test_read_image_missing_file_says_check_it_exists(tmp_path):
+    path = tmp_path / "gone.png"
+    with pytest.raises(VaelabError) as err:
+        read_image(path)
+    assert str(path) in str(err.value) and "exists and is readable" in str(err.value)
+
+
+def test_data_cli_broken_image_one_line_error_and_no_output(tmp_path):
+    from test_errors import assert_one_line_error, run_stage
+
+    root = make_folder(tmp_path / "imgs", TWO_CLASSES)
+    broken = root / "train" / "cat" / "0001.png"
+    broken.write_bytes(png_with_broken_second_idat())
+    cfg = tmp_path / "data" / "config.json"
+    config.main(["data", "--dataset", f"imagefolder:{root}", "--limit", "", "--data-root",
+                 str(tmp_path), "--out", str(cfg)])
+    out = tmp_path / "data" / "dataset.npz"
+    line = assert_one_line_error(run_stage("analysis.data", str(cfg), str(out)))
+    assert str(broken) in line and "SyntaxError" in line
+    assert sorted(p.name for p in out.parent.iterdir()) == ["config.json"]
 
 
 # ---- broken folders -------------------------------------------------------------------------

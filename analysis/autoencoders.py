@@ -1,0 +1,125 @@
+"""What each diffusers image autoencoder yields: the one place that says it.
+
+Not run on its own. ``analysis.vae`` reads a model's class from its ``config.json`` and
+looks it up here; ``analysis.encode`` stores the arrays a class yields; ``analysis.classify``,
+``analysis.baselines``, ``analysis.figures`` and the report take the feature sets a run has
+from its latents file (``feature_sets``), so a variant gets exactly the feature sets its
+encoder has, and comparisons are made only where both sides have one.
+
+Classes:
+* ``AutoencoderKL`` (SD 1.x/2.x, SDXL, SD3 and FLUX.1 with 16 channels and ``shift_factor``):
+  a diagonal Gaussian per image, stored as ``mean``, ``std`` and one seeded ``sample``;
+  feature sets ``.sample()`` (C*h*w features) and ``mean & std`` (2*C*h*w).
+* ``AutoencoderTiny`` (TAESD, TAESDXL, TAESD3, TAEF1): deterministic, stored as ``latent``;
+  one feature set, the latent itself (C*h*w).
+* ``AutoencoderDC`` (DC-AE, 32x downsampling): deterministic, ``latent`` as above:
+  (N, 32, 1, 1) at 32 px, (N, 32, 2, 2) at RESOLUTION=64.
+
+Latents are never scaled or shifted (``scaling_factor``/``shift_factor`` only matter to a
+diffusion model); what the encoder outputs is what the classifiers see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    key: str
+    label: str  # as tables print it
+    arrays: tuple[str, ...]  # latent arrays, flattened and put side by side in this order
+
+
+FEATURE_SETS = {fs.key: fs for fs in (
+    FeatureSet("sample", ".sample()", ("sample",)),
+    FeatureSet("mean_std", "mean & std", ("mean", "std")),
+    FeatureSet("latent", "latent", ("latent",)),
+)}
+
+
+@dataclass(frozen=True)
+class AutoencoderClass:
+    name: str  # diffusers class, as config.json's "_class_name" says
+    stochastic: bool  # True: a Gaussian per image (mean, std, seeded sample)
+    arrays: tuple[str, ...]  # per-image arrays in latents.npz, each (N, C, h, w)
+    feature_sets: tuple[str, ...]  # keys of FEATURE_SETS, the first one primary
+    decoded: str  # the array reconstructions decode
+    # The tensors its encode path reads; the decoder's are not among them.
+    encoder_tensors: tuple[str, ...]
+    # The config keys that shape the encoder (not scaling/shift factors, not the decoder).
+    encoder_config_keys: tuple[str, ...]
+    blocks_key: str  # config key whose length - 1 is the number of 2x downsamplings
+
+
+CLASSES = {c.name: c for c in (
+    AutoencoderClass(
+        "AutoencoderKL", True, ("mean", "std", "sample"), ("sample", "mean_std"), "mean",
+        ("encoder.", "quant_conv."),
+        ("_class_name", "in_channels", "latent_channels", "down_block_types", "block_out_channels",
+         "layers_per_block", "act_fn", "norm_num_groups", "use_quant_conv",
+         "mid_block_add_attention"),
+        "block_out_channels"),
+    AutoencoderClass(
+        "AutoencoderTiny", False, ("latent",), ("latent",), "latent", ("encoder.",),
+        ("_class_name", "in_channels", "latent_channels", "encoder_block_out_channels",
+         "num_encoder_blocks", "act_fn"),
+        "encoder_block_out_channels"),
+    AutoencoderClass(
+        "AutoencoderDC", False, ("latent",), ("latent",), "latent", ("encoder.",),
+        ("_class_name", "in_channels", "latent_channels", "attention_head_dim",
+         "encoder_block_types", "encoder_block_out_channels", "encoder_layers_per_block",
+         "encoder_qkv_multiscales", "downsample_block_type", "encoder_out_shortcut"),
+        "encoder_block_out_channels"),
+)}
+ACCEPTED = ", ".join(CLASSES)
+
+
+def downsampling(autoencoder: AutoencoderClass, config: dict) -> int:
+    """Image side / latent side: 8 for SD VAEs and TAESD, 32 for DC-AE."""
+    blocks = config.get(autoencoder.blocks_key) or ()
+    return 2 ** max(len(blocks) - 1, 0)
+
+
+def stored_arrays(latents: dict[str, np.ndarray], split: str = "test") -> tuple[str, ...]:
+    """The per-image latent arrays a latents file holds for ``split``: ("mean", "std", "sample")
+    for a KL autoencoder, ("latent",) for a deterministic one."""
+    names = {c.arrays for c in CLASSES.values()}
+    for arrays in sorted(names, key=len, reverse=True):
+        if all(f"{split}_{a}" in latents for a in arrays):
+            return arrays
+    return ()
+
+
+def feature_set_keys(latents: dict[str, np.ndarray], split: str = "test") -> tuple[str, ...]:
+    """The feature sets a latents file yields (judged by ``split``'s arrays), in display order."""
+    arrays = stored_arrays(latents, split)
+    for autoencoder in CLASSES.values():
+        if autoencoder.arrays == arrays:
+            return autoencoder.feature_sets
+    return ()
+
+
+def feature_sets(latents: dict[str, np.ndarray], split: str) -> dict[str, np.ndarray]:
+    """Feature set -> float32 (N, D) for ``split``: each array flattened in C order (channel,
+    then row, then column) and put side by side, e.g. mean & std of 4x4x4 latents -> (N, 128)."""
+    n = len(latents[f"y_{split}"])
+    return {fs: np.concatenate([latents[f"{split}_{a}"].reshape(n, -1)
+                                for a in FEATURE_SETS[fs].arrays], axis=1)
+            for fs in feature_set_keys(latents, split)}
+
+
+def load_latents(path) -> dict[str, np.ndarray]:
+    """A latents.npz with labels and every array of one autoencoder class for both splits;
+    anything less is a one-line error."""
+    from analysis.common import VaelabError, load_npz
+
+    latents = load_npz(path, "latents", ("y_train", "y_test"))
+    arrays = stored_arrays(latents, "test")
+    missing = [f"{s}_{a}" for s in ("train", "test") for a in arrays or ("mean", "std", "sample")
+               if f"{s}_{a}" not in latents]
+    if missing:
+        raise VaelabError(f"latents at {path} lacks {', '.join(missing)}; delete it and rerun")
+    return latents

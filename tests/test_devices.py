@@ -1,0 +1,188 @@
+"""Device and precision choice (analysis.vae) with every hardware probe patched: CUDA, Apple MPS
+and the CPU's native bfloat16, so the whole table runs on any machine."""
+
+from __future__ import annotations
+
+import platform
+
+import pytest
+import torch
+
+from analysis import vae as vae_mod
+from analysis.common import VaelabError
+from analysis.vae import choose_device, choose_precision, device_name, precision_reason
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """Call with the hardware to pretend: machine(cuda=..., cuda_bf16=..., mps=..., ...)."""
+
+    def pretend(cuda=False, cuda_bf16=False, mps=False, macos14=False, cpu_bf16=False):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        # Native bf16 only: with including_emulation=True (the default) old GPUs say yes too.
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                            lambda including_emulation=True: cuda and (cuda_bf16 or including_emulation))
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+        monkeypatch.setattr(torch.backends.mps, "is_macos_or_newer",
+                            lambda major, minor: macos14 and (major, minor) <= (14, 0))
+        monkeypatch.setattr(vae_mod, "cpu_has_native_bf16", lambda: cpu_bf16)
+
+    return pretend
+
+
+# ---- choose_device --------------------------------------------------------------------------------
+
+def test_choose_device_auto_prefers_cuda_over_mps(machine):
+    machine(cuda=True, mps=True)
+    assert choose_device("auto") == "cuda"
+
+
+def test_choose_device_auto_picks_mps_without_cuda(machine):
+    machine(mps=True)
+    assert choose_device("auto") == "mps"
+
+
+def test_choose_device_auto_falls_back_to_cpu(machine):
+    machine()
+    assert choose_device("auto") == "cpu"
+
+
+def test_choose_device_auto_treats_failing_mps_probe_as_absent(machine, monkeypatch):
+    machine()
+
+    def broken():
+        raise RuntimeError("MPS probe failed")
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", broken)
+    assert choose_device("auto") == "cpu"
+
+
+@pytest.mark.parametrize("requested", ["cuda", "cuda:1"])
+def test_choose_device_cuda_without_gpu_refused(machine, requested):
+    machine(mps=True)
+    with pytest.raises(VaelabError, match=f"DEVICE={requested} but no CUDA GPU.*DEVICE=cpu or auto"):
+        choose_device(requested)
+
+
+def test_choose_device_mps_without_mps_refused(machine):
+    machine(cuda=True)
+    with pytest.raises(VaelabError, match="DEVICE=mps but Apple's MPS backend is not available"):
+        choose_device("mps")
+
+
+@pytest.mark.parametrize("requested", ["cpu", "cuda:1", "mps"])
+def test_choose_device_explicit_device_kept_when_present(machine, requested):
+    machine(cuda=True, mps=True)
+    assert choose_device(requested) == requested
+
+
+# ---- choose_precision: PRECISION=auto ---------------------------------------------------------------
+
+AUTO_TABLE = [
+    # device, hardware, force_upcast, expected
+    ("cuda", dict(cuda=True, cuda_bf16=True), True, "bf16"),
+    ("cuda", dict(cuda=True, cuda_bf16=True), False, "bf16"),
+    ("cuda", dict(cuda=True), False, "fp16"),
+    ("cuda", dict(cuda=True), True, "fp32"),
+    ("cuda:1", dict(cuda=True), False, "fp16"),
+    ("mps", dict(mps=True, macos14=True), True, "bf16"),
+    ("mps", dict(mps=True, macos14=True), False, "bf16"),
+    ("mps", dict(mps=True), False, "fp16"),
+    ("mps", dict(mps=True), True, "fp32"),
+    ("cpu", dict(cpu_bf16=True), True, "bf16"),
+    ("cpu", dict(cpu_bf16=True), False, "bf16"),
+    ("cpu", dict(), True, "fp32"),
+    ("cpu", dict(), False, "fp32"),
+]
+
+
+@pytest.mark.parametrize("device, hardware, force_upcast, expected", AUTO_TABLE)
+def test_choose_precision_auto_follows_device_table(machine, device, hardware, force_upcast, expected):
+    machine(**hardware)
+    assert choose_precision("auto", device, force_upcast=force_upcast, name="x") == expected
+
+
+def test_choose_precision_auto_ignores_emulated_cuda_bf16(machine):
+    machine(cuda=True, cuda_bf16=False)  # is_bf16_supported() alone would say True (emulated)
+    assert torch.cuda.is_bf16_supported()
+    assert choose_precision("auto", "cuda", force_upcast=True, name="x") == "fp32"
+
+
+def test_choose_precision_auto_mps_before_torch_2_3_has_no_bf16(machine, monkeypatch):
+    machine(mps=True, macos14=True)
+    monkeypatch.setattr(torch, "__version__", "2.2.2")
+    assert choose_precision("auto", "mps", force_upcast=True, name="x") == "fp32"
+    assert choose_precision("auto", "mps", force_upcast=False, name="x") == "fp16"
+
+
+def test_choose_precision_auto_mps_without_macos_probe_reads_mac_ver(machine, monkeypatch):
+    machine(mps=True)
+    monkeypatch.delattr(torch.backends.mps, "is_macos_or_newer")
+    monkeypatch.delattr(torch._C, "_mps_is_on_macos_or_newer", raising=False)
+    monkeypatch.setattr(platform, "mac_ver", lambda: ("14.5", ("", "", ""), "arm64"))
+    assert choose_precision("auto", "mps", force_upcast=True, name="x") == "bf16"
+    monkeypatch.setattr(platform, "mac_ver", lambda: ("13.6", ("", "", ""), "arm64"))
+    assert choose_precision("auto", "mps", force_upcast=True, name="x") == "fp32"
+
+
+# ---- choose_precision: explicit values --------------------------------------------------------------
+
+@pytest.mark.parametrize("device", ["cuda", "mps", "cpu"])
+def test_choose_precision_fp16_with_force_upcast_refused_on_every_device(machine, device):
+    machine(cuda=True, mps=True)
+    with pytest.raises(VaelabError, match="some/vae sets force_upcast.*PRECISION=bf16 or PRECISION=fp32"):
+        choose_precision("fp16", device, force_upcast=True, name="some/vae")
+
+
+@pytest.mark.parametrize("requested", ["fp32", "bf16", "fp16"])
+def test_choose_precision_explicit_value_kept_on_mps(machine, requested):
+    machine(mps=True)
+    assert choose_precision(requested, "mps", force_upcast=False, name="x") == requested
+
+
+# ---- precision_reason -----------------------------------------------------------------------------
+
+REASON_WORDS = [
+    ("cuda", dict(cuda=True, cuda_bf16=True), True, ["GPU computes bfloat16 natively"]),
+    ("cuda", dict(cuda=True), False, ["no native bfloat16", "does not set force_upcast"]),
+    ("cuda", dict(cuda=True), True, ["no native bfloat16", "sets force_upcast"]),
+    ("mps", dict(mps=True, macos14=True), True, ["MPS computes bfloat16", "macOS 14"]),
+    ("mps", dict(mps=True), True, ["MPS has no bfloat16", "sets force_upcast"]),
+    ("cpu", dict(cpu_bf16=True), True, ["CPU computes bfloat16 natively"]),
+    ("cpu", dict(), True, ["CPU has no native bfloat16"]),
+]
+
+
+@pytest.mark.parametrize("device, hardware, force_upcast, words", REASON_WORDS)
+def test_precision_reason_auto_says_why(machine, device, hardware, force_upcast, words):
+    machine(**hardware)
+    chosen = choose_precision("auto", device, force_upcast=force_upcast, name="x")
+    reason = precision_reason("auto", device, force_upcast, chosen)
+    for word in words:
+        assert word in reason
+    assert "\n" not in reason and reason.endswith(".")
+
+
+def test_precision_reason_explicit_names_the_setting(machine):
+    machine()
+    assert "PRECISION=fp32" in precision_reason("fp32", "cpu", True, "fp32")
+
+
+# ---- device_name -----------------------------------------------------------------------------------
+
+def test_device_name_mps_names_apple_macos_and_machine(monkeypatch):
+    monkeypatch.setattr(platform, "mac_ver", lambda: ("14.5", ("", "", ""), "arm64"))
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")
+    monkeypatch.setattr(torch.backends.mps, "get_name", lambda: "Apple M2 Pro", raising=False)
+    assert device_name("mps") == "Apple M2 Pro MPS (macOS 14.5, arm64)"
+
+
+def test_device_name_mps_without_chip_name_still_says_apple(monkeypatch):
+    monkeypatch.setattr(platform, "mac_ver", lambda: ("14.5", ("", "", ""), "arm64"))
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")
+
+    def no_metal():
+        raise RuntimeError("no Metal device")
+
+    monkeypatch.setattr(torch.backends.mps, "get_name", no_metal, raising=False)
+    assert device_name("mps") == "Apple MPS (macOS 14.5, arm64)"

@@ -1,0 +1,99 @@
+"""Families of paired tests get Holm's correction, in the report and in `make diff`; a
+difference is significant only on its adjusted p-value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis.stats import holm
+from report.context import comparison_tables, conclusions, with_holm
+from report.diff import compare, format_table
+
+
+def test_holm_matches_statsmodels_on_fixture():
+    from statsmodels.stats.multitest import multipletests
+
+    p = [0.01, 0.04, 0.03, 0.005]
+    # By hand: sorted 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> max(0.04, 0.06).
+    assert holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm(p) == pytest.approx(list(multipletests(p, method="holm")[1]))
+    assert holm([]) == []
+
+
+def comp(a: str, b: str, p: float, delta: float = 0.02) -> dict:
+    return {"a": a, "b": b, "delta": delta, "ci": [delta - 0.01, delta + 0.01], "p_value": p,
+            "only_a_correct": 30, "only_b_correct": 20}
+
+
+def metrics_with(p_sample: list[float], p_pixels: list[float]) -> dict:
+    """Three classifiers; raw p of mean & std vs .sample() and of .sample() vs pooled pixels."""
+    models = ["logreg", "rf", "svc"]
+    confusion = [[8, 2], [3, 7]]
+    return {
+        "classes": ["cat", "dog"], "model_order": [*models, "random"],
+        "feature_set_order": ["sample", "mean_std", "pixels_pooled"],
+        "feature_sets": {"sample": {"label": ".sample()", "n_features": 64, "kind": "vae"},
+                         "mean_std": {"label": "mean & std", "n_features": 128, "kind": "vae"},
+                         "pixels_pooled": {"label": "pooled", "n_features": 48, "kind": "baseline"}},
+        "models": {k: {"label": k.upper(), "scaled": False, "description": ""} for k in [*models, "random"]},
+        "results": {k: {fs: {"accuracy": 0.6, "confusion": confusion}
+                        for fs in ("sample", "mean_std", "pixels_pooled")} | (
+                            {"mean_std": {"accuracy": 0.62, "confusion": confusion}} if k != "random" else {})
+                    for k in [*models, "random"]},
+        "best": {"model": "svc", "feature_set": "mean_std", "accuracy": 0.62},
+        "comparisons": {m: {"mean_std_vs_sample": comp("mean_std", "sample", ps),
+                            "sample_vs_pixels_pooled": comp("sample", "pixels_pooled", pp)}
+                        for m, ps, pp in zip(models, p_sample, p_pixels)},
+    }
+
+
+def test_with_holm_adjusts_each_family_on_its_own():
+    metrics = with_holm(metrics_with([0.02, 0.03, 0.04], [0.001, 0.5, 0.9]))
+    comps = metrics["comparisons"]
+    sample = [comps[m]["mean_std_vs_sample"]["p_adjusted"] for m in ("logreg", "rf", "svc")]
+    pixels = [comps[m]["sample_vs_pixels_pooled"]["p_adjusted"] for m in ("logreg", "rf", "svc")]
+    assert sample == pytest.approx(holm([0.02, 0.03, 0.04]))
+    assert pixels == pytest.approx(holm([0.001, 0.5, 0.9]))
+    assert comps["rf"]["mean_std_vs_sample"]["family_size"] == 3
+    # Raw p-values are kept as they were.
+    assert comps["svc"]["mean_std_vs_sample"]["p_value"] == 0.04
+    assert with_holm(metrics) == metrics  # idempotent
+
+
+def test_raw_significant_but_adjusted_not_is_reported_not_significant():
+    # Raw p 0.02, 0.03, 0.04 are each below 0.05; Holm gives 0.06, 0.06, 0.06.
+    metrics = metrics_with([0.02, 0.03, 0.04], [0.001, 0.5, 0.9])
+    tables = comparison_tables(metrics)
+    assert [row["significant"] for row in tables["sample_rows"]] == [False, False, False]
+    assert [row["p"] for row in tables["sample_rows"]] == ["0.020", "0.030", "0.040"]
+    assert [row["p_adjusted"] for row in tables["sample_rows"]] == ["0.060", "0.060", "0.060"]
+    text = " ".join(conclusions(metrics, [], untrained=True))
+    assert "None of these differences is significant" in text and "3 of 3 before the correction" in text
+    # The pixel family keeps its one real difference: 0.001 * 3 = 0.003.
+    assert [row["cells"][0]["significant"] for row in tables["baseline_rows"]] == [True, False, False]
+    assert tables["family_sizes"] == {"vae_vs_pixels": 3, "mean_std_vs_sample": 3}
+
+
+def run(name: str, predictions: dict[str, np.ndarray], y: np.ndarray) -> dict:
+    return {"name": name, "encode": {"dataset_sha256": "x", "model": {"name": name}},
+            "predictions": {"y_true": y, **predictions},
+            "metrics": {"model_order": ["m1", "m2"], "feature_set_order": ["sample"],
+                        "feature_sets": {"sample": {"label": ".sample()", "n_features": 64}},
+                        "models": {"m1": {"label": "M1"}, "m2": {"label": "M2"}}}}
+
+
+def test_diff_table_is_one_holm_family():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    a = {"m1__sample": y.copy(), "m2__sample": y.copy()}
+    b = {"m1__sample": y.copy(), "m2__sample": y.copy()}
+    b["m1__sample"][:30] = 1 - y[:30]  # B wrong on 30 images A gets right: raw p tiny
+    b["m2__sample"][:12] = 1 - y[:12]  # 12 images: raw p about 0.0005
+    rows = compare(run("run-a-with-a-long-name", a, y), run("run-b", b, y))
+    raw = [r["p_value"] for r in rows]
+    assert [r["p_adjusted"] for r in rows] == pytest.approx(holm(raw), rel=1e-3)
+    assert all(r["significant"] == (r["p_adjusted"] < 0.05) for r in rows)
+    table = format_table(run("run-a-with-a-long-name", a, y), run("run-b", b, y), rows)
+    assert "run-a-with-a-long-name" in table.splitlines()[2]  # not cut to 12 characters
+    assert "Holm" in table
