@@ -128,7 +128,7 @@ def test_resolve_model_dir_without_config(tmp_path):
 def test_resolve_model_unet_config_rejected(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionModel"}))
     (tmp_path / "diffusion_pytorch_model.safetensors").write_bytes(b"x")
-    with pytest.raises(VaelabError, match="UNet2DConditionModel.*not an AutoencoderKL.*vae/"):
+    with pytest.raises(VaelabError, match="UNet2DConditionModel.*not an image autoencoder.*AutoencoderKL.*vae/"):
         resolve_model(str(tmp_path))
 
 
