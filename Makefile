@@ -75,11 +75,11 @@ vae_of = $(word 1,$(call run_pairs,$(1)))
 resolution_of = $(word 2,$(call run_pairs,$(1)))
 RUN_DIRS := $(addprefix $(BUILD)/runs/,$(RUN_NAMES))
 DATA_DIR := $(BUILD)/data
-FIGURE_NAMES := examples confusion_best confusion_all pca lda kde reconstructions
+FIGURE_NAMES := examples confusion_best confusion_all pca lda kde reconstructions learning_curves probes
 FIGURE_FILES := $(patsubst %,figures/%.png,$(FIGURE_NAMES)) figures/figures.json
 figures_of = $(addprefix $(1)/,$(FIGURE_FILES))
 # Named here so that make treats them as real products, never as intermediates to delete.
-RUN_PRODUCTS := $(foreach r,$(RUN_DIRS),$(r)/config.json $(r)/latents.npz $(r)/baselines.json $(r)/metrics.json \
+RUN_PRODUCTS := $(foreach r,$(RUN_DIRS),$(r)/config.json $(r)/latents.npz $(r)/baselines.json $(r)/metrics.json $(r)/probes.json \
                   $(r)/provenance.json $(call figures_of,$(r)))
 COMMON := analysis/__init__.py analysis/common.py analysis/config.py
 
@@ -149,7 +149,7 @@ $(BUILD)/runs/%/latents.npz: $(BUILD)/runs/%/config.json $(DATA_DIR)/dataset.npz
 
 # Pixel baselines depend on the images, SEED and the VAE feature widths only: each is fitted
 # once under $(BUILD)/baselines/ and shared by every run (the run's baselines.json names them).
-CLASSIFIER_CODE := analysis/classify.py analysis/baselines.py analysis/stats.py $(COMMON)
+CLASSIFIER_CODE := analysis/classify.py analysis/baselines.py analysis/stats.py analysis/curves.py $(COMMON)
 $(BUILD)/runs/%/baselines.json: $(BUILD)/runs/%/latents.npz $(DATA_DIR)/dataset.npz $(CLASSIFIER_CODE)
 	$(PY) -m analysis.baselines $(DATA_DIR)/dataset.npz $(BUILD)/baselines $@ --latents $<
 
@@ -159,8 +159,14 @@ $(BUILD)/runs/%/metrics.json: $(BUILD)/runs/%/latents.npz $(BUILD)/runs/%/baseli
 	$(PY) -m analysis.classify $< $(DATA_DIR)/dataset.npz $@ --baselines $(BUILD)/runs/$*/baselines.json \
 	  --cache $(CACHE)
 
+# Where the class information sits in the latent: one fast model on its channels and
+# positions (cached like the results).
+$(BUILD)/runs/%/probes.json: $(BUILD)/runs/%/latents.npz analysis/probes.py $(CLASSIFIER_CODE)
+	$(PY) -m analysis.probes $< $@ --cache $(CACHE)
+
 # A pattern rule with several targets makes them all in one run of its recipe.
-$(call figures_of,$(BUILD)/runs/%): $(BUILD)/runs/%/metrics.json $(DATA_DIR)/dataset.npz analysis/figures.py $(COMMON)
+$(call figures_of,$(BUILD)/runs/%): $(BUILD)/runs/%/metrics.json $(BUILD)/runs/%/probes.json $(DATA_DIR)/dataset.npz \
+                                    analysis/figures.py $(COMMON)
 	$(PY) -m analysis.figures $(BUILD)/runs/$* $(DATA_DIR)/dataset.npz $(BUILD)/runs/$*/figures \
 	  --seed $(call q,$(SEED))
 
@@ -185,7 +191,7 @@ $(BUILD)/report.pdf: $(BUILD)/report.html report/render.py
 
 # Wall-clock times stay out of the documents (they would differ between identical builds):
 # every stage's timings-*.json, gathered per run and stage into one file.
-$(BUILD)/timings.json: $(DATA_DIR)/dataset.npz $(foreach r,$(RUN_DIRS),$(r)/latents.npz $(r)/metrics.json) \
+$(BUILD)/timings.json: $(DATA_DIR)/dataset.npz $(foreach r,$(RUN_DIRS),$(r)/latents.npz $(r)/metrics.json $(r)/probes.json) \
                        report/timings.py $(COMMON)
 	$(PY) -m report.timings collect $@ --data $(DATA_DIR) $(addprefix --run ,$(RUN_DIRS)) \
 	  --baselines $(BUILD)/baselines

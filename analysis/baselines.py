@@ -8,8 +8,9 @@ Run:
 feature set, with the same classifiers. Those baselines depend only on the images, the
 seed and the width, never on the VAE, so each is fitted once and kept in its own folder
 ``BASELINES_DIR/<name>-<key>/`` (``pooled-48-…``, ``pca-64-…``, ``pca-128-…``):
-``baseline.json`` (every model's scores), ``predictions.npz`` (test predictions, for paired
-tests) and ``timings-baseline.json``. The key covers the dataset checksum, the seed, the
+``baseline.json`` (every model's scores and, for a PCA baseline, its learning curves:
+analysis.curves), ``predictions.npz`` (test predictions, for paired tests),
+``timings-baseline.json`` and ``timings-curves.json``. The key covers the dataset checksum, the seed, the
 kind and width, and the classifier code (analysis.classify.code_checksum), so adding,
 removing or re-encoding a VAE variant refits nothing, while another DATASET, LIMIT or SEED
 (or edited classifier code) fits new ones. ``OUT`` (the run's ``baselines.json``) names the
@@ -36,7 +37,7 @@ from analysis.autoencoders import FEATURE_SETS, feature_sets
 from analysis.common import (VaelabError, file_lock, load_npz, read_json, run_main, save_npz,
                              sha256_file, sha256_json, write_json)
 
-BASELINE_VERSION = 1
+BASELINE_VERSION = 2  # 2: PCA baselines carry learning curves
 POOL = 8  # pixels per side averaged into one pooled feature: 32x32 -> 4x4
 # Pixel baselines as metrics.json names them: key -> the VAE feature set whose width a PCA
 # matches (None: pooling, whose width is fixed by the image size). A run gets those whose
@@ -120,6 +121,7 @@ def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
     """The baselines for a run with VAE feature sets of these ``widths``, fitting only those
     not already under ``root``: (metrics key -> folder name, folders fitted now)."""
     from analysis.classify import code_checksum, fit_all
+    from analysis.curves import learning_curves
 
     dataset_sha256 = sha256_file(data_file)
     code = code_checksum()
@@ -142,6 +144,11 @@ def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
             print(f"baselines: fitting {', '.join(sorted(train))}", file=sys.stderr)
             results, predictions, timings = fit_all(train, test, data["y_train"], data["y_test"],
                                                     classes, seed)
+            # Learning curves of the PCA baselines, the VAE feature sets' equal-width rivals.
+            pca_folders = [f.name for f, (kind, _) in todo.items() if kind == "pca"]
+            curves, curve_timings = learning_curves(
+                {name: train[name] for name in pca_folders}, {name: test[name] for name in pca_folders},
+                data["y_train"], data["y_test"], len(classes), seed, results)
             for folder, (kind, width) in todo.items():
                 n_features = train[folder.name].shape[1]
                 label = "pixels, pooled to 4x4x3" if kind == "pooled" else f"pixels, PCA-{n_features}"
@@ -149,11 +156,13 @@ def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
                 save_npz(folder / "predictions.npz", **preds)
                 write_json(folder / "timings-baseline.json",
                            {model: per[folder.name] for model, per in timings.items()})
+                write_json(folder / "timings-curves.json", curve_timings.get(folder.name, {}))
                 write_json(folder / "baseline.json", {  # last: its presence marks a finished folder
                     "kind": kind, "requested_width": width, "n_features": n_features, "label": label,
                     "seed": seed, "dataset_sha256": dataset_sha256, "code": code,
                     "n_train": int(len(data["y_train"])), "n_test": int(len(data["y_test"])),
                     "results": {model: per[folder.name] for model, per in results.items()},
+                    "curves": curves.get(folder.name, {}),
                     "model_order": list(results)})
     return {name: folder.name for name, folder in folders.items()}, sorted(f.name for f in todo)
 

@@ -16,7 +16,10 @@ Encoder paths are timed on the same images, interleaved (A, B, A, B, ...) so tha
 from the machine hits both alike; each figure is the median over repetitions. Classifiers are
 timed at 64 and 128 features on pixel PCA of the shared CIFAR-10 JPEG set (what the pixel
 baselines fit; SVC costs 10-20 times more there than on synthetic data), or on a Gaussian
-mixture where that set is absent; ``classifiers.features`` says which.
+mixture where that set is absent; ``classifiers.features`` says which. Beside them, on the
+same features: the learning-curve subsets (analysis.curves) and the latent probes
+(analysis.probes, the 64 features taken as a 4x4x4 latent), and their cost as a share of
+the classifier stage (``curves_ratio``, ``probes_ratio``).
 """
 
 from __future__ import annotations
@@ -229,19 +232,20 @@ def bench_classifiers(rows: int, seed: int, zip_path: Path = CIFAR_ZIP) -> dict:
     in the result says which."""
     from analysis.baselines import pca
     from analysis.classify import MODELS, make_model
+    from analysis.probes import probe
 
     cifar = cifar_pixels(zip_path, rows)
     rng = np.random.default_rng(seed)
     out: dict = {"features": cifar[1] if cifar else
                  "synthetic Gaussian mixture (CIFAR-10 JPEG set not found): SVC looks far cheaper "
-                 "than on real features", "seconds": {}}
+                 "than on real features", "seconds": {}, "curves": {}}
     for n_features in (64, 128):
         if cifar:
             data = cifar[0]
             x_train, x_test = pca(data["x_train"], data["x_test"], n_features, seed)
-            y_train = data["y_train"]
+            y_train, y_test = data["y_train"], data["y_test"]
         else:
-            x_train, y_train, x_test, _ = gaussian_features(rows, n_features, rng)
+            x_train, y_train, x_test, y_test = gaussian_features(rows, n_features, rng)
         out["test_rows"] = len(x_test)
         for spec in MODELS:
             model = make_model(spec.key, seed, len(y_train))
@@ -254,7 +258,47 @@ def bench_classifiers(rows: int, seed: int, zip_path: Path = CIFAR_ZIP) -> dict:
                 "fit_seconds": round(t1 - t0, 2), "predict_seconds": round(t2 - t1, 2)}
             print(f"  {spec.label:22s} {len(y_train)} x {n_features}: fit {t1 - t0:7.1f}s "
                   f"predict {t2 - t1:6.1f}s", file=sys.stderr)
+        out["curves"][str(n_features)] = curve_seconds(x_train, y_train, x_test, seed)
+        if n_features == 64:  # the 64 features as a (N, 4, 4, 4) latent, as SD VAEs give at 32 px
+            t0 = time.perf_counter()
+            probe(x_train.reshape(-1, 4, 4, 4), x_test.reshape(-1, 4, 4, 4), y_train, y_test, seed)
+            out["probes_seconds"] = round(time.perf_counter() - t0, 2)
+    out |= stage_ratios(out)
     return out
+
+
+def curve_seconds(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int) -> dict:
+    """Fit+predict seconds of the learning-curve subsets (analysis.curves) of each curve model;
+    the full-size point is the main fit and costs nothing extra."""
+    from analysis import curves
+    from analysis.classify import fit_predict
+
+    plan = curves.sizes(len(y_train), 10)[:-1]
+    out = {}
+    for model in curves.CURVE_MODELS:
+        total = 0.0
+        for n, rows in curves.subsets(y_train, plan, seed).items():
+            _, fit_s, predict_s = fit_predict(model, seed, x_train[rows], y_train[rows], x_test)
+            total += fit_s + predict_s
+        out[model] = round(total, 2)
+        print(f"  learning curve {model:9s} sizes {plan}: {total:7.1f}s", file=sys.stderr)
+    return out
+
+
+def stage_ratios(out: dict) -> dict:
+    """Learning curves and probes against the classifier stage at the same widths (64 and 128):
+    against the summed fit+predict seconds of every model, and against the stage's wall time,
+    where analysis.classify fits the SVCs side by side (two cores: the longer of the two)."""
+    seconds = out["seconds"]
+    serial = sum(t["fit_seconds"] + t["predict_seconds"] for per in seconds.values() for t in per.values())
+    svc = [t["fit_seconds"] + t["predict_seconds"] for t in seconds.get("svc", {}).values()]
+    wall = serial - sum(svc) + max(svc, default=0.0)
+    curves_total = sum(v for per in out["curves"].values() for v in per.values())
+    return {"classifier_seconds": round(serial, 2), "classifier_wall_seconds": round(wall, 2),
+            "curves_seconds": round(curves_total, 2),
+            "curves_ratio": round(curves_total / serial, 4) if serial else None,
+            "curves_ratio_wall": round(curves_total / wall, 4) if wall else None,
+            "probes_ratio": round(out.get("probes_seconds", 0.0) / serial, 4) if serial else None}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -297,6 +341,14 @@ def main(argv: list[str] | None = None) -> None:
           f"{encoder['cifar10_minutes_default_path']} min")
     print(f"  relative error of latents vs the plain float32 loop: "
           f"{encoder['relative_error_vs_plain_fp32']}")
+    if classifiers.get("classifier_seconds"):
+        c = classifiers
+        print(f"\nclassifiers, {args.rows} training rows at 64 and 128 features: {c['classifier_seconds']:.1f} s "
+              f"of fit+predict ({c['classifier_wall_seconds']:.1f} s wall with the SVCs side by side)")
+        print(f"  learning curves {c['curves_seconds']:.1f} s = {c['curves_ratio']:.1%} of it "
+              f"({c['curves_ratio_wall']:.1%} of the wall time); target under 15%")
+        print(f"  latent probes (64 features as 4x4x4) {c['probes_seconds']:.1f} s = "
+              f"{c['probes_ratio']:.1%} of it")
     if classes:
         print(f"\nencoder classes, eager float32, {classes['images']} images at 32 px ({classes['note']}):")
         for name, c in classes["classes"].items():

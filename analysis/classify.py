@@ -9,8 +9,12 @@ Run:
 Writes next to ``metrics.json``: ``metrics.csv`` (one row per model and feature set),
 ``predictions.csv`` (test labels and every model's predictions, for paired comparisons
 between runs), ``classify.json`` (what the results were keyed by, and whether they were
-reused) and ``timings-classify.json`` (fit/predict seconds of what this run fitted; the only
-non-deterministic output).
+reused), ``timings-classify.json`` and ``timings-curves.json`` (fit/predict seconds of what
+this run fitted; the only non-deterministic outputs).
+
+``metrics.json`` also holds ``learning_curves`` (analysis.curves): accuracy of the fast models
+against training-set size for each VAE feature set, and for each PCA baseline (fitted with
+the baselines, once per dataset).
 
 Results are cached under ``--cache`` as ``results-KEY/``, keyed by the latents' checksum,
 the pixel baselines used, the seed and the classifier code (``code_checksum``): a variant
@@ -185,7 +189,7 @@ def fit_predict(key: str, seed: int, x_train: np.ndarray, y_train: np.ndarray,
 
 
 # What decides the scores besides the data and the seed: this code and these libraries.
-CODE_FILES = ("classify.py", "baselines.py", "stats.py")
+CODE_FILES = ("classify.py", "baselines.py", "stats.py", "curves.py")
 CODE_PACKAGES = ("scikit-learn", "lightgbm", "xgboost", "numpy", "scipy", "statsmodels")
 
 
@@ -329,9 +333,16 @@ def predictions_csv(y_test: np.ndarray, predictions: dict[str, np.ndarray]) -> s
 def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
                   baselines: dict[str, dict]) -> tuple[dict, dict[str, np.ndarray], dict]:
     """Fit the VAE feature sets, merge in the pixel baselines' scores and predictions, and
-    compare them: (metrics, predictions by "model__feature_set", timings of the fits)."""
-    results, vae_predictions, timings = train_and_score(latents, classes, seed)
-    n_features = {fs: feats.shape[1] for fs, feats in feature_sets(latents, "test").items()}
+    compare them, and draw the VAE sets' learning curves (analysis.curves): (metrics,
+    predictions by "model__feature_set", timings: "classify" and "curves" -> seconds)."""
+    from analysis import curves
+
+    train, test = feature_sets(latents, "train"), feature_sets(latents, "test")
+    y_train, y_test = latents["y_train"], latents["y_test"]
+    results, vae_predictions, timings = fit_all(train, test, y_train, y_test, classes, seed)
+    vae_curves, curve_timings = curves.learning_curves(train, test, y_train, y_test, len(classes),
+                                                       seed, results)
+    n_features = {fs: feats.shape[1] for fs, feats in test.items()}
     vae_sets = feature_set_keys(latents)
     labels = {fs: FEATURE_SETS[fs].label for fs in vae_sets}
     predictions: dict[str, np.ndarray] = {}
@@ -343,7 +354,8 @@ def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
             predictions[f"{spec.key}__{key}"] = base["predictions"][spec.key]
     for key, base in baselines.items():
         n_features[key], labels[key] = base["n_features"], base["label"]
-    y_test = latents["y_test"]
+        if base.get("curves"):  # the PCA baselines: their curves, fitted once per dataset
+            vae_curves[key] = base["curves"]
     metrics = {
         "classes": classes,
         "n_train": int(len(latents["y_train"])),
@@ -361,10 +373,13 @@ def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
         "results": results,
         "best": best_of(results),
         "comparisons": comparisons(y_test, predictions, seed),
+        "learning_curves": {"models": list(curves.CURVE_MODELS),
+                            "sizes": curves.sizes(len(y_train), len(classes)),
+                            "curves": vae_curves},
         "bootstrap": {"method": "percentile", "n_resamples": stats.N_RESAMPLES,
                       "confidence_level": stats.LEVEL, "seed": seed},
     }
-    return metrics, predictions, timings
+    return metrics, predictions, {"classify": timings, "curves": curve_timings}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -402,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
     # Parallel runs with identical latents (make -j) take turns: the second one reuses.
     with file_lock(args.cache / f"results-{key}.lock") if entry else contextlib.nullcontext():
         reused = entry is not None and (entry / "metrics.json").is_file()
-        timings: dict = {}  # fit/predict seconds of what this run fitted: none when reused
+        timings: dict = {"classify": {}, "curves": {}}  # seconds of what this run fitted
         if reused:
             print(f"classifiers: latents, baselines, seed and code as in {entry.name}; reusing "
                   "its results (nothing to train)", file=sys.stderr)
@@ -415,7 +430,8 @@ def main(argv: list[str] | None = None) -> None:
             write_json(target / "metrics.json" if entry else args.out, metrics)
     write_json(run_dir / "classify.json", {"results_key": key, "key_fields": key_fields,
                                            "from_cache": reused})
-    write_json(run_dir / "timings-classify.json", timings)
+    for stage, record in timings.items():  # timings-classify.json, timings-curves.json
+        write_json(run_dir / f"timings-{stage}.json", record)
     if entry is not None:
         copy_file(entry / "predictions.csv", run_dir / "predictions.csv")
         copy_file(entry / "metrics.csv", run_dir / "metrics.csv")

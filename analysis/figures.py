@@ -5,6 +5,7 @@ Run:
         [--seed 0]
 
 Reads ``RUN_DIR/latents.npz``, ``RUN_DIR/reconstructions.npz``, ``RUN_DIR/metrics.json``,
+``RUN_DIR/probes.json``,
 ``DATASET_NPZ`` and the ``dataset.json`` next to it. Writes into OUT_DIR:
 * ``examples.png``: the first test image of each class;
 * ``confusion_best.png``: the best model's confusion matrix, row-normalised, counts in cells;
@@ -13,6 +14,10 @@ Reads ``RUN_DIR/latents.npz``, ``RUN_DIR/reconstructions.npz``, ``RUN_DIR/metric
 * ``lda.png``: the same latents on their two linear discriminants (LDA fitted on train);
 * ``kde.png``: class-wise densities of the first four latent features;
 * ``reconstructions.png``: originals above their decoded latent means;
+* ``learning_curves.png``: accuracy against training-set size (metrics.json's
+  ``learning_curves``), VAE feature sets beside their equal-width pixel PCA;
+* ``probes.png``: accuracy on each latent channel alone, each spatial position alone, and the
+  drop when each channel is left out (``RUN_DIR/probes.json`` from analysis.probes);
 * ``figures.json``: the PCA explained-variance ratios and LDA between-class variance ratios
   quoted in the report, and for both 2-D projections the test accuracy of a nearest class
   centroid (centroids of the projected train latents), a plain measure of how far apart the
@@ -64,7 +69,7 @@ MODEL_ORDER = ("logreg", "rf", "knn", "svc", "histgb", "lightgbm", "xgboost")
 FEATURE_SET_ORDER = tuple(FEATURE_SETS)
 LAST = ("random",)
 FIGURES = ("examples.png", "confusion_best.png", "confusion_all.png", "pca.png", "lda.png",
-           "kde.png", "reconstructions.png")
+           "kde.png", "reconstructions.png", "learning_curves.png", "probes.png")
 
 
 def class_colours(n: int) -> list:
@@ -366,6 +371,124 @@ def plot_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, lab
         save_figure(fig, path)
 
 
+def count_label(n: int) -> str:
+    """Training-set sizes as axis labels: 300, 1k, 2.5k, 50k."""
+    return f"{n / 1000:g}k" if n >= 1000 else str(n)
+
+
+def plot_learning_curves(curves: dict[str, Any], feature_sets: dict[str, dict], models: dict[str, dict],
+                         n_classes: int, path: Path, order: list[str] | None = None) -> None:
+    """One panel per curve model: test accuracy (with its 95% bootstrap band) against training
+    images on a log axis; each VAE feature set solid, its equal-width pixel PCA dashed in the
+    same colour. ``curves``: metrics.json's ``learning_curves``."""
+    model_keys = curves["models"]
+    vae_keys = [k for k in display_order(curves["curves"], order or FEATURE_SET_ORDER)
+                if feature_sets.get(k, {}).get("kind", "vae") == "vae"]
+    colours = [plt.get_cmap("tab10")(i) for i in (0, 1, 2, 3, 4)]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(model_keys), figsize=(WIDTH, 3.0), squeeze=False,
+                                 sharey=True, layout="constrained")
+        handles = []
+        for ax, model in zip(axes.flat, model_keys):
+            for i, fs in enumerate(vae_keys):
+                pixel = next((k for k, v in feature_sets.items() if v.get("matches") == fs
+                              and k in curves["curves"]), None)
+                for key, style in ((fs, "-"), (pixel, "--")):
+                    points = curves["curves"].get(key, {}).get(model) if key else None
+                    if not points:
+                        continue
+                    n = [p["n_train"] for p in points]
+                    acc = [p["accuracy"] for p in points]
+                    colour = colours[i % len(colours)]
+                    ax.fill_between(n, [p["ci"][0] for p in points], [p["ci"][1] for p in points],
+                                    color=colour, alpha=0.15 if style == "-" else 0.08, lw=0)
+                    line, = ax.plot(n, acc, style, color=colour, marker="o" if style == "-" else "s",
+                                    markersize=3, lw=1.2,
+                                    label=feature_sets.get(key, {}).get("label", key))
+                    if ax is axes.flat[0]:
+                        handles.append(line)
+            ax.axhline(1 / max(n_classes, 1), color="grey", lw=0.8, ls=":")
+            ax.set_xscale("log")
+            ticks = sorted({p["n_train"] for per in curves["curves"].values() for p in per.get(model, [])})
+            ax.set_xticks(ticks, [count_label(t) for t in ticks])
+            ax.minorticks_off()
+            ax.set_title(models.get(model, {}).get("label", model))
+            ax.set_xlabel("training images (log scale)")
+            ax.grid(True, which="major", lw=0.3, alpha=0.5)
+        axes.flat[0].set_ylabel("test accuracy")
+        handles.append(Line2D([], [], color="grey", lw=0.8, ls=":", label="chance"))
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5),
+                   frameon=False)
+        fig.suptitle("Learning curves: VAE features (solid), pixel PCA of equal width (dashed)")
+        save_figure(fig, path)
+
+
+def plot_probes(probes: dict[str, Any], n_classes: int, path: Path) -> None:
+    """Where the class information sits: accuracy on each channel alone (bars), on each
+    spatial position alone (a map), and the drop when each channel is left out (bars)."""
+    c, h, w = probes["shape"]
+    whole = probes["all"]["accuracy"]
+    chance = 1 / max(n_classes, 1)
+
+    def bars(ax, entries, key, ci_key, colour):
+        values = np.array([e[key] for e in entries])
+        low = values - np.array([e[ci_key][0] for e in entries])
+        high = np.array([e[ci_key][1] for e in entries]) - values
+        ax.bar(range(len(entries)), values, color=colour, yerr=[low, high], capsize=2,
+               error_kw={"lw": 0.8})  # 95% bootstrap intervals
+        step = 1 if len(entries) <= 16 else 4
+        ax.set_xticks(range(0, len(entries), step))
+        ax.set_xlabel("latent channel")
+
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 2.7), layout="constrained",
+                                 gridspec_kw={"width_ratios": [1.2, 1, 1.2]})
+        ax = axes[0]
+        bars(ax, probes["channels"], "accuracy", "ci", plt.get_cmap("tab10")(0))
+        ax.axhline(whole, color="black", lw=0.8, ls="--")
+        ax.axhline(chance, color="grey", lw=0.8, ls=":")
+        top = max([whole, chance] + [e["ci"][1] for e in probes["channels"]])
+        ax.set_ylim(0, top * 1.1)
+        ax.set_ylabel("test accuracy")
+        ax.set_title("One channel alone")
+
+        ax = axes[1]
+        grid = np.array([[cell["accuracy"] for cell in row] for row in probes["positions"]])
+        low, high = min(chance, grid.min()), max(whole, grid.max())
+        im = ax.imshow(grid, cmap="viridis", vmin=low, vmax=max(high, low + 1e-3),
+                       interpolation="nearest")
+        if h * w <= 64:  # cells large enough to print their accuracy in
+            for i in range(h):
+                for j in range(w):
+                    colour = "black" if grid[i, j] > low + 0.6 * (high - low) else "white"
+                    ax.text(j, i, f"{100 * grid[i, j]:.0f}", ha="center", va="center",
+                            color=colour, fontsize=6 if h * w > 16 else 7)
+        else:
+            fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.set_xticks(range(w))
+        ax.set_yticks(range(h))
+        ax.set_xlabel("latent column")
+        ax.set_ylabel("latent row")
+        ax.set_title("One position alone (%)")
+
+        ax = axes[2]
+        if probes["without_channel"]:
+            bars(ax, probes["without_channel"], "drop", "drop_ci", plt.get_cmap("tab10")(3))
+            ax.axhline(0, color="black", lw=0.6)
+            ax.set_ylabel("accuracy lost (all - without)")
+        else:
+            bare(ax)
+            ax.text(0.5, 0.5, "one channel:\nnothing to leave out", ha="center", va="center",
+                    transform=ax.transAxes)
+        ax.set_title("Each channel left out")
+        handles = [Line2D([], [], color="black", lw=0.8, ls="--", label=f"all channels ({whole:.1%})"),
+                   Line2D([], [], color="grey", lw=0.8, ls=":", label="chance")]
+        fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
+        fig.suptitle(f"{probes['model_label']} on parts of the {probes['label']} latent "
+                     f"({c}x{h}x{w})")
+        save_figure(fig, path)
+
+
 def flat(latents: dict[str, np.ndarray], key: str) -> np.ndarray:
     """(N, C, h, w) -> (N, C*h*w), in C order: channel-major, then row, then column."""
     array = latents[key]
@@ -460,6 +583,13 @@ def main(argv: list[str] | None = None) -> None:
     mse = float(np.asarray(recon["mse"]).reshape(-1)[0])  # stored as () or (1,)
     plot_reconstructions(recon["originals"], recon["reconstructions"], recon["labels"], classes,
                          mse, out / "reconstructions.png")
+    plot_learning_curves(get(metrics, metrics_path, "learning_curves"), metrics["feature_sets"],
+                         metrics["models"], len(classes), out / "learning_curves.png",
+                         metrics.get("feature_set_order"))
+    probes = read_json(args.run_dir / "probes.json", "latent probes")
+    model = probes.get("model")
+    plot_probes(probes | {"model_label": metrics["models"].get(model, {}).get("label", model)},
+                len(classes), out / "probes.png")
     # figures.json last, after every PNG exists.
     write_json(out / "figures.json", summary)
     print(f"figures: {len(FIGURES)} PNGs -> {out}", file=sys.stderr)

@@ -107,6 +107,11 @@ def pts(x: float) -> str:
     return f"{100 * x:+.1f}".replace("-", "−")
 
 
+def unsigned(x: float) -> str:
+    """Accuracy points, signed only when negative: 0.0523 -> '5.2', -0.013 -> '−1.3'."""
+    return f"{100 * x:.1f}".replace("-", "−")
+
+
 def p_text(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
@@ -354,7 +359,142 @@ def sample_vs_meanstd_sentence(metrics: dict, svm: dict) -> str:
             sentence += (f" For {best_label}: " + versus(comp, fs_prose(metrics, "mean_std"), fs_prose(metrics, "sample")) + ".")
     return sentence
 
-def conclusions(metrics: dict, pairs: list[dict], untrained: bool) -> list[str]:
+def count_text(n: int) -> str:
+    return f"{n:,}"
+
+
+def curve_summary(metrics: dict) -> dict | None:
+    """Facts of metrics.json's learning curves the conclusions state: per VAE feature set
+    and model, the gain over the last step (``rising``: the full-size accuracy lies above the
+    previous point's 95% band) and the VAE's lead over its equal-width pixel PCA at each size.
+    None without curves of two sizes or more."""
+    lc = metrics.get("learning_curves")
+    if not lc or len(lc.get("sizes", [])) < 2:
+        return None
+    pixel_of = {info.get("matches"): key for key, info in metrics["feature_sets"].items()
+                if info.get("matches") and key in lc["curves"]}
+    rows = []
+    for fs in sets_of_kind(metrics, "vae"):
+        for model in lc["models"]:
+            points = lc["curves"].get(fs, {}).get(model)
+            if not points or len(points) < 2:
+                continue
+            prev, last = points[-2], points[-1]
+            pixel = {p["n_train"]: p["accuracy"]
+                     for p in lc["curves"].get(pixel_of.get(fs), {}).get(model, [])}
+            leads = [(p["n_train"], p["accuracy"] - pixel[p["n_train"]]) for p in points
+                     if p["n_train"] in pixel]
+            rows.append({"fs": fs, "model": model, "prev": prev, "last": last,
+                         "gain": last["accuracy"] - prev["accuracy"],
+                         "rising": last["accuracy"] > prev["ci"][1],
+                         "pixel": pixel_of.get(fs), "leads": leads})
+    return {"rows": rows} if rows else None
+
+
+def lead_text(leads: list[tuple[int, float]]) -> str:
+    """Where the VAE leads its pixel baseline along a curve, in words."""
+    ahead = [count_text(n) for n, d in leads if d > 0]
+    behind = [count_text(n) for n, d in leads if d < 0]
+    level = len(leads) - len(ahead) - len(behind)
+    if ahead and behind:
+        return (f"ahead at {', '.join(ahead)} and behind at {', '.join(behind)} training images: "
+                "the curves cross")
+    if not ahead and not behind:
+        return "level at every size"
+    side = "ahead" if ahead else "behind"
+    return f"{side} at every size" if not level else f"{side} or level at every size"
+
+
+def joined(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def learning_curve_sentences(metrics: dict) -> list[str]:
+    """Would more training images help, and do VAE and pixels cross? From the curves only."""
+    summary = curve_summary(metrics)
+    if summary is None:
+        return []
+    rows = summary["rows"]
+    models = metrics["models"]
+
+    def name(fs: str) -> str:
+        return metrics["feature_sets"][fs]["label"]
+
+    prev_n, last_n = rows[0]["prev"]["n_train"], rows[0]["last"]["n_train"]
+    gains = joined([f"{pts(r['gain'])} points for {models[r['model']]['label']} on {name(r['fs'])}"
+                    for r in rows])
+    rising = sum(r["rising"] for r in rows)
+    if rising == len(rows):
+        verdict = ("every curve still rises beyond the 95% interval of the smaller size, so these "
+                   "accuracies are partly limited by the number of training images: more would help")
+    elif rising == 0:
+        verdict = ("no curve rises beyond the 95% interval of the smaller size, so at this size the "
+                   "features, not the number of training images, limit these models")
+    else:
+        verdict = (f"{rising} of the {len(rows)} curves still {'rises' if rising == 1 else 'rise'} "
+                   "beyond the 95% interval of the smaller size, so more training images would "
+                   "help some of these models")
+    out = [f"Learning curves (Figure 2): from {count_text(prev_n)} to {count_text(last_n)} training "
+           f"images, test accuracy changes by {gains}; {verdict}."]
+    clauses = []
+    for fs in dict.fromkeys(r["fs"] for r in rows if r["pixel"] and r["leads"]):
+        mine = [r for r in rows if r["fs"] == fs and r["pixel"] and r["leads"]]
+        texts = {r["model"]: lead_text(r["leads"]) for r in mine}
+        against = f"{name(fs)} against {fs_prose(metrics, mine[0]['pixel'])}"
+        if len(set(texts.values())) == 1:
+            clauses.append(f"{against} is {next(iter(texts.values()))} with "
+                           f"{joined([models[m]['label'] for m in texts])}")
+        else:
+            clauses.append(f"{against} is " + joined([f"{t} with {models[m]['label']}"
+                                                       for m, t in texts.items()]))
+    if clauses:
+        out.append("Along the same curves, " + "; ".join(clauses) + ".")
+    return out
+
+
+def probes_sentence(probes: dict | None) -> str | None:
+    """Where the class information sits, from probes.json (plus the model's ``model_label``):
+    channels alone, positions alone, and the cost of leaving each channel out."""
+    if not probes:
+        return None
+    c, h, w = probes["shape"]
+    whole = probes["all"]["accuracy"]
+    parts = [f"{probes['model_label']} on the whole {probes['label']} latent ({c}x{h}x{w}) reaches "
+             f"{pct(whole)}"]
+    chance = 1 / len(probes["classes"])
+    if probes["all"]["ci"][0] <= chance:  # nothing above chance: nothing to locate
+        return (f"Where the information sits (Figure 8): {parts[0]}, not clearly above chance "
+                f"({pct(chance)}), so there is no class information to locate in its channels or "
+                "positions.")
+    if c > 1:
+        channels = probes["channels"]
+        top = max(channels, key=lambda e: e["accuracy"])
+        low = min(e["accuracy"] for e in channels)
+        parts.append(f"each channel alone reaches {pct(low)} to {pct(top['accuracy'])} "
+                     f"(best: channel {top['channel']})")
+        without = probes["without_channel"]
+        worst = max(without, key=lambda e: e["drop"])
+        clear = [e for e in without if e["drop_ci"][0] > 0]
+        lo, hi = worst["drop_ci"]
+        noise = ("no channel costs accuracy beyond the bootstrap noise when left out, so what "
+                 "each carries is largely repeated in the others" if not clear else
+                 f"{len(clear)} of the {c} channels cost accuracy beyond the bootstrap noise when "
+                 "left out")
+        parts.append(f"leaving out channel {worst['channel']} costs most, {unsigned(worst['drop'])} "
+                     f"points (95% CI {unsigned(lo)} to {unsigned(hi)}), and {noise}")
+    if h * w > 1:
+        cells = [cell for row in probes["positions"] for cell in row]
+        top = max(cells, key=lambda e: e["accuracy"])
+        bottom = min(cells, key=lambda e: e["accuracy"])
+        parts.append(f"one spatial position alone reaches {pct(bottom['accuracy'])} (row "
+                     f"{bottom['row']}, column {bottom['column']}) to {pct(top['accuracy'])} (row "
+                     f"{top['row']}, column {top['column']})")
+    return "Where the information sits (Figure 8): " + "; ".join(parts) + "."
+
+
+def conclusions(metrics: dict, pairs: list[dict], untrained: bool,
+                probes: dict | None = None) -> list[str]:
     """Sentences derived from this run's numbers only."""
     best = metrics["best"]
     best_label = metrics["models"][best["model"]]["label"]
@@ -369,6 +509,10 @@ def conclusions(metrics: dict, pairs: list[dict], untrained: bool) -> list[str]:
         f"{100 * (best['accuracy'] - ORIGINAL_BEST):+.1f} points from it."
     ]
     out += vae_vs_pixels(metrics)
+    out += learning_curve_sentences(metrics)
+    probed = probes_sentence(probes)
+    if probed:
+        out.append(probed)
     svm = sample_vs_meanstd(metrics)
     if svm is not None:
         out.append(sample_vs_meanstd_sentence(metrics, svm))
@@ -438,7 +582,11 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
     fig_dir = run_dir / "figures"
     figures = {name: figure(fig_dir / f"{name}.png", html_dir) for name in
                ("examples", "confusion_best", "confusion_all", "pca", "lda", "kde",
-                "reconstructions")}
+                "reconstructions", "learning_curves", "probes")}
+    probes = read_json(run_dir / "probes.json", "latent probes")
+    probes["model_label"] = metrics["models"].get(probes["model"], {}).get("label", probes["model"])
+    cells = [cell["accuracy"] for row in probes["positions"] for cell in row]
+    probes["position_range"] = [min(cells), max(cells)]
     best_ci = best_res.get("accuracy_ci")
     recon_mse = float(load_npz(run_dir / "reconstructions.npz", "reconstructions", ("mse",))["mse"][0])
     return {
@@ -466,7 +614,9 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
                         "ci": best_ci},
         "per_class": [{"name": name, **vals} for name, vals in best_res["per_class"].items()],
         "pairs": pairs,
-        "conclusions": conclusions(metrics, pairs, untrained),
+        "conclusions": conclusions(metrics, pairs, untrained, probes),
+        "curves": metrics.get("learning_curves"),
+        "probes": probes,
         "figures": figures,
         "pca": figures_info.get("pca", {}),
         "lda": figures_info.get("lda", {}),

@@ -55,17 +55,37 @@ def cifar_subset(tmp_path_factory) -> Path:
     return out
 
 
-def run_make(*args: str, check: bool = True, env: dict | None = None):
-    """Run make in the repository with the test virtualenv; return the CompletedProcess."""
+def run_make(*args: str, check: bool = True, env: dict | None = None, cwd: Path = ROOT):
+    """Run make in the repository (or a copy of it, ``cwd``) with the test virtualenv; return
+    the CompletedProcess."""
     import subprocess
 
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, env=full_env,
+    if cwd != ROOT:  # a copy of the sources, run with this checkout's virtualenv
+        args = (f"VENV={ROOT / '.venv'}", *args)
+    proc = subprocess.run(["make", "--no-print-directory", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:
         raise AssertionError(f"make {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+SOURCES = ("Makefile", "pyproject.toml", "report.toml", "analysis", "report", "templates")
+
+
+@pytest.fixture
+def source_copy(tmp_path) -> Path:
+    """The sources the Makefile builds from, copied with their modification times: a test
+    may touch files there without making builds in other tests (pytest-xdist workers) stale."""
+    out = tmp_path / "src"
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, out / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, out / name)
+    return out
 
 
 def make_vars(build: Path, vae: Path, images: Path, limit: int) -> list[str]:

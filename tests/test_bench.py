@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from analysis.bench import CIFAR_ZIP, bench_classes, main as bench_main, relative_error
@@ -57,6 +58,13 @@ def test_bench_main_writes_ratios_and_classifier_times(tiny_vae, tmp_path):
     # CIFAR-like features where the shared JPEG set is at hand, and it says which.
     expected = "CIFAR-10 JPEG" if CIFAR_ZIP.is_file() else "Gaussian mixture"
     assert expected in classifiers["features"] and classifiers["test_rows"] == 100
+    # Learning curves and probes timed beside the classifiers, as a share of them.
+    assert set(classifiers["curves"]["64"]) == {"logreg", "lightgbm"}
+    assert classifiers["curves_seconds"] == pytest.approx(
+        sum(v for per in classifiers["curves"].values() for v in per.values()), abs=0.02)
+    assert classifiers["curves_ratio"] == pytest.approx(
+        classifiers["curves_seconds"] / classifiers["classifier_seconds"], abs=1e-3)
+    assert classifiers["probes_seconds"] > 0
     assert result["peak_rss_mb"] > 0
 
 

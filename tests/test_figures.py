@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import figures
+from analysis import figures, probes
 from analysis.common import VaelabError, save_npz, write_json
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -35,6 +35,10 @@ def fake_metrics(classes: list[str], y_test: np.ndarray, seed: int = 0) -> dict:
         "results": results,
         "best": {"model": "svc", "feature_set": "mean_std",
                  "accuracy": results["svc"]["mean_std"]["accuracy"]},
+        "learning_curves": {"models": ["logreg"], "sizes": [6, 12, len(y_test)], "curves": {
+            fs: {"logreg": [{"n_train": n, "accuracy": a, "ci": [a - 0.1, a + 0.1]}
+                            for n, a in ((6, 0.4), (12, 0.5), (len(y_test), 0.6))]}
+            for fs in FEATURE_SETS}},
     }
 
 
@@ -64,6 +68,8 @@ def make_run(root: Path, n_classes: int = 3, per_class: int = 8, seed: int = 0,
     save_npz(run_dir / "reconstructions.npz", index=index, labels=arrays["y_test"][index],
              originals=originals, reconstructions=noisy.astype(np.uint8), mse=np.array([0.0123]))
     write_json(run_dir / "metrics.json", fake_metrics(classes, arrays["y_test"], seed))
+    result, _ = probes.probe(lat["train_sample"], lat["test_sample"], lat["y_train"], lat["y_test"], seed)
+    write_json(run_dir / "probes.json", result | {"label": ".sample()", "classes": classes})
     return run_dir, data_dir / "dataset.npz"
 
 
@@ -185,3 +191,21 @@ def test_display_order_undoes_sorted_json_keys():
     assert figures.display_order(["mean_std", "sample"], figures.FEATURE_SET_ORDER) == ["sample", "mean_std"]
     # metrics.json's own "model_order" list wins, random included.
     assert figures.display_order(keys, ["svc", "random", "knn"])[:3] == ["svc", "random", "knn"]
+
+
+@pytest.mark.parametrize("shape", [(16, 4, 4), (32, 1, 1), (1, 1, 1), (4, 8, 8)])
+def test_plot_probes_any_latent_shape(tmp_path, shape):
+    """FLUX.1's 16 channels, DC-AE's 1x1, a single channel, RESOLUTION=64's 8x8 map."""
+    import matplotlib.image as mpimg
+
+    rng = np.random.default_rng(0)
+    y_train, y_test = np.tile(np.arange(3), 10), np.tile(np.arange(3), 5)
+    x_train = rng.normal(size=(30, *shape)).astype(np.float32)
+    x_test = rng.normal(size=(15, *shape)).astype(np.float32)
+    result, _ = probes.probe(x_train, x_test, y_train, y_test, 0)
+    assert len(result["channels"]) == shape[0]
+    assert [len(row) for row in result["positions"]] == [shape[2]] * shape[1]
+    assert len(result["without_channel"]) == (shape[0] if shape[0] > 1 else 0)
+    path = tmp_path / "probes.png"
+    figures.plot_probes(result | {"label": "latent", "model_label": "Logistic Regression"}, 3, path)
+    assert mpimg.imread(path).std() > 0
