@@ -223,7 +223,7 @@ BENCH_ROWS ?= 50000
 $(BUILD)/bench/models/sd-vae-arch/config.json: analysis/demo.py | $(SETUP)
 	$(PY) -m analysis.demo vae $(@D) --full
 
-bench: $(BENCH_MODEL)/config.json | $(SETUP) ## measure encoder throughput and classifier cost (build/bench.json)
+bench: $(BENCH_MODEL)/config.json | $(SETUP) ## measure encoder throughput, classifier cost and the learning curves' and probes' share of it (build/bench.json)
 	$(PY) -m analysis.bench $(BUILD)/bench.json --model $(BENCH_MODEL) \
 	  --images $(BENCH_IMAGES) --rows $(BENCH_ROWS)
 

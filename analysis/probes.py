@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import stats
-from analysis.autoencoders import FEATURE_SETS, feature_set_keys, load_latents
+from analysis.autoencoders import FEATURE_SETS, feature_set_keys
 from analysis.common import (VaelabError, copy_file, file_lock, progress, read_json, run_main, sha256_file,
                              sha256_json, write_json)
 
