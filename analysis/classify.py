@@ -193,13 +193,14 @@ CODE_FILES = ("classify.py", "baselines.py", "stats.py", "curves.py")
 CODE_PACKAGES = ("scikit-learn", "lightgbm", "xgboost", "numpy", "scipy", "statsmodels")
 
 
-def code_checksum() -> str:
-    """sha256 of the classifier code and library versions: part of every results key, so
-    that cached results and baselines are refitted when either changes."""
+def code_checksum(files: tuple[str, ...] = CODE_FILES) -> str:
+    """sha256 of the classifier code (``files`` under analysis/) and library versions: part of
+    every results key, so that cached results, baselines and probes are refitted when either
+    changes."""
     from importlib import metadata
 
     here = Path(__file__).resolve().parent
-    return sha256_json({"files": {name: sha256_file(here / name) for name in CODE_FILES},
+    return sha256_json({"files": {name: sha256_file(here / name) for name in files},
                         "packages": {name: metadata.version(name) for name in CODE_PACKAGES}})
 
 

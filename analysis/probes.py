@@ -133,13 +133,10 @@ CODE_FILES = ("probes.py", "classify.py", "stats.py")
 
 
 def cache_key(latents_file: Path, seed: int) -> str:
-    from analysis.classify import CODE_PACKAGES
-    from importlib import metadata
+    from analysis.classify import code_checksum
 
-    here = Path(__file__).resolve().parent
     return sha256_json({"latents_sha256": sha256_file(latents_file), "seed": seed,
-                        "files": {name: sha256_file(here / name) for name in CODE_FILES},
-                        "packages": {name: metadata.version(name) for name in CODE_PACKAGES}})[:24]
+                        "code": code_checksum(CODE_FILES)})[:24]
 
 
 def reusable(entry: Path | None) -> bool:
