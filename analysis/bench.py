@@ -171,7 +171,7 @@ def cifar_pixels(zip_path: Path, rows: int) -> tuple[dict[str, np.ndarray], str]
             parts = name.split("/")  # cifar10-jpeg/<split>/<class>/NNNN.jpg
             if len(parts) == 4 and parts[3].endswith(".jpg") and int(parts[3][:4]) < per_class[parts[1]]:
                 zf.extract(name, tmp)
-        arrays, _, _ = load_imagefolder(Path(tmp) / "cifar10-jpeg", 0)
+        arrays, _, _, _ = load_imagefolder(Path(tmp) / "cifar10-jpeg", 0)
     return arrays, f"pixel PCA of the CIFAR-10 JPEG set ({zip_path.name}): what the pixel baselines fit"
 
 

@@ -10,7 +10,10 @@ Sources:
 * ``cifar10``: torchvision's CIFAR10, downloaded (md5-checked by torchvision) into
   ``data_root`` on first use.
 * ``imagefolder:PATH``: ``PATH/{train,test}/<class>/*.{png,jpg,jpeg,bmp,webp}``; the class
-  set is the sorted folder names and must be the same in both splits.
+  set is the sorted folder names and must be the same in both splits. Hidden files and
+  folders (names starting with ``.``: macOS ``._*`` AppleDouble files and ``.DS_Store``,
+  editor swap files) are not images: they are skipped, and the hidden files skipped inside
+  class folders are counted in ``dataset.json`` (``hidden_files_skipped``) and the report.
 
 Image policy: every image is converted to RGB (grayscale, palette, RGBA over white,
 16-bit all become 8-bit RGB). Images that are not 32x32 are centre-cropped to a square
@@ -95,11 +98,25 @@ def image_error(path: Path, err: Exception) -> VaelabError:
     return VaelabError(f"cannot read image {path} ({what}); remove or replace the file")
 
 
+def hidden(path: Path) -> bool:
+    """Names starting with "." are metadata, never images or classes: macOS leaves an
+    AppleDouble ``._NAME.jpg`` beside every file it copies, and ``.DS_Store`` in every folder."""
+    return path.name.startswith(".")
+
+
 def list_classes(split_dir: Path) -> list[str]:
-    return sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not hidden(p))
 
 
-def load_imagefolder(root: Path, limit: int) -> tuple[dict[str, np.ndarray], list[str], int]:
+def list_images(class_dir: Path) -> tuple[list[Path], int]:
+    """The image files of a class folder in name order, and how many hidden files it skipped."""
+    files = [p for p in class_dir.iterdir() if p.is_file()]
+    images = sorted(p for p in files if not hidden(p) and p.suffix.lower() in IMAGE_SUFFIXES)
+    return images, sum(hidden(p) for p in files)
+
+
+def load_imagefolder(root: Path, limit: int) -> tuple[dict[str, np.ndarray], list[str], int, int]:
+    """Arrays, class names, images resized and hidden files skipped of an image folder."""
     if not root.exists():
         raise VaelabError(f"dataset folder {root} does not exist; check DATASET=imagefolder:PATH")
     if not root.is_dir():
@@ -127,13 +144,13 @@ def load_imagefolder(root: Path, limit: int) -> tuple[dict[str, np.ndarray], lis
         raise VaelabError(f"{root} has only one class ({train_cls[0]}); classification needs at least two")
 
     arrays: dict[str, np.ndarray] = {}
-    resized = 0
+    resized = skipped = 0
     for split in ("train", "test"):
         images, labels = [], []
         for label, name in enumerate(train_cls):
             class_dir = root / split / name
-            files = sorted(p for p in class_dir.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            files, hidden_files = list_images(class_dir)
+            skipped += hidden_files
             if not files:
                 raise VaelabError(f"{class_dir} holds no images (.png/.jpg/...); add images or "
                                   "remove the class from both splits")
@@ -146,7 +163,7 @@ def load_imagefolder(root: Path, limit: int) -> tuple[dict[str, np.ndarray], lis
                 resized += was_resized
         arrays[f"x_{split}"] = np.stack(images)  # (N, 32, 32, 3) uint8
         arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
-    return arrays, train_cls, resized
+    return arrays, train_cls, resized, skipped
 
 
 def load_cifar10(data_root: Path, limit: int) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -191,13 +208,13 @@ def images_checksum(arrays: dict[str, np.ndarray]) -> str:
 
 
 def build_dataset(config: DataConfig) -> tuple[dict[str, np.ndarray], dict]:
-    resized = 0
+    resized = skipped = 0
     if config.dataset == "cifar10":
         arrays, classes = load_cifar10(Path(config.data_root), config.limit)
         source = "CIFAR-10 (torchvision.datasets.CIFAR10)"
     else:
         root = Path(config.dataset.split(":", 1)[1])
-        arrays, classes, resized = load_imagefolder(root, config.limit)
+        arrays, classes, resized, skipped = load_imagefolder(root, config.limit)
         source = f"image folder {root}"
     info = {
         "classes": classes,
@@ -209,6 +226,7 @@ def build_dataset(config: DataConfig) -> tuple[dict[str, np.ndarray], dict]:
         "train_per_class": np.bincount(arrays["y_train"], minlength=len(classes)).tolist(),
         "test_per_class": np.bincount(arrays["y_test"], minlength=len(classes)).tolist(),
         "resized_images": int(resized),
+        "hidden_files_skipped": int(skipped),
         "image_policy": RESIZE_POLICY,
         "sha256": images_checksum(arrays),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -41,7 +42,7 @@ TWO_CLASSES = {"train": {"cat": [10, 20, 30], "ant": [40, 50]},
 
 def test_load_imagefolder_shapes_dtypes_and_sorted_classes(tmp_path):
     root = make_folder(tmp_path / "imgs", TWO_CLASSES)
-    arrays, classes, resized = load_imagefolder(root, limit=0)
+    arrays, classes, resized, _ = load_imagefolder(root, limit=0)
     assert classes == ["ant", "cat"]
     assert arrays["x_train"].shape == (5, 32, 32, 3) and arrays["x_train"].dtype == np.uint8
     assert arrays["x_test"].shape == (3, 32, 32, 3) and arrays["x_test"].dtype == np.uint8
@@ -58,7 +59,7 @@ def test_load_imagefolder_limit_keeps_first_files_in_name_order(tmp_path):
     # Names that sort differently from creation order: "a.png" < "b.png" < "c.png".
     for name, value in (("c.png", 200), ("a.png", 100), ("b.png", 150)):
         solid(value).save(root / "train" / "ant" / name)
-    arrays, _, _ = load_imagefolder(root, limit=2)
+    arrays, _, _, _ = load_imagefolder(root, limit=2)
     # ant files sorted: 0000.png(40) 0001.png(50) a.png b.png c.png -> first two.
     assert arrays["x_train"][:, 0, 0, 0].tolist() == [40, 50, 10, 20]
     assert arrays["y_train"].tolist() == [0, 0, 1, 1]
@@ -67,7 +68,7 @@ def test_load_imagefolder_limit_keeps_first_files_in_name_order(tmp_path):
 
 def test_load_imagefolder_limit_larger_than_class_keeps_all(tmp_path):
     root = make_folder(tmp_path / "imgs", TWO_CLASSES)
-    arrays, _, _ = load_imagefolder(root, limit=100)
+    arrays, _, _, _ = load_imagefolder(root, limit=100)
     assert len(arrays["y_train"]) == 5 and len(arrays["y_test"]) == 3
 
 
@@ -75,7 +76,7 @@ def test_load_imagefolder_ignores_hidden_dirs_and_non_images(tmp_path):
     root = make_folder(tmp_path / "imgs", TWO_CLASSES)
     (root / "train" / ".ipynb_checkpoints").mkdir()
     (root / "train" / "cat" / "notes.txt").write_text("not an image")
-    arrays, classes, _ = load_imagefolder(root, limit=0)
+    arrays, classes, _, _ = load_imagefolder(root, limit=0)
     assert classes == ["ant", "cat"]
     assert len(arrays["y_train"]) == 5
 
@@ -189,7 +190,7 @@ def test_load_imagefolder_mixed_modes_and_sizes(tmp_path):
     Image.new("P", (32, 32), 0).save(root / "train" / "b" / "pal.png")
     Image.fromarray(np.full((32, 32), 1000, np.uint16)).save(root / "train" / "b" / "deep.png")
     Image.new("RGB", (64, 48), (9, 9, 9)).save(root / "test" / "b" / "big.jpg")
-    arrays, _, resized = load_imagefolder(root, limit=0)
+    arrays, _, resized, _ = load_imagefolder(root, limit=0)
     assert arrays["x_train"].shape == (6, 32, 32, 3) and arrays["x_train"].dtype == np.uint8
     assert arrays["x_test"].shape == (3, 32, 32, 3)
     assert resized == 1
@@ -223,7 +224,7 @@ def test_load_imagefolder_broken_image_names_the_file(tmp_path):
 def test_load_imagefolder_broken_image_beyond_limit_is_not_read(tmp_path):
     root = make_folder(tmp_path / "imgs", TWO_CLASSES)
     (root / "train" / "cat" / "zzz.png").write_bytes(b"")
-    arrays, _, _ = load_imagefolder(root, limit=1)
+    arrays, _, _, _ = load_imagefolder(root, limit=1)
     assert arrays["y_train"].tolist() == [0, 1]
 
 
@@ -403,7 +404,7 @@ def test_load_imagefolder_single_class_rejected(tmp_path):
 # ---- checksum -------------------------------------------------------------------------------
 
 def test_images_checksum_changes_with_one_pixel(tmp_path):
-    arrays, _, _ = load_imagefolder(make_folder(tmp_path / "imgs", TWO_CLASSES), limit=0)
+    arrays, _, _, _ = load_imagefolder(make_folder(tmp_path / "imgs", TWO_CLASSES), limit=0)
     before = images_checksum(arrays)
     assert images_checksum({k: v.copy() for k, v in arrays.items()}) == before
     arrays["x_test"][2, 31, 31, 2] ^= 1
@@ -411,7 +412,7 @@ def test_images_checksum_changes_with_one_pixel(tmp_path):
 
 
 def test_images_checksum_changes_with_one_label(tmp_path):
-    arrays, _, _ = load_imagefolder(make_folder(tmp_path / "imgs", TWO_CLASSES), limit=0)
+    arrays, _, _, _ = load_imagefolder(make_folder(tmp_path / "imgs", TWO_CLASSES), limit=0)
     before = images_checksum(arrays)
     arrays["y_train"][0] = 1
     assert images_checksum(arrays) != before
@@ -429,10 +430,47 @@ def test_images_checksum_changes_when_pixel_file_changes(tmp_path):
 # ---- the real CIFAR-10 JPEG subset ----------------------------------------------------------------
 
 def test_cifar_subset_loads_ten_classes(cifar_subset):
-    arrays, classes, resized = load_imagefolder(cifar_subset, limit=0)
+    arrays, classes, resized, _ = load_imagefolder(cifar_subset, limit=0)
     assert len(classes) == 10 and classes == sorted(classes)
     assert arrays["x_train"].shape == (200, 32, 32, 3) and arrays["x_train"].dtype == np.uint8
     assert arrays["x_test"].shape == (100, 32, 32, 3)
     assert np.bincount(arrays["y_train"]).tolist() == [20] * 10
     assert np.bincount(arrays["y_test"]).tolist() == [10] * 10
     assert resized == 0
+
+
+def copied_from_a_mac(source: Path, target: Path) -> int:
+    """A copy of an image folder as macOS leaves it on a foreign disk: an AppleDouble
+    ``._NAME`` (metadata, not an image, same suffix) beside every file and a ``.DS_Store`` in
+    every class folder; the number of hidden files added to class folders."""
+    shutil.copytree(source, target)
+    added = 0
+    for class_dir in sorted(p for p in target.glob("*/*") if p.is_dir()):
+        for image in sorted(class_dir.iterdir()):
+            (class_dir / f"._{image.name}").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+            added += 1
+        (class_dir / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        added += 1
+    (target / "train" / ".DS_Store").write_bytes(b"Bud1")  # beside the class folders too
+    return added
+
+
+def test_build_dataset_skips_and_counts_hidden_files_from_a_mac(cifar_subset, tmp_path):
+    added = copied_from_a_mac(cifar_subset, tmp_path / "from-mac")
+    clean_arrays, clean = build_dataset(DataConfig(dataset=f"imagefolder:{cifar_subset}", limit=0))
+    mac_arrays, mac = build_dataset(DataConfig(dataset=f"imagefolder:{tmp_path / 'from-mac'}", limit=0))
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(mac_arrays[key], clean_arrays[key])
+    assert mac["sha256"] == clean["sha256"]
+    assert added == 300 + 20  # one ._ per image (200 train + 100 test), one .DS_Store per class folder
+    assert mac["hidden_files_skipped"] == added
+    assert clean["hidden_files_skipped"] == 0
+
+
+def test_load_imagefolder_hidden_files_beyond_limit_are_counted_not_read(tmp_path):
+    root = make_folder(tmp_path / "imgs", TWO_CLASSES)
+    (root / "train" / "cat" / "._0000.png").write_bytes(b"not an image")
+    (root / "test" / "ant" / ".0001.png.swp").write_bytes(b"vim swap")
+    arrays, _, _, skipped = load_imagefolder(root, limit=1)
+    assert skipped == 2
+    assert np.bincount(arrays["y_train"]).tolist() == [1, 1]

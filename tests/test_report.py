@@ -374,3 +374,24 @@ def test_unreadable_metadata_is_a_one_line_error_and_no_document(demo_build, tmp
                       "--data", str(demo_build / "data"), "--metadata", str(meta))
     assert_one_line_error(proc, str(meta))
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("skipped, words", [(0, None), (1, "1 hidden file was skipped"),
+                                             (60000, "60,000 hidden files were skipped")])
+def test_report_data_paragraph_states_hidden_files_skipped(demo_build, tmp_path, skipped, words):
+    import json
+    import shutil
+
+    from report import render
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_build / "data", data)
+    info = json.loads((data / "dataset.json").read_text())
+    (data / "dataset.json").write_text(json.dumps({**info, "hidden_files_skipped": skipped}))
+    out = tmp_path / "report.html"
+    render.main(["html", str(demo_build / "runs/tiny-vae"), str(out), "--data", str(data)])
+    text = " ".join(out.read_text().split())
+    if words is None:
+        assert "hidden file" not in text
+    else:
+        assert words in text
