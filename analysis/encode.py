@@ -438,7 +438,8 @@ def main(argv: list[str] | None = None) -> None:
         write_json(args.out.with_name("encode.json"), info)
         write_json(args.out.with_name("timings-encode.json"),
                    {"encode_seconds": round(time.perf_counter() - started, 2),
-                    "from_cache": reused["latents"], "reconstructions_from_cache": reused["reconstructions"] if recon_file else None,
+                    "from_cache": reused["latents"],
+                    "reconstructions_from_cache": reused["reconstructions"] if recon_file else None,
                     "compile_seconds": compile_seconds,
                     "images": int(data_info["n_train"] + data_info["n_test"])})
         # latents.npz last: it is the file make tracks.

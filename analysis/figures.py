@@ -539,7 +539,8 @@ def main(argv: list[str] | None = None) -> None:
     latents = load_latents(args.run_dir / "latents.npz")
     vae_sets = feature_set_keys(latents)  # .sample() and mean & std, or the latent
     primary = FEATURE_SETS[vae_sets[0]].arrays[0]  # "sample" or "latent": (N, C, h, w)
-    encode = read_json(args.run_dir / "encode.json", "encoder description")
+    encode_file = args.run_dir / "encode.json"  # absent: a run from before encoder-only models
+    encode = read_json(encode_file, "encoder description") if encode_file.exists() else {}
     recon = (load_npz(args.run_dir / "reconstructions.npz", "reconstructions",
                       ("originals", "reconstructions", "labels", "mse")) if has_decoder(encode) else None)
     metrics_path = args.run_dir / "metrics.json"
