@@ -62,8 +62,10 @@ ifneq ($(words $(RESOLUTIONS)),$(words $(sort $(RESOLUTIONS))))
   $(error RESOLUTION='$(RESOLUTION)' names a resolution twice)
 endif
 # A run is one VAE at one resolution, named after the VAE's last path component:
-# build/runs/sd-vae-ft-ema/ at 32 px, build/runs/sd-vae-ft-ema-r64/ at 64 px.
-run_name = $(notdir $(patsubst %/,%,$(1)))
+# build/runs/sd-vae-ft-ema/ at 32 px, build/runs/sd-vae-ft-ema-r64/ at 64 px; a TAESD
+# checkpoint file without its _encoder and suffix (taef2_encoder.pth -> build/runs/taef2/).
+checkpoint_stem = $(if $(filter %.pth %.pt %.safetensors,$(1)),$(patsubst %_encoder,%,$(basename $(1))),$(1))
+run_name = $(call checkpoint_stem,$(notdir $(patsubst %/,%,$(1))))
 run_at = $(call run_name,$(1))$(if $(filter-out 32,$(2)),-r$(2))
 RUN_NAMES := $(foreach v,$(VAES),$(foreach r,$(RESOLUTIONS),$(call run_at,$(v),$(r))))
 ifneq ($(words $(RUN_NAMES)),$(words $(sort $(RUN_NAMES))))
@@ -144,7 +146,8 @@ $(BUILD)/report-inputs.json: FORCE | $(SETUP)
 $(DATA_DIR)/dataset.npz: $(DATA_DIR)/config.json analysis/data.py $(COMMON)
 	$(PY) -m analysis.data $< $@
 
-$(BUILD)/runs/%/latents.npz: $(BUILD)/runs/%/config.json $(DATA_DIR)/dataset.npz analysis/encode.py analysis/vae.py $(COMMON)
+$(BUILD)/runs/%/latents.npz: $(BUILD)/runs/%/config.json $(DATA_DIR)/dataset.npz analysis/encode.py analysis/vae.py \
+                             analysis/taesd.py analysis/autoencoders.py $(COMMON)
 	$(PY) -m analysis.encode $< $(DATA_DIR)/dataset.npz $@ --cache $(CACHE)
 
 # Pixel baselines depend on the images, SEED and the VAE feature widths only: each is fitted

@@ -14,6 +14,10 @@ Classes:
   one feature set, the latent itself (C*h*w).
 * ``AutoencoderDC`` (DC-AE, 32x downsampling): deterministic, ``latent`` as above:
   (N, 32, 1, 1) at 32 px, (N, 32, 2, 2) at RESOLUTION=64.
+* ``TAESD`` (``analysis.taesd``: TAESD checkpoints no diffusers class holds, TAEF2 with its
+  group-norm pool branch and TAESana with 32x downsampling): deterministic, ``latent`` as
+  for ``AutoencoderTiny``: TAEF2 (N, 32, 4, 4), TAESana (N, 32, 1, 1) at 32 px. Plain TAESD
+  checkpoints (taesd, taesdxl, taesd3, taef1) load into ``AutoencoderTiny``.
 
 Latents are never scaled or shifted (``scaling_factor``/``shift_factor`` only matter to a
 diffusion model); what the encoder outputs is what the classifiers see.
@@ -51,7 +55,9 @@ class AutoencoderClass:
     encoder_tensors: tuple[str, ...]
     # The config keys that shape the encoder (not scaling/shift factors, not the decoder).
     encoder_config_keys: tuple[str, ...]
-    blocks_key: str  # config key whose length - 1 is the number of 2x downsamplings
+    blocks_key: str  # config key whose length - 1 is the number of 2x downsamplings; "": the
+    # config's "downsampling" says the factor itself
+    diffusers: bool = True  # False: vaelab's own module (analysis.taesd), never in a config.json
 
 
 CLASSES = {c.name: c for c in (
@@ -73,12 +79,18 @@ CLASSES = {c.name: c for c in (
          "encoder_block_types", "encoder_block_out_channels", "encoder_layers_per_block",
          "encoder_qkv_multiscales", "downsample_block_type", "encoder_out_shortcut"),
         "encoder_block_out_channels"),
+    AutoencoderClass(
+        "TAESD", False, ("latent",), ("latent",), "latent", ("encoder.",),
+        ("_class_name", "layout", "latent_channels", "downsampling"), "", diffusers=False),
 )}
-ACCEPTED = ", ".join(CLASSES)
+DIFFUSERS_CLASSES = tuple(name for name, c in CLASSES.items() if c.diffusers)
+ACCEPTED = ", ".join(DIFFUSERS_CLASSES) + " or a TAESD checkpoint (<name>_encoder.pth)"
 
 
 def downsampling(autoencoder: AutoencoderClass, config: dict) -> int:
-    """Image side / latent side: 8 for SD VAEs and TAESD, 32 for DC-AE."""
+    """Image side / latent side: 8 for SD VAEs and TAESD, 32 for DC-AE and TAESana."""
+    if not autoencoder.blocks_key:
+        return int(config["downsampling"])
     blocks = config.get(autoencoder.blocks_key) or ()
     return 2 ** max(len(blocks) - 1, 0)
 

@@ -11,7 +11,9 @@ Writes, next to ``latents.npz``:
   ``AutoencoderDC``) ``{train,test}_latent`` (DC-AE: (N, 32, 1, 1) at 32 px); plus
   ``y_train``/``y_test``. What each class yields is said in ``analysis.autoencoders``;
 * ``reconstructions.npz``: the first test image of each class and its decoded latent mean
-  (at 32x32: decodes at a larger resolution are averaged back down before PSNR/SSIM);
+  (at 32x32: decodes at a larger resolution are averaged back down before PSNR/SSIM); not
+  written for an encoder-only model (a TAESD checkpoint without its decoder file:
+  ``encode.json``'s ``model.has_decoder`` is false);
 * ``encode.json``: the resolved configuration (model revision, device, precision, cache key,
   encoder and latents checksums);
 * ``timings-encode.json``: wall-clock seconds (kept apart: the only non-deterministic file).
@@ -350,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     model = resolve_model(config.vae, config.revision)
     vae = load_vae(model)
     vae_config = dict(vae.config)
-    autoencoder = CLASSES[vae_config["_class_name"]]
+    autoencoder = CLASSES[model.autoencoder_class]
     factor = downsampling(autoencoder, vae_config)
     if config.resolution % factor:
         raise VaelabError(f"{config.vae} ({autoencoder.name}) downsamples {factor}x, so RESOLUTION="
@@ -361,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
                                  config.vae)
     # Latents depend on the encoder and these settings only, not on the model's name or its
     # decoder: variants that share an encoder share one cache entry and encode once.
-    key_fields = {"encoder_version": ENCODER_VERSION, "encoder_class": vae_config["_class_name"],
+    key_fields = {"encoder_version": ENCODER_VERSION, "encoder_class": model.autoencoder_class,
                   "encoder_sha256": model.encoder_sha256,
                   "dataset_sha256": data_info["sha256"], "seed": config.seed,
                   "device_type": device.split(":")[0], "precision": precision,
@@ -372,11 +374,16 @@ def main(argv: list[str] | None = None) -> None:
     key = sha256_json(key_fields)[:24]
     latents_file = args.cache / f"latents-{key}.npz"
     # Reconstructions go through each variant's own decoder: keyed by the whole weights file.
-    recon_key = sha256_json(key_fields | {"weights_sha256": model.weights_sha256})[:24]
-    recon_file = args.cache / f"recon-{recon_key}.npz"
+    # A TAESD checkpoint's decoder is a file of its own, so its checksum joins the key.
+    recon_fields = {"weights_sha256": model.weights_sha256} | (
+        {"decoder_sha256": model.decoder_sha256} if model.decoder_sha256 else {})
+    recon_key = sha256_json(key_fields | recon_fields)[:24]
+    # Encoder only (a TAESD checkpoint without its decoder file): no reconstructions at all.
+    recon_file = args.cache / f"recon-{recon_key}.npz" if model.has_decoder else None
 
     with file_lock(args.cache / f"latents-{key}.lock"):
-        reused = {"latents": cached(latents_file), "reconstructions": cached(recon_file)}
+        reused = {"latents": cached(latents_file),
+                  "reconstructions": recon_file is None or cached(recon_file)}
         compile_seconds = None
         if not all(reused.values()):
             data = load_npz(args.data, "dataset", ("x_train", "y_train", "x_test", "y_test"))
@@ -403,7 +410,8 @@ def main(argv: list[str] | None = None) -> None:
             "model": asdict(model),
             "vae_config": {k: vae_config.get(k) for k in (
                 "block_out_channels", "latent_channels", "scaling_factor", "shift_factor",
-                "force_upcast", "sample_size", "down_block_types", "encoder_block_out_channels")},
+                "force_upcast", "sample_size", "down_block_types", "encoder_block_out_channels",
+                "layout", "downsampling")},
             "parameters": int(sum(p.numel() for p in vae.parameters())),
             "device": device, "device_name": device_name(device), "precision": precision,
             "precision_reason": precision_reason(config.precision, device,
@@ -423,11 +431,15 @@ def main(argv: list[str] | None = None) -> None:
             "sample_definition": ("mean + std * eps, eps ~ N(0, I) from torch.Generator(seed)"
                                   if autoencoder.stochastic else None),
         }
-        copy_file(recon_file, args.out.with_name("reconstructions.npz"))
+        if recon_file is None:  # no stale reconstructions from an earlier model may stay
+            args.out.with_name("reconstructions.npz").unlink(missing_ok=True)
+        else:
+            copy_file(recon_file, args.out.with_name("reconstructions.npz"))
         write_json(args.out.with_name("encode.json"), info)
         write_json(args.out.with_name("timings-encode.json"),
                    {"encode_seconds": round(time.perf_counter() - started, 2),
-                    "from_cache": reused["latents"], "reconstructions_from_cache": reused["reconstructions"],
+                    "from_cache": reused["latents"],
+                    "reconstructions_from_cache": reused["reconstructions"] if recon_file else None,
                     "compile_seconds": compile_seconds,
                     "images": int(data_info["n_train"] + data_info["n_test"])})
         # latents.npz last: it is the file make tracks.

@@ -4,8 +4,8 @@ Run:
     python -m analysis.figures build/runs/NAME build/data/dataset.npz build/runs/NAME/figures \
         [--seed 0]
 
-Reads ``RUN_DIR/latents.npz``, ``RUN_DIR/reconstructions.npz``, ``RUN_DIR/metrics.json``,
-``RUN_DIR/probes.json``,
+Reads ``RUN_DIR/latents.npz``, ``RUN_DIR/encode.json``, ``RUN_DIR/reconstructions.npz`` (when
+the run had a decoder), ``RUN_DIR/metrics.json``, ``RUN_DIR/probes.json``,
 ``DATASET_NPZ`` and the ``dataset.json`` next to it. Writes into OUT_DIR:
 * ``examples.png``: the first test image of each class;
 * ``confusion_best.png``: the best model's confusion matrix, row-normalised, counts in cells;
@@ -13,7 +13,8 @@ Reads ``RUN_DIR/latents.npz``, ``RUN_DIR/reconstructions.npz``, ``RUN_DIR/metric
 * ``pca.png``: 2-D PCA of the test latents (PCA fitted on the train latents), by class;
 * ``lda.png``: the same latents on their two linear discriminants (LDA fitted on train);
 * ``kde.png``: class-wise densities of the first four latent features;
-* ``reconstructions.png``: originals above their decoded latent means;
+* ``reconstructions.png``: originals above their decoded latent means (an encoder-only run,
+  without ``reconstructions.npz``: a one-line figure saying so, which the report leaves out);
 * ``learning_curves.png``: accuracy against training-set size (metrics.json's
   ``learning_curves``), VAE feature sets beside their equal-width pixel PCA;
 * ``probes.png``: accuracy on each latent channel alone, each spatial position alone, and the
@@ -48,6 +49,7 @@ from analysis.autoencoders import (FEATURE_SETS, feature_set_keys, feature_sets,
                                    load_latents)
 from analysis.common import (VaelabError, atomic_path, load_npz, read_json,  # noqa: E402
                              run_main, write_json)
+from analysis.vae import has_decoder  # noqa: E402
 
 DPI = 150
 WIDTH = 6.7  # inches: about 17 cm, one A4 text width
@@ -371,6 +373,15 @@ def plot_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, lab
         save_figure(fig, path)
 
 
+def plot_no_reconstructions(model: str, path: Path) -> None:
+    """An encoder-only run (no decoder file): the product exists, saying why it is empty. The
+    report does not show it; it says in a sentence that the run had no decoder."""
+    with plt.rc_context(STYLE):
+        fig = plt.figure(figsize=(WIDTH, 0.6))
+        fig.text(0.5, 0.5, f"No reconstructions: {model} has no decoder", ha="center", va="center")
+        save_figure(fig, path)
+
+
 def count_label(n: int) -> str:
     """Training-set sizes as axis labels: 300, 1k, 2.5k, 50k."""
     return f"{n / 1000:g}k" if n >= 1000 else str(n)
@@ -528,8 +539,10 @@ def main(argv: list[str] | None = None) -> None:
     latents = load_latents(args.run_dir / "latents.npz")
     vae_sets = feature_set_keys(latents)  # .sample() and mean & std, or the latent
     primary = FEATURE_SETS[vae_sets[0]].arrays[0]  # "sample" or "latent": (N, C, h, w)
-    recon = load_npz(args.run_dir / "reconstructions.npz", "reconstructions",
-                     ("originals", "reconstructions", "labels", "mse"))
+    encode_file = args.run_dir / "encode.json"  # absent: a run from before encoder-only models
+    encode = read_json(encode_file, "encoder description") if encode_file.exists() else {}
+    recon = (load_npz(args.run_dir / "reconstructions.npz", "reconstructions",
+                      ("originals", "reconstructions", "labels", "mse")) if has_decoder(encode) else None)
     metrics_path = args.run_dir / "metrics.json"
     metrics = read_json(metrics_path, "metrics")
     for key in ("models", "feature_sets", "results"):
@@ -580,9 +593,13 @@ def main(argv: list[str] | None = None) -> None:
     plot_kde(test_primary, y_test, classes, out / "kde.png",
              feature_names(latents[f"test_{primary}"].shape[1:], min(4, test_primary.shape[1])))
 
-    mse = float(np.asarray(recon["mse"]).reshape(-1)[0])  # stored as () or (1,)
-    plot_reconstructions(recon["originals"], recon["reconstructions"], recon["labels"], classes,
-                         mse, out / "reconstructions.png")
+    if recon is None:
+        plot_no_reconstructions(Path(encode["model"]["name"]).name, out / "reconstructions.png")
+    else:
+        mse = float(np.asarray(recon["mse"]).reshape(-1)[0])  # stored as () or (1,)
+        plot_reconstructions(recon["originals"], recon["reconstructions"], recon["labels"], classes,
+                             mse, out / "reconstructions.png")
+    summary["reconstructions"] = recon is not None  # False: the report leaves Figure 9 out
     plot_learning_curves(get(metrics, metrics_path, "learning_curves"), metrics["feature_sets"],
                          metrics["models"], len(classes), out / "learning_curves.png",
                          metrics.get("feature_set_order"))

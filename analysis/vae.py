@@ -11,6 +11,12 @@ Hub ids and local directories go through the same ``<class>.from_pretrained`` ca
 is first resolved to its local snapshot (downloaded once into the Hugging Face cache), so
 the model is always loaded from a directory and every failure is caught before any weights
 are read.
+
+A TAESD checkpoint in its original format (``taef2_encoder.pth``, with ``taef2_decoder.pth``
+found beside it, or a folder holding one ``<name>_encoder.pth``) is read by
+``analysis.taesd``: into ``AutoencoderTiny`` where that class holds the layout, else into
+its own small module. Without a decoder file the model is encoder-only
+(``ResolvedModel.has_decoder`` is False): no reconstructions, PSNR or SSIM.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 
 from analysis.autoencoders import ACCEPTED, CLASSES, AutoencoderClass
 from analysis.common import VaelabError, sha256_file
+from analysis.taesd import CHECKPOINT_SUFFIXES
 
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 # A pipeline keeps its autoencoder here, next to model_index.json.
@@ -46,6 +53,16 @@ class ResolvedModel:
     untrained_note: str
     autoencoder_class: str = "AutoencoderKL"  # config.json's _class_name (analysis.autoencoders)
     subfolder: str = ""  # "vae" when taken from a pipeline
+    # TAESD checkpoints (analysis.taesd): path is the encoder file, weights_* describe it.
+    layout: str = ""  # "taesd", "taef2" or "taesana"; "" for a diffusers model
+    decoder_file: str = ""  # the decoder checkpoint beside the encoder; "" when none
+    decoder_sha256: str = ""
+    has_decoder: bool = True  # False: encoder only, no reconstructions
+
+
+def has_decoder(encode: dict) -> bool:
+    """Whether the run described by an ``encode.json`` had a decoder (older files: yes)."""
+    return bool(encode.get("model", {}).get("has_decoder", True))
 
 
 def hub_cache_dir() -> str:
@@ -125,7 +142,7 @@ def check_model_dir(path: Path) -> tuple[dict, Path]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise VaelabError(f"{config_file} is not valid JSON ({err}); re-download the model") from None
     class_name = config.get("_class_name") if isinstance(config, dict) else None
-    if class_name not in CLASSES:
+    if class_name not in CLASSES or not CLASSES[class_name].diffusers:
         raise VaelabError(f"{path} holds a {class_name or 'non-diffusers'} config, not an image "
                           f"autoencoder ({ACCEPTED}); point VAE= at one (or at a pipeline with a "
                           f"{PIPELINE_VAE}/ folder)")
@@ -136,6 +153,23 @@ def check_model_dir(path: Path) -> tuple[dict, Path]:
                       "copy the weights file next to config.json")
 
 
+def tensor_digest(autoencoder: AutoencoderClass, config: dict, tensors) -> str:
+    """sha256 of the encoder's config keys, then of ``tensors`` ((name, tensor) pairs, in
+    name order: name, dtype, shape, bytes)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps({k: config.get(k) for k in autoencoder.encoder_config_keys},
+                             sort_keys=True).encode())
+    for name, tensor in tensors:
+        tensor = tensor.detach().contiguous().cpu()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def encoder_checksum(config: dict, weights: Path) -> str:
     """sha256 of what the encoding path reads: the encoder's config keys, then every encoder
     tensor (KL: ``encoder.*`` and ``quant_conv.*``; name, dtype, shape, bytes) in name order.
@@ -144,42 +178,88 @@ def encoder_checksum(config: dict, weights: Path) -> str:
     whose only difference is the decoder (sd-vae-ft-ema and sd-vae-ft-mse fine-tuned only
     theirs) get the same checksum, and so share latents and classifier results.
     """
-    import hashlib
-
     import torch
 
     autoencoder = autoencoder_class(config)
     prefixes = autoencoder.encoder_tensors
-    digest = hashlib.sha256()
-    digest.update(json.dumps({k: config.get(k) for k in autoencoder.encoder_config_keys},
-                             sort_keys=True).encode())
-
-    def add(name: str, tensor) -> None:
-        tensor = tensor.detach().contiguous().cpu()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
-
     try:
         if weights.suffix == ".safetensors":
             from safetensors import safe_open
 
             with safe_open(str(weights), framework="pt") as fh:
-                for name in sorted(k for k in fh.keys() if k.startswith(prefixes)):
-                    add(name, fh.get_tensor(name))
-        else:  # a pickled state dict cannot be read in parts
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            for name in sorted(k for k in state if k.startswith(prefixes)):
-                add(name, state[name])
+                names = sorted(k for k in fh.keys() if k.startswith(prefixes))
+                return tensor_digest(autoencoder, config, ((n, fh.get_tensor(n)) for n in names))
+        # a pickled state dict cannot be read in parts
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        return tensor_digest(autoencoder, config,
+                             ((n, state[n]) for n in sorted(k for k in state if k.startswith(prefixes))))
     except Exception as err:  # truncated or corrupt file: safetensors and torch raise many types
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise VaelabError(f"cannot read the encoder weights in {weights} ({first_line[:200]}); "
                           "re-download or re-save the model") from None
-    return digest.hexdigest()
+
+
+def checkpoint_files(path: Path) -> tuple[Path, Path | None] | None:
+    """(encoder, decoder or None) when ``path`` is a TAESD checkpoint file or a folder holding
+    one ``<name>_encoder.pth`` (and no diffusers config); None for anything else. The decoder
+    is ``<name>_decoder.pth`` beside ``<name>_encoder.pth``."""
+    if path.is_file():
+        if path.suffix not in CHECKPOINT_SUFFIXES:
+            raise VaelabError(f"VAE={path} is a file but not a TAESD checkpoint "
+                              f"({'/'.join(CHECKPOINT_SUFFIXES)}); point VAE= at a checkpoint, a "
+                              "diffusers model directory or a hub id")
+        encoder = path
+    elif path.is_dir() and not any((path / f).exists() for f in ("config.json", "model_index.json")):
+        encoders = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES
+                          and p.stem.endswith("_encoder"))
+        if len(encoders) > 1:
+            raise VaelabError(f"{path} holds {len(encoders)} TAESD encoders "
+                              f"({', '.join(p.name for p in encoders)}); pass one file as VAE=")
+        if not encoders:
+            return None
+        encoder = encoders[0]
+    else:
+        return None
+    if not encoder.stem.endswith("_encoder"):
+        return encoder, None  # a renamed file: no decoder name to look for
+    stem = encoder.stem[:-len("_encoder")] + "_decoder"
+    for suffix in (encoder.suffix, *CHECKPOINT_SUFFIXES):
+        if (encoder.with_name(stem + suffix)).is_file():
+            return encoder, encoder.with_name(stem + suffix)
+    return encoder, None
+
+
+def resolve_checkpoint(name: str, encoder: Path, decoder: Path | None) -> ResolvedModel:
+    """A TAESD checkpoint (pair): layout from its tensors, checksum over the encoder's
+    tensors as the class names them (``encoder.layers.N...``, as ``AutoencoderTiny`` does)."""
+    from analysis import taesd
+
+    state, layout = taesd.read_layout(encoder)
+    if decoder is not None:
+        _, decoder_layout = taesd.read_layout(decoder, decoder=True)
+        if (decoder_layout.name, decoder_layout.channels) != (layout.name, layout.channels):
+            raise VaelabError(f"{decoder.name} ({decoder_layout.name}, {decoder_layout.channels} "
+                              f"channels) does not match {encoder.name} ({layout.name}, "
+                              f"{layout.channels} channels); keep matching files together")
+    config = taesd.taesd_config(layout)
+    tensors = taesd.diffusers_state_dict(state, None)
+    checksum = tensor_digest(CLASSES[config["_class_name"]], config,
+                             ((n, tensors[n]) for n in sorted(tensors)))
+    return ResolvedModel(name=name, path=str(encoder), revision="local", weights_file=encoder.name,
+                         weights_sha256=sha256_file(encoder), encoder_sha256=checksum,
+                         untrained=False, untrained_note="",
+                         autoencoder_class=config["_class_name"], layout=layout.name,
+                         decoder_file=decoder.name if decoder else "",
+                         decoder_sha256=sha256_file(decoder) if decoder else "",
+                         has_decoder=decoder is not None)
 
 
 def resolve_model(name: str, revision: str = "") -> ResolvedModel:
     local = Path(name)
     if local.is_absolute() or local.exists():
+        checkpoint = checkpoint_files(local)
+        if checkpoint is not None:
+            return resolve_checkpoint(name, *checkpoint)
         path, resolved = model_folder(local), "local"
     else:
         path = snapshot(name, revision)
@@ -197,7 +277,15 @@ def resolve_model(name: str, revision: str = "") -> ResolvedModel:
 
 
 def load_vae(model: ResolvedModel):
-    """``<class>.from_pretrained`` on the resolved directory, in float32, eval mode."""
+    """``<class>.from_pretrained`` on the resolved directory, in float32, eval mode (a TAESD
+    checkpoint: ``analysis.taesd.load``)."""
+    if model.layout:
+        from analysis import taesd
+
+        encoder = Path(model.path)
+        _, layout = taesd.read_layout(encoder)
+        return taesd.load(taesd.taesd_config(layout), encoder,
+                          encoder.with_name(model.decoder_file) if model.decoder_file else None)
     import diffusers
     from diffusers.utils import logging as diffusers_logging
 

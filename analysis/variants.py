@@ -3,9 +3,10 @@
 Run:
     python -m analysis.variants build/compare/reconstructions.png build/runs/A build/runs/B ...
 
-Writes the panel (originals on top, then one row per variant, the same test images
-throughout) and ``variants.json`` next to it: per variant, the mean PSNR and SSIM over the
-fixed test sample decoded by ``analysis.encode`` (scikit-image implementations), its
+Writes the panel (originals on top, then one row per variant that has a decoder, the same
+test images throughout) and ``variants.json`` next to it: per variant, the mean PSNR and
+SSIM over the fixed test sample decoded by ``analysis.encode`` (scikit-image
+implementations; None for an encoder-only variant, ``has_decoder`` false), its
 resolution, and the label the report uses for it: the run name, or "VAE @ R px" when the
 runs differ in resolution (RESOLUTION="32 64").
 """
@@ -18,18 +19,27 @@ from pathlib import Path
 import numpy as np
 
 from analysis.common import VaelabError, atomic_path, load_npz, read_json, run_main, write_json
+from analysis.taesd import CHECKPOINT_SUFFIXES
+from analysis.vae import has_decoder
 
 PRINT_WIDTH = 6.7  # inches: one A4 text width, as analysis.figures.WIDTH
 
 
 def vae_name(model: str) -> str:
-    """A model as run names call it: the last path component of its hub id or directory."""
-    return Path(model.rstrip("/")).name
+    """A model as run names call it (as the Makefile does): the last path component of its
+    hub id or directory; a TAESD checkpoint without its suffix and "_encoder"."""
+    path = Path(model.rstrip("/"))
+    if path.suffix in CHECKPOINT_SUFFIXES:
+        return path.stem.removesuffix("_encoder")
+    return path.name
 
 
 def summarise(run: Path) -> dict:
-    recon = load_npz(run / "reconstructions.npz", "reconstructions", ("psnr", "ssim", "originals"))
+    """One run's row; PSNR and SSIM are None (and images 0) for an encoder-only run."""
     encode = read_json(run / "encode.json", "encoder description")
+    decoder = has_decoder(encode)
+    recon = (load_npz(run / "reconstructions.npz", "reconstructions", ("psnr", "ssim", "originals"))
+             if decoder else None)
     return {
         "name": run.name, "model": encode["model"]["name"], "precision": encode["precision"],
         "vae_name": vae_name(encode["model"]["name"]),
@@ -43,9 +53,10 @@ def summarise(run: Path) -> dict:
         "latents_sha256": encode.get("latents_sha256"),
         "force_upcast": encode["vae_config"].get("force_upcast"),
         "scaling_factor": encode["vae_config"].get("scaling_factor"),
-        "psnr_mean": round(float(np.mean(recon["psnr"])), 2),
-        "ssim_mean": round(float(np.mean(recon["ssim"])), 4),
-        "images": int(len(recon["psnr"])),
+        "has_decoder": decoder,
+        "psnr_mean": round(float(np.mean(recon["psnr"])), 2) if decoder else None,
+        "ssim_mean": round(float(np.mean(recon["ssim"])), 4) if decoder else None,
+        "images": int(len(recon["psnr"])) if decoder else 0,
     }
 
 
@@ -60,11 +71,22 @@ def summarise_all(runs: list[Path]) -> list[dict]:
 
 
 def plot_panel(runs: list[Path], stats: list[dict], out: Path) -> None:
+    """Originals, then one row per run that has a decoder (encoder-only runs have no row; with
+    none at all, a one-line figure saying so, which the report leaves out)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    kept = [(run, s) for run, s in zip(runs, stats) if s["has_decoder"]]
+    if not kept:
+        fig = plt.figure(figsize=(PRINT_WIDTH, 0.6))
+        fig.text(0.5, 0.5, "No reconstructions: no variant has a decoder", ha="center", va="center")
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png", dpi=150, metadata={"Software": None})
+        plt.close(fig)
+        return
+    runs, stats = [run for run, _ in kept], [s for _, s in kept]
     recons = [load_npz(r / "reconstructions.npz", "reconstructions", ("originals", "reconstructions"))
               for r in runs]
     originals = recons[0]["originals"]

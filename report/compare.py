@@ -96,13 +96,34 @@ def variant_sentences(variants: list[dict], metrics: list[dict], groups: list[li
     if len(groups) > 1:
         out[0] += (f"{names[ranked[0]]} gives the highest accuracy in {counts[ranked[0]]} of "
                    f"{sum(not r['random'] for r in table)} model/feature-set rows.")
-    sharpest = max(variants, key=lambda v: v["psnr_mean"])
-    out.append(
-        "Reconstruction quality over the same test images: " + "; ".join(
-            f"{label(v)} PSNR {v['psnr_mean']:.2f} dB, SSIM {v['ssim_mean']:.3f}" for v in variants)
-        + f". {label(sharpest)} reconstructs best."
-    )
+    decoded = [v for v in variants if v.get("has_decoder", True)]
+    if decoded:
+        sharpest = max(decoded, key=lambda v: v["psnr_mean"])
+        out.append(
+            "Reconstruction quality over the same test images: " + "; ".join(
+                f"{label(v)} PSNR {v['psnr_mean']:.2f} dB, SSIM {v['ssim_mean']:.3f}" for v in decoded)
+            + (f". {label(sharpest)} reconstructs best." if len(decoded) > 1 else ".")
+        )
+    out += no_decoder_sentences(variants)
     return out
+
+
+def no_decoder_sentences(variants: list[dict]) -> list[str]:
+    """One sentence naming the encoder-only variants (a TAESD checkpoint without its decoder
+    file): they have no reconstructions, PSNR or SSIM."""
+    missing = [label(v) for v in variants if not v.get("has_decoder", True)]
+    if not missing:
+        return []
+    one = len(missing) == 1
+    return [f"{and_join(missing)} {'has' if one else 'have'} no decoder (no decoder file came with "
+            f"{'its' if one else 'their'} encoder), so {'it has' if one else 'they have'} no "
+            "reconstructions, PSNR or SSIM (a dash in Table C2, no row in Figure C1)."]
+
+
+def recon_quality(v: dict) -> str:
+    if not v.get("has_decoder", True):
+        return f"{label(v)} has no decoder"
+    return f"{label(v)} PSNR {v['psnr_mean']:.2f} dB, SSIM {v['ssim_mean']:.3f}"
 
 
 def shared_encoder_sentences(variants: list[dict], groups: list[list[int]]) -> list[str]:
@@ -118,8 +139,7 @@ def shared_encoder_sentences(variants: list[dict], groups: list[list[int]]) -> l
             f"{checksum[:12]}…, sha256 over its weights and config): their latents are "
             "bit-for-bit identical, so they were encoded and classified once and Table C1 shows "
             "their results in one column. Only their decoders differ: " + "; ".join(
-                f"{label(v)} PSNR {v['psnr_mean']:.2f} dB, SSIM {v['ssim_mean']:.3f}"
-                for v in members) + ".")
+                recon_quality(v) for v in members) + ".")
     return out
 
 
@@ -159,6 +179,8 @@ def upcast_paragraph(variants: list[dict], metrics: list[dict]) -> str | None:
         return None
     i = suspects[0]
     v, primary = variants[i], variants[0]
+    if not (v.get("has_decoder", True) and primary.get("has_decoder", True)):
+        return None  # the problem is about reconstructions: nothing to compare without them
     gap = v["psnr_mean"] - primary["psnr_mean"]
     acc_gap = metrics[i]["best"]["accuracy"] - metrics[0]["best"]["accuracy"]
     broken = v["ssim_mean"] < 0.5 * max(primary["ssim_mean"], 1e-9)
@@ -198,6 +220,10 @@ def build_compare(run_dirs: list[Path], compare_dir: Path, html_dir: Path) -> di
         "sentences": (variant_sentences(variants, metrics, groups, table)
                       + resolution_sentences(variants, metrics)),
         "upcast": upcast_paragraph(variants, metrics),
-        "panel": os.path.relpath(compare_dir / "reconstructions.png", html_dir),
+        # Figure C1: only when some variant has a decoder (else its file says there is none).
+        "panel": (os.path.relpath(compare_dir / "reconstructions.png", html_dir)
+                  if any(v.get("has_decoder", True) for v in variants) else None),
+        "decoded": [v for v in variants if v.get("has_decoder", True)],
+        "recon_images": max((v["images"] for v in variants), default=0),
         "scaling": [{"name": label(v), "scaling_factor": v["scaling_factor"]} for v in variants],
     }

@@ -18,6 +18,7 @@ from pathlib import Path
 from analysis.autoencoders import FEATURE_SETS
 from analysis.common import VaelabError, load_npz, read_json
 from analysis.stats import holm
+from analysis.vae import has_decoder
 
 # Accuracies reported by the original "Predicting CIFAR-10 using VAEs" study (test set).
 ORIGINAL_ACCURACY = {
@@ -588,7 +589,11 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
     cells = [cell["accuracy"] for row in probes["positions"] for cell in row]
     probes["position_range"] = [min(cells), max(cells)]
     best_ci = best_res.get("accuracy_ci")
-    recon_mse = float(load_npz(run_dir / "reconstructions.npz", "reconstructions", ("mse",))["mse"][0])
+    decoder = has_decoder(encode)  # False: encoder only, no reconstructions (Figure 9 left out)
+    if not decoder:
+        figures["reconstructions"] = None
+    recon_mse = (float(load_npz(run_dir / "reconstructions.npz", "reconstructions", ("mse",))["mse"][0])
+                 if decoder else None)
     return {
         "meta": load_metadata(metadata_file),
         "untrained": untrained,
@@ -623,6 +628,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "separability": separability(figures_info, len(metrics["classes"]),
                                      sets_of_kind(metrics, "vae")[0]),
         "recon_mse": recon_mse,
+        "has_decoder": decoder,
         "original_accuracy": ORIGINAL_ACCURACY,
         "provenance": read_json(run_dir / "provenance.json", "provenance record"),
     }

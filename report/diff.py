@@ -24,6 +24,7 @@ import numpy as np
 
 from analysis.common import VaelabError, read_json, run_main, write_text
 from analysis.stats import delta_ci, holm, mcnemar_exact
+from analysis.vae import has_decoder
 
 ALPHA = 0.05
 
@@ -136,13 +137,26 @@ def feature_set_notes(a: dict, b: dict) -> list[str]:
     return out
 
 
+def decoder_notes(a: dict, b: dict) -> list[str]:
+    """A sentence naming the run(s) without a decoder: no reconstructions to compare."""
+    missing = [run["name"] for run in (a, b) if not has_decoder(run["encode"])]
+    if not missing:
+        return []
+    return [f"{' and '.join(missing)} had no decoder (no decoder file came with the encoder), so "
+            "no reconstructions, PSNR or SSIM are compared."]
+
+
 def changed_figures(a: dict, b: dict, out_dir: Path) -> list[dict]:
     """Figures whose bytes differ, copied next to the diff so that it is self-contained."""
     rows = []
     fig_a, fig_b = a["dir"] / "figures", b["dir"] / "figures"
     if not fig_a.is_dir() or not fig_b.is_dir():
         return rows
+    # An encoder-only run has no reconstructions to compare (its figure only says so).
+    both_decode = has_decoder(a["encode"]) and has_decoder(b["encode"])
     for path in sorted(fig_a.glob("*.png")):
+        if path.name == "reconstructions.png" and not both_decode:
+            continue
         other = fig_b / path.name
         if other.is_file() and path.read_bytes() != other.read_bytes():
             names = []
@@ -192,7 +206,7 @@ def render_diff(a: dict, b: dict, rows: list[dict], out: Path, shared: list[str]
 
     return render_template("diff.html.j2", {
         "a": a, "b": b, "rows": rows, "shared": shared, "config_rows": config_differences(a, b),
-        "notes": feature_set_notes(a, b),
+        "notes": feature_set_notes(a, b) + decoder_notes(a, b),
         "figures": changed_figures(a, b, out.parent),
         "n_test": len(a["predictions"]["y_true"]),
         "n_significant": sum(r["significant"] for r in rows),
@@ -211,7 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     shared = shared_encoder(a, b)
     if args.table or args.out is None:
         print(format_table(a, b, rows), end="")
-        print("".join(f"\n{sentence}\n" for sentence in shared + feature_set_notes(a, b)), end="")
+        print("".join(f"\n{sentence}\n" for sentence in shared + feature_set_notes(a, b)
+                      + decoder_notes(a, b)), end="")
     if args.out is not None:
         write_text(args.out, render_diff(a, b, rows, args.out, shared))
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny saved AutoencoderKL, synthetic image folders, CIFAR-10 JPEG subset.
+"""Shared fixtures: a tiny saved AutoencoderKL, synthetic image folders, CIFAR-10 JPEG subsets,
+the shared pretrained TAESD checkpoints.
 
 Nothing here touches the network: the VAE is built from a config, saved with
 ``save_pretrained`` and loaded back through the same ``from_pretrained`` path as a hub model.
@@ -17,6 +18,7 @@ from analysis.demo import save_random_vae, save_synthetic_images
 
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR_ZIP = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.zip"
+TAESD_DIR = ROOT.parent / "shared" / "models" / "taesd"
 
 # Keep tests offline even if a developer's machine has internet.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,24 +37,37 @@ def synthetic_images(tmp_path_factory) -> Path:
     return save_synthetic_images(tmp_path_factory.mktemp("data") / "images", per_class=12)
 
 
-@pytest.fixture(scope="session")
-def cifar_subset(tmp_path_factory) -> Path:
-    """The first 20 train and 10 test JPEGs per class of the shared CIFAR-10 JPEG set."""
+def extract_cifar(out: Path, n_train: int, n_test: int) -> Path:
+    """The first ``n_train`` train and ``n_test`` test JPEGs per class of the shared CIFAR-10
+    JPEG set, as an image folder ``out/{train,test}/<class>/NNNN.jpg``."""
     if not CIFAR_ZIP.is_file():
         pytest.skip(f"CIFAR-10 JPEG set not found at {CIFAR_ZIP}")
-    out = tmp_path_factory.mktemp("cifar") / "cifar10-jpeg"
     with zipfile.ZipFile(CIFAR_ZIP) as zf:
         for name in zf.namelist():
             parts = name.split("/")  # cifar10-jpeg/<split>/<class>/NNNN.jpg
             if len(parts) != 4 or not parts[3].endswith(".jpg"):
                 continue
             split, cls, fname = parts[1], parts[2], parts[3]
-            if int(fname[:4]) < (20 if split == "train" else 10):
+            if int(fname[:4]) < (n_train if split == "train" else n_test):
                 target = out / split / cls / fname
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(name) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst)
     return out
+
+
+@pytest.fixture(scope="session")
+def cifar_subset(tmp_path_factory) -> Path:
+    """The first 20 train and 10 test JPEGs per class of the shared CIFAR-10 JPEG set."""
+    return extract_cifar(tmp_path_factory.mktemp("cifar") / "cifar10-jpeg", 20, 10)
+
+
+@pytest.fixture(scope="session")
+def taesd_models() -> Path:
+    """The shared real TAESD-family checkpoints (taef2_encoder/decoder.pth, taesana_encoder.pth)."""
+    if not (TAESD_DIR / "taef2_encoder.pth").is_file():
+        pytest.skip(f"pretrained TAESD checkpoints not found in {TAESD_DIR} (see its README)")
+    return TAESD_DIR
 
 
 def run_make(*args: str, check: bool = True, env: dict | None = None, cwd: Path = ROOT):

@@ -209,3 +209,17 @@ def test_plot_probes_any_latent_shape(tmp_path, shape):
     path = tmp_path / "probes.png"
     figures.plot_probes(result | {"label": "latent", "model_label": "Logistic Regression"}, 3, path)
     assert mpimg.imread(path).std() > 0
+
+
+def test_figures_encoder_only_run_writes_a_placeholder_the_report_leaves_out(tmp_path):
+    """No decoder (a TAESD checkpoint without its decoder file): no reconstructions.npz; the
+    reconstructions product still exists, and figures.json says there are none to show."""
+    import json
+
+    run_dir, data = make_run(tmp_path)
+    (run_dir / "reconstructions.npz").unlink()
+    write_json(run_dir / "encode.json", {"model": {"name": "/m/taesana_encoder.pth", "has_decoder": False}})
+    out = tmp_path / "out"
+    figures.main([str(run_dir), str(data), str(out)])
+    assert all((out / name).read_bytes()[:8] == PNG_SIGNATURE for name in figures.FIGURES)
+    assert json.loads((out / "figures.json").read_text())["reconstructions"] is False
