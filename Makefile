@@ -158,8 +158,12 @@ $(BUILD)/runs/%/latents.npz: $(BUILD)/runs/%/config.json $(DATA_DIR)/dataset.npz
 # Pixel baselines depend on the images, SEED and the VAE feature widths only: each is fitted
 # once under $(BUILD)/baselines/ and shared by every run (the run's baselines.json names them).
 CLASSIFIER_CODE := analysis/classify.py analysis/baselines.py analysis/stats.py analysis/curves.py analysis/threads.py $(COMMON)
-$(BUILD)/runs/%/baselines.json: $(BUILD)/runs/%/latents.npz $(DATA_DIR)/dataset.npz $(CLASSIFIER_CODE)
-	$(PY) -m analysis.baselines $(DATA_DIR)/dataset.npz $(BUILD)/baselines $@ --latents $<
+# Under make -j they are fitted once every run is encoded (order-only: no rebuild when another
+# run's latents change), when nothing else heavy runs: so on every core (VAELAB_RUNS=1), as a
+# serial build fits them, while the other runs' baselines steps wait on its lock.
+ALL_LATENTS := $(foreach r,$(RUN_DIRS),$(r)/latents.npz)
+$(BUILD)/runs/%/baselines.json: $(BUILD)/runs/%/latents.npz $(DATA_DIR)/dataset.npz $(CLASSIFIER_CODE) | $(ALL_LATENTS)
+	VAELAB_RUNS=1 $(PY) -m analysis.baselines $(DATA_DIR)/dataset.npz $(BUILD)/baselines $@ --latents $<
 
 # Results are cached by latents checksum, baselines, seed and code: runs that share an
 # encoder train once.

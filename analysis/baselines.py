@@ -119,12 +119,14 @@ def complete(folder: Path) -> bool:
 
 
 def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
-           classes: list[str], svc: dict) -> tuple[dict[str, str], list[str]]:
+           classes: list[str], svc: dict | None = None) -> tuple[dict[str, str], list[str]]:
     """The baselines for a run with VAE feature sets of these ``widths``, fitting only those
     not already under ``root``: (metrics key -> folder name, folders fitted now). ``svc``:
-    the run's analysis.classify.svc_implementation()."""
-    from analysis.classify import code_checksum, fit_all
+    the run's analysis.classify.svc_implementation() (None: that of SVC=auto)."""
+    from analysis.classify import code_checksum, fit_all, svc_implementation
     from analysis.curves import learning_curves
+
+    svc = svc or svc_implementation("auto")
 
     dataset_sha256 = sha256_file(data_file)
     code = code_checksum()

@@ -14,7 +14,9 @@ N is how many heavy stages make can run side by side:
 * the Makefile exports ``VAELAB_RUNS``, the number of runs (VAE x resolution). Each run is
   one chain encode -> classify, so no more than that many heavy stages run at once:
   N = min(-j, runs, cores), and ``-j`` without a number counts as ``runs``. With one run,
-  ``make -j2`` therefore keeps every core for each stage, as plain ``make`` does.
+  ``make -j2`` therefore keeps every core for each stage, as plain ``make`` does. The pixel
+  baselines, shared by every run, are fitted after every run is encoded and get every core
+  (the Makefile sets ``VAELAB_RUNS=1`` for them): the other runs' baselines steps wait.
 
 Without ``-j`` (or with ``-j1``) nothing changes: ``apply`` sets nothing and ``budget`` is
 the machine's core count, what the libraries take by default. Results do not depend on the
