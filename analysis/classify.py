@@ -127,8 +127,7 @@ def svc_implementation(requested: str = "auto") -> dict:
             version = metadata.version("scikit-learn-intelex")
             n = threads.budget()
             return {"implementation": "onedal", "package": "scikit-learn-intelex", "version": version,
-                    "threads": n, "label": f"oneDAL (scikit-learn-intelex {version}), {n} "
-                                           f"thread{'s' if n > 1 else ''}"}
+                    "threads": n, "label": f"oneDAL (scikit-learn-intelex {version})"}
     version = metadata.version("scikit-learn")
     return {"implementation": "libsvm", "package": "scikit-learn", "version": version,
             "label": f"libsvm (scikit-learn {version})"}
@@ -449,6 +448,18 @@ def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
     return metrics, predictions, {"classify": timings, "curves": curve_timings}
 
 
+def check_baselines(baselines: dict[str, dict], n_test: int, seed: int, svc: dict,
+                    latents_file: Path) -> None:
+    """The pixel baselines must have this run's test set, seed and SVC library and version; their
+    thread count may differ (make -j fits them on every core, analysis.threads)."""
+    library = {k: svc[k] for k in ("implementation", "version")}
+    for base in baselines.values():
+        base_library = {k: base.get("svc", {}).get(k) for k in library}
+        if base["n_test"] != n_test or base["seed"] != seed or base_library != library:
+            raise VaelabError(f"pixel baseline {base['folder']} was fitted on other data, another "
+                              f"seed or another SVC than {latents_file}; rerun `make report`")
+
+
 def results_key(latents_file: Path, seed: int, classes: list[str], baselines: dict[str, dict],
                 svc: dict) -> tuple[str, dict]:
     """The results cache key and what it is made of: the latents, seed, classes, the pixel
@@ -483,10 +494,7 @@ def main(argv: list[str] | None = None) -> None:
             raise VaelabError(f"dataset at {args.data} does not match the latents at "
                               f"{args.latents} ({split} labels differ); rerun `make report`")
     baselines = pixel_baselines.load(args.baselines)
-    for key, base in baselines.items():
-        if base["n_test"] != len(latents["y_test"]) or base["seed"] != seed or base.get("svc") != svc:
-            raise VaelabError(f"pixel baseline {base['folder']} was fitted on other data or "
-                              f"another seed or SVC than {args.latents}; rerun `make report`")
+    check_baselines(baselines, len(latents["y_test"]), seed, svc, args.latents)
 
     key, key_fields = results_key(args.latents, seed, classes, baselines, svc)
     entry = args.cache / f"results-{key}" if args.cache is not None else None

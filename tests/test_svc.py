@@ -100,3 +100,12 @@ def test_results_key_includes_the_svc_implementation_and_onedal_threads(tmp_path
              "onedal-2": onedal | {"threads": 2}}.items()}
     assert len(set(keys.values())) == 3
     assert classify.results_key(latents, 0, ["a", "b"], {}, libsvm)[0] == keys["libsvm"]
+
+
+def test_check_baselines_accepts_other_threads_but_not_another_svc(tmp_path):
+    onedal = {"implementation": "onedal", "package": "scikit-learn-intelex", "version": "2026.2.0"}
+    base = {"folder": "pca-64-x", "n_test": 10, "seed": 0, "svc": onedal | {"threads": 2}}
+    classify.check_baselines({"pixels_pca_sample": base}, 10, 0, onedal | {"threads": 1}, tmp_path)
+    libsvm = {"implementation": "libsvm", "package": "scikit-learn", "version": "1.9.1"}
+    with pytest.raises(VaelabError, match="pca-64-x was fitted on .*another SVC"):
+        classify.check_baselines({"pixels_pca_sample": base}, 10, 0, libsvm, tmp_path)
