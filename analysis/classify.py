@@ -135,7 +135,8 @@ def svc_implementation(requested: str = "auto") -> dict:
 
 def make_model(key: str, seed: int, n_train: int, svc: str = "libsvm"):
     """A fresh, seeded estimator. Tree libraries and oneDAL use the stage's threads
-    (analysis.threads.budget: every core outside make -j); the others are single-threaded.
+    (analysis.threads.n_jobs: their default, every core, outside make -j); the others are
+    single-threaded.
     ``svc``: "libsvm" (scikit-learn) or "onedal" (scikit-learn-intelex), for key "svc"."""
     from sklearn.dummy import DummyClassifier
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -147,7 +148,7 @@ def make_model(key: str, seed: int, n_train: int, svc: str = "libsvm"):
     if key == "logreg":
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
     if key == "rf":
-        return RandomForestClassifier(n_estimators=100, n_jobs=threads.budget(), random_state=seed)
+        return RandomForestClassifier(n_estimators=100, n_jobs=threads.n_jobs() or -1, random_state=seed)
     if key == "knn":
         # k=25 as in the original; a subset smaller than that keeps every neighbour.
         return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=min(25, n_train)))
@@ -156,7 +157,7 @@ def make_model(key: str, seed: int, n_train: int, svc: str = "libsvm"):
 
         # n_jobs: oneDAL's thread count, which its results depend on (in the results key).
         return make_pipeline(StandardScaler(), OneDalSVC(kernel="rbf", C=1.0, gamma="scale",
-                                                         random_state=seed, n_jobs=threads.budget()))
+                                                         random_state=seed, n_jobs=threads.n_jobs()))
     if key == "svc":
         from sklearn.svm import SVC
 
@@ -169,12 +170,12 @@ def make_model(key: str, seed: int, n_train: int, svc: str = "libsvm"):
 
         # deterministic=True: the same model whatever the thread count (LightGBM's docs).
         return LGBMClassifier(random_state=seed, deterministic=True, force_row_wise=True, verbose=-1,
-                              n_jobs=threads.budget())
+                              n_jobs=threads.n_jobs())
     if key == "xgboost":
         from xgboost import XGBClassifier
 
         return XGBClassifier(random_state=seed, tree_method="hist", n_estimators=100,
-                             n_jobs=threads.budget())
+                             n_jobs=threads.n_jobs())
     if key == "random":
         return DummyClassifier(strategy="stratified", random_state=seed)
     raise ValueError(key)

@@ -2,7 +2,7 @@
 
 Not run on its own. Every stage that starts a thread pool calls ``apply()`` first thing in
 its ``main``; code that sets a pool size itself (``n_jobs`` of the tree libraries and of
-oneDAL, the SVC worker processes) asks ``budget()`` / ``workers()``.
+oneDAL, the SVC worker processes) asks ``n_jobs()`` / ``workers()``.
 
 Why: under ``make -j2`` two stages run at once, and each would otherwise start OpenMP, BLAS
 and torch pools as wide as the machine. Their threads spin against each other and a tiny
@@ -71,6 +71,13 @@ def budget(environ: dict | None = None) -> int:
     n_cores = cores()
     return max(1, n_cores // side_by_side(environ.get("MAKEFLAGS", ""),
                                           int(runs) if runs.isdigit() else None, n_cores))
+
+
+def n_jobs(environ: dict | None = None) -> int | None:
+    """``n_jobs`` for a library's own pool: None outside make -j (the library's default, which
+    also honours OMP_NUM_THREADS and threadpoolctl limits, as the tests set), else budget()."""
+    n = budget(environ)
+    return None if n >= cores() else n
 
 
 def workers(environ: dict | None = None) -> int:
