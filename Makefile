@@ -39,6 +39,9 @@ COMPILE ?= auto
 # RESOLUTION: image side in pixels fed to the encoder (images are upsampled to it); a list
 # such as "32 64" runs every VAE at each. Off (32) by default: encoding costs ~4x per doubling.
 RESOLUTION ?= 32
+# SVC: auto = oneDAL (scikit-learn-intelex, x86-64) where it imports, else scikit-learn's
+# libsvm; libsvm = the original library, bit for bit; onedal = fail if it is missing.
+SVC ?= auto
 METADATA ?= report.toml
 DEMO_LIMIT ?= 30
 
@@ -76,6 +79,9 @@ run_pairs = $(foreach v,$(VAES),$(foreach r,$(RESOLUTIONS),$(if $(filter $(1),$(
 vae_of = $(word 1,$(call run_pairs,$(1)))
 resolution_of = $(word 2,$(call run_pairs,$(1)))
 RUN_DIRS := $(addprefix $(BUILD)/runs/,$(RUN_NAMES))
+# Under make -jN each stage takes its share of the cores (analysis/threads.py): at most one
+# heavy stage per run runs at a time, so the share is cores / min(N, runs).
+export VAELAB_RUNS := $(words $(RUN_NAMES))
 DATA_DIR := $(BUILD)/data
 FIGURE_NAMES := examples confusion_best confusion_all pca lda kde reconstructions learning_curves probes
 FIGURE_FILES := $(patsubst %,figures/%.png,$(FIGURE_NAMES)) figures/figures.json
@@ -89,7 +95,9 @@ COMMON := analysis/__init__.py analysis/common.py analysis/config.py
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Variables: VAES VAE REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH COMPILE RESOLUTION BUILD DATA_ROOT METADATA (see README.md)"
+	@echo "Variables: VAES VAE REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH COMPILE RESOLUTION SVC BUILD DATA_ROOT METADATA (see README.md)"
+	@echo "make -jN report builds N runs (VAES x RESOLUTION) side by side, each stage on cores/N threads;"
+	@echo "  same products as make (oneDAL's SVC aside: SVC=libsvm for identical bytes); with one run it changes nothing"
 
 report: $(BUILD)/report.html $(BUILD)/report.pdf $(BUILD)/timings.json ## build the report (build/report.html and build/report.pdf)
 	@$(PY) -m report.timings summary $(BUILD)/timings.json
@@ -136,7 +144,7 @@ $(BUILD)/runs/%/config.json: FORCE | $(SETUP)
 	@$(PY) -m analysis.config run --vae $(call q,$(call vae_of,$*)) --revision $(call q,$(REVISION)) \
 	  --seed $(call q,$(SEED)) --device $(call q,$(DEVICE)) --precision $(call q,$(PRECISION)) \
 	  --batch-size $(call q,$(BATCH)) --resolution $(call q,$(or $(call resolution_of,$*),32)) \
-	  --compile $(call q,$(COMPILE)) --out $@
+	  --compile $(call q,$(COMPILE)) --svc $(call q,$(SVC)) --out $@
 
 $(BUILD)/report-inputs.json: FORCE | $(SETUP)
 	@$(PY) -m analysis.config report $(addprefix --run ,$(RUN_DIRS)) --data $(DATA_DIR) \
@@ -147,14 +155,18 @@ $(DATA_DIR)/dataset.npz: $(DATA_DIR)/config.json analysis/data.py $(COMMON)
 	$(PY) -m analysis.data $< $@
 
 $(BUILD)/runs/%/latents.npz: $(BUILD)/runs/%/config.json $(DATA_DIR)/dataset.npz analysis/encode.py analysis/vae.py \
-                             analysis/taesd.py analysis/autoencoders.py $(COMMON)
+                             analysis/taesd.py analysis/autoencoders.py analysis/threads.py $(COMMON)
 	$(PY) -m analysis.encode $< $(DATA_DIR)/dataset.npz $@ --cache $(CACHE)
 
 # Pixel baselines depend on the images, SEED and the VAE feature widths only: each is fitted
 # once under $(BUILD)/baselines/ and shared by every run (the run's baselines.json names them).
-CLASSIFIER_CODE := analysis/classify.py analysis/baselines.py analysis/stats.py analysis/curves.py $(COMMON)
-$(BUILD)/runs/%/baselines.json: $(BUILD)/runs/%/latents.npz $(DATA_DIR)/dataset.npz $(CLASSIFIER_CODE)
-	$(PY) -m analysis.baselines $(DATA_DIR)/dataset.npz $(BUILD)/baselines $@ --latents $<
+CLASSIFIER_CODE := analysis/classify.py analysis/baselines.py analysis/stats.py analysis/curves.py analysis/threads.py $(COMMON)
+# Under make -j they are fitted once every run is encoded (order-only: no rebuild when another
+# run's latents change), when nothing else heavy runs: so on every core (VAELAB_RUNS=1), as a
+# serial build fits them, while the other runs' baselines steps wait on its lock.
+ALL_LATENTS := $(foreach r,$(RUN_DIRS),$(r)/latents.npz)
+$(BUILD)/runs/%/baselines.json: $(BUILD)/runs/%/latents.npz $(DATA_DIR)/dataset.npz $(CLASSIFIER_CODE) | $(ALL_LATENTS)
+	VAELAB_RUNS=1 $(PY) -m analysis.baselines $(DATA_DIR)/dataset.npz $(BUILD)/baselines $@ --latents $<
 
 # Results are cached by latents checksum, baselines, seed and code: runs that share an
 # encoder train once.
@@ -174,7 +186,7 @@ $(call figures_of,$(BUILD)/runs/%): $(BUILD)/runs/%/metrics.json $(BUILD)/runs/%
 	  --seed $(call q,$(SEED))
 
 # Make variables as typed (BUILD left out: where outputs go does not change them).
-PROVENANCE_VARS := $(foreach v,VAES REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH COMPILE RESOLUTION DATA_ROOT METADATA,\
+PROVENANCE_VARS := $(foreach v,VAES REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH COMPILE RESOLUTION SVC DATA_ROOT METADATA,\
                      --variable $(call q,$(v)=$($(v))))
 $(BUILD)/runs/%/provenance.json: $(BUILD)/runs/%/metrics.json report/provenance.py $(COMMON)
 	$(PY) -m report.provenance $(BUILD)/runs/$* $(DATA_DIR) $@ $(PROVENANCE_VARS)

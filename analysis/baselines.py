@@ -11,7 +11,8 @@ seed and the width, never on the VAE, so each is fitted once and kept in its own
 ``baseline.json`` (every model's scores and, for a PCA baseline, its learning curves:
 analysis.curves), ``predictions.npz`` (test predictions, for paired tests),
 ``timings-baseline.json`` and ``timings-curves.json``. The key covers the dataset checksum, the seed, the
-kind and width, and the classifier code (analysis.classify.code_checksum), so adding,
+kind and width, the SVC implementation (analysis.classify.svc_implementation: libsvm and
+oneDAL results never mix) and the classifier code (analysis.classify.code_checksum), so adding,
 removing or re-encoding a VAE variant refits nothing, while another DATASET, LIMIT or SEED
 (or edited classifier code) fits new ones. ``OUT`` (the run's ``baselines.json``) names the
 baselines a run is compared with; ``analysis.classify`` reads it.
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis import threads
 from analysis.autoencoders import FEATURE_SETS, feature_sets
 from analysis.common import (VaelabError, file_lock, load_npz, read_json, run_main, save_npz,
                              sha256_file, sha256_json, write_json)
@@ -117,11 +119,14 @@ def complete(folder: Path) -> bool:
 
 
 def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
-           classes: list[str]) -> tuple[dict[str, str], list[str]]:
+           classes: list[str], svc: dict | None = None) -> tuple[dict[str, str], list[str]]:
     """The baselines for a run with VAE feature sets of these ``widths``, fitting only those
-    not already under ``root``: (metrics key -> folder name, folders fitted now)."""
-    from analysis.classify import code_checksum, fit_all
+    not already under ``root``: (metrics key -> folder name, folders fitted now). ``svc``:
+    the run's analysis.classify.svc_implementation() (None: that of SVC=auto)."""
+    from analysis.classify import code_checksum, fit_all, svc_implementation
     from analysis.curves import learning_curves
+
+    svc = svc or svc_implementation("auto")
 
     dataset_sha256 = sha256_file(data_file)
     code = code_checksum()
@@ -129,7 +134,8 @@ def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
     folders = {}
     for name, (kind, width) in needed.items():
         key = sha256_json({"baseline_version": BASELINE_VERSION, "kind": kind, "width": width,
-                           "dataset_sha256": dataset_sha256, "seed": seed, "code": code})[:16]
+                           "dataset_sha256": dataset_sha256, "seed": seed, "svc": svc,
+                           "code": code})[:16]
         folders[name] = root / folder_name(kind, width, key)
     # One lock for the folder: parallel runs (make -j) fit each baseline once.
     with file_lock(root / ".lock"):
@@ -143,7 +149,7 @@ def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
                 train[folder.name], test[folder.name] = features_of(kind, width, data, seed)
             print(f"baselines: fitting {', '.join(sorted(train))}", file=sys.stderr)
             results, predictions, timings = fit_all(train, test, data["y_train"], data["y_test"],
-                                                    classes, seed)
+                                                    classes, seed, svc=svc["implementation"])
             # Learning curves of the PCA baselines, the VAE feature sets' equal-width rivals.
             pca_folders = [f.name for f, (kind, _) in todo.items() if kind == "pca"]
             curves, curve_timings = learning_curves(
@@ -159,7 +165,7 @@ def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
                 write_json(folder / "timings-curves.json", curve_timings.get(folder.name, {}))
                 write_json(folder / "baseline.json", {  # last: its presence marks a finished folder
                     "kind": kind, "requested_width": width, "n_features": n_features, "label": label,
-                    "seed": seed, "dataset_sha256": dataset_sha256, "code": code,
+                    "seed": seed, "svc": svc, "dataset_sha256": dataset_sha256, "code": code,
                     "n_train": int(len(data["y_train"])), "n_test": int(len(data["y_test"])),
                     "results": {model: per[folder.name] for model, per in results.items()},
                     "curves": curves.get(folder.name, {}),
@@ -191,11 +197,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latents", type=Path, required=True,
                         help="the run's latents.npz: the VAE feature widths to match")
     args = parser.parse_args(argv)
-    from analysis.classify import read_run
+    threads.apply()
+    from analysis.classify import read_run, run_svc
 
     seed, classes, latents = read_run(args.latents)
     widths = {fs: feats.shape[1] for fs, feats in feature_sets(latents, "test").items()}
-    baselines, fitted = ensure(args.data, args.root, widths, seed, classes)
+    baselines, fitted = ensure(args.data, args.root, widths, seed, classes, run_svc(args.latents))
     write_json(args.out, {"root": os.path.relpath(args.root, args.out.parent), "seed": seed,
                           "widths": widths, "baselines": baselines})
     print(f"baselines: {'fitted ' + ', '.join(fitted) if fitted else 'all reused'} -> {args.out}",

@@ -16,8 +16,10 @@ Encoder paths are timed on the same images, interleaved (A, B, A, B, ...) so tha
 from the machine hits both alike; each figure is the median over repetitions. Classifiers are
 timed at 64 and 128 features on pixel PCA of the shared CIFAR-10 JPEG set (what the pixel
 baselines fit; SVC costs 10-20 times more there than on synthetic data), or on a Gaussian
-mixture where that set is absent; ``classifiers.features`` says which. Beside them, on the
-same features: the learning-curve subsets (analysis.curves) and the latent probes
+mixture where that set is absent; ``classifiers.features`` says which. SVC is timed in both
+implementations on the same features (``classifiers.svc``: libsvm on one core, oneDAL on every
+core, with their accuracy, support vectors and how many test predictions agree); the
+classifier totals count the one ``SVC=auto`` picks. Beside them, on the same features: the learning-curve subsets (analysis.curves) and the latent probes
 (analysis.probes, the 64 features taken as a 4x4x4 latent), and their cost as a share of
 the classifier stage (``curves_ratio``, ``probes_ratio``).
 """
@@ -224,6 +226,33 @@ def bench_classes(n_images: int, batch_size: int, reps: int, workdir: Path,
             "classes": info}
 
 
+def bench_svc(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+              seed: int) -> dict:
+    """Both SVC implementations on the same features, one after the other: implementation ->
+    fit/predict seconds, accuracy, support vectors; ``agreement``: share of equal test
+    predictions (oneDAL only where scikit-learn-intelex imports)."""
+    from analysis.classify import make_model, svc_implementation
+
+    out, predictions = {}, {}
+    for impl in ("libsvm", "onedal"):
+        if svc_implementation("auto" if impl == "onedal" else impl)["implementation"] != impl:
+            continue
+        model = make_model("svc", seed, len(y_train), impl)
+        t0 = time.perf_counter()
+        model.fit(x_train, y_train)
+        t1 = time.perf_counter()
+        predictions[impl] = np.asarray(model.predict(x_test))
+        t2 = time.perf_counter()
+        out[impl] = {"fit_seconds": round(t1 - t0, 2), "predict_seconds": round(t2 - t1, 2),
+                     "accuracy": round(float(np.mean(predictions[impl] == y_test)), 4),
+                     "support_vectors": int(np.sum(model[-1].n_support_))}
+        print(f"  SVC {impl:6s} {len(y_train)} x {x_train.shape[1]}: fit {t1 - t0:7.1f}s "
+              f"predict {t2 - t1:6.1f}s accuracy {out[impl]['accuracy']:.4f}", file=sys.stderr)
+    if len(predictions) == 2:
+        out["agreement"] = round(float(np.mean(predictions["libsvm"] == predictions["onedal"])), 4)
+    return out
+
+
 def bench_classifiers(rows: int, seed: int, zip_path: Path = CIFAR_ZIP) -> dict:
     """Fit and predict seconds of every model at 64 and 128 features on ``rows`` training rows.
 
@@ -231,14 +260,15 @@ def bench_classifiers(rows: int, seed: int, zip_path: Path = CIFAR_ZIP) -> dict:
     and 128 components, as the baselines compute it), else a Gaussian mixture; ``features``
     in the result says which."""
     from analysis.baselines import pca
-    from analysis.classify import MODELS, make_model
+    from analysis.classify import MODELS, make_model, svc_implementation
     from analysis.probes import probe
 
     cifar = cifar_pixels(zip_path, rows)
     rng = np.random.default_rng(seed)
     out: dict = {"features": cifar[1] if cifar else
                  "synthetic Gaussian mixture (CIFAR-10 JPEG set not found): SVC looks far cheaper "
-                 "than on real features", "seconds": {}, "curves": {}}
+                 "than on real features", "seconds": {}, "curves": {}, "svc": {},
+                 "svc_default": svc_implementation("auto")}
     for n_features in (64, 128):
         if cifar:
             data = cifar[0]
@@ -247,7 +277,13 @@ def bench_classifiers(rows: int, seed: int, zip_path: Path = CIFAR_ZIP) -> dict:
         else:
             x_train, y_train, x_test, y_test = gaussian_features(rows, n_features, rng)
         out["test_rows"] = len(x_test)
+        out["svc"][str(n_features)] = svc = bench_svc(x_train, y_train, x_test, y_test, seed)
+        default = svc[out["svc_default"]["implementation"]]
+        out["seconds"]["svc"] = out["seconds"].get("svc", {}) | {str(n_features): {
+            k: default[k] for k in ("fit_seconds", "predict_seconds")}}
         for spec in MODELS:
+            if spec.key == "svc":
+                continue
             model = make_model(spec.key, seed, len(y_train))
             t0 = time.perf_counter()
             model.fit(x_train, y_train)
@@ -288,11 +324,13 @@ def curve_seconds(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
 def stage_ratios(out: dict) -> dict:
     """Learning curves and probes against the classifier stage at the same widths (64 and 128):
     against the summed fit+predict seconds of every model, and against the stage's wall time,
-    where analysis.classify fits the SVCs side by side (two cores: the longer of the two)."""
+    where analysis.classify fits libsvm's SVCs side by side (two cores: the longer of the two;
+    oneDAL's run one after the other, each on every core)."""
     seconds = out["seconds"]
     serial = sum(t["fit_seconds"] + t["predict_seconds"] for per in seconds.values() for t in per.values())
     svc = [t["fit_seconds"] + t["predict_seconds"] for t in seconds.get("svc", {}).values()]
-    wall = serial - sum(svc) + max(svc, default=0.0)
+    side_by_side = out.get("svc_default", {}).get("implementation", "libsvm") == "libsvm"
+    wall = serial - sum(svc) + max(svc, default=0.0) if side_by_side else serial
     curves_total = sum(v for per in out["curves"].values() for v in per.values())
     return {"classifier_seconds": round(serial, 2), "classifier_wall_seconds": round(wall, 2),
             "curves_seconds": round(curves_total, 2),
@@ -343,8 +381,14 @@ def main(argv: list[str] | None = None) -> None:
           f"{encoder['relative_error_vs_plain_fp32']}")
     if classifiers.get("classifier_seconds"):
         c = classifiers
-        print(f"\nclassifiers, {args.rows} training rows at 64 and 128 features: {c['classifier_seconds']:.1f} s "
-              f"of fit+predict ({c['classifier_wall_seconds']:.1f} s wall with the SVCs side by side)")
+        print(f"\nclassifiers, {args.rows} training rows at 64 and 128 features, SVC "
+              f"{c['svc_default']['label']}: {c['classifier_seconds']:.1f} s of fit+predict "
+              f"({c['classifier_wall_seconds']:.1f} s wall as analysis.classify schedules them)")
+        for width, svc in c["svc"].items():
+            print(f"  SVC at {width} features: " + "; ".join(
+                f"{impl} fit {r['fit_seconds']:.1f} s, predict {r['predict_seconds']:.1f} s, "
+                f"accuracy {r['accuracy']:.4f}" for impl, r in svc.items() if impl != "agreement")
+                + (f"; predictions agree on {svc['agreement']:.2%}" if "agreement" in svc else ""))
         print(f"  learning curves {c['curves_seconds']:.1f} s = {c['curves_ratio']:.1%} of it "
               f"({c['curves_ratio_wall']:.1%} of the wall time); target under 15%")
         print(f"  latent probes (64 features as 4x4x4) {c['probes_seconds']:.1f} s = "

@@ -34,8 +34,15 @@ metrics.json answers "does the VAE help?" at equal feature count.
 
 Scale-sensitive models (logistic regression, KNN, SVC) get a StandardScaler fitted on
 the training features; tree ensembles see the raw features. Every model gets ``seed``.
-On 5,000+ training rows the single-threaded SVC fits run side by side, one worker process
-per core (same results, about half the wall time); the rest run in-process.
+
+SVC (``SVC`` in the run config, ``svc_implementation``): oneDAL's through scikit-learn-intelex
+where it imports (``auto``, the default, or ``onedal``), else scikit-learn's libsvm
+(``libsvm``, or ``auto`` where sklearnex is missing). Same hyper-parameters either way (RBF,
+C=1, gamma='scale', one-vs-one). oneDAL fits one model at a time on the stage's threads
+(analysis.threads); libsvm is single-threaded, so on 5,000+ training rows its fits run side
+by side, one worker process per core (same results, about half the wall time). The rest
+run in-process. metrics.json (``svc``, and the SVC row of Table 2) names the implementation
+and its version, and the results key includes it: libsvm and oneDAL results never mix.
 
 Every accuracy gets a seeded 95% percentile-bootstrap interval over test images, and
 ``comparisons`` holds paired tests on the same test images (analysis.stats): mean & std
@@ -55,11 +62,12 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import stats
+from analysis import stats, threads
 from analysis.autoencoders import FEATURE_SETS, feature_set_keys, feature_sets, load_latents
 from analysis.baselines import BASELINES
 from analysis.common import (VaelabError, copy_file, file_lock, load_npz, progress, read_json,
                              run_main, sha256_file, sha256_json, write_json, write_text)
+from analysis.config import SVC_CHOICES
 
 ROUND = 4  # decimals kept in metrics.json / metrics.csv
 P_DIGITS = 4  # significant digits kept for p-values (they can be tiny)
@@ -87,7 +95,7 @@ MODELS = (
     ModelSpec("logreg", "Logistic Regression", True, "lbfgs, max_iter=2000"),
     ModelSpec("rf", "Random Forest", False, "100 trees"),
     ModelSpec("knn", "KNN (k=25)", True, "k=25, Euclidean"),
-    ModelSpec("svc", "SVC", True, "RBF kernel, C=1, gamma='scale'"),
+    ModelSpec("svc", "SVC", True, "RBF kernel, C=1, gamma='scale', one-vs-one"),
     ModelSpec("histgb", "HistGradientBoosting", False, "scikit-learn defaults"),
     ModelSpec("lightgbm", "LightGBM", False, "100 trees, deterministic"),
     ModelSpec("xgboost", "XGBoost", False, "100 trees, hist"),
@@ -95,35 +103,79 @@ MODELS = (
 )
 
 
-def make_model(key: str, seed: int, n_train: int):
-    """A fresh, seeded estimator; tree libraries use every core, the others are single-threaded."""
+def svc_implementation(requested: str = "auto") -> dict:
+    """The SVC library behind ``requested`` (one of SVC_CHOICES) on this machine:
+    {"implementation": "onedal" | "libsvm", "package", "version", "label"}, and for oneDAL
+    the ``threads`` it fits with (its results can change with them; libsvm's cannot).
+
+    ``auto``: oneDAL where scikit-learn-intelex imports (x86-64 wheels), else libsvm.
+    """
+    from importlib import metadata
+
+    if requested not in SVC_CHOICES:
+        raise VaelabError(f"SVC={requested!r} is not known; use one of {', '.join(SVC_CHOICES)}")
+    if requested != "libsvm":
+        try:
+            import sklearnex.svm  # noqa: F401  (any failure: no usable oneDAL here)
+        except Exception as err:
+            if requested == "onedal":
+                raise VaelabError(f"SVC=onedal needs scikit-learn-intelex, which does not import "
+                                  f"here ({type(err).__name__}: {err}); install it "
+                                  "(pip install scikit-learn-intelex, x86-64 only) or use "
+                                  "SVC=libsvm") from None
+        else:
+            version = metadata.version("scikit-learn-intelex")
+            n = threads.budget()
+            return {"implementation": "onedal", "package": "scikit-learn-intelex", "version": version,
+                    "threads": n, "label": f"oneDAL (scikit-learn-intelex {version})"}
+    version = metadata.version("scikit-learn")
+    return {"implementation": "libsvm", "package": "scikit-learn", "version": version,
+            "label": f"libsvm (scikit-learn {version})"}
+
+
+def make_model(key: str, seed: int, n_train: int, svc: str = "libsvm"):
+    """A fresh, seeded estimator. Tree libraries and oneDAL use the stage's threads
+    (analysis.threads.n_jobs: their default, every core, outside make -j); the others are
+    single-threaded.
+    ``svc``: "libsvm" (scikit-learn) or "onedal" (scikit-learn-intelex), for key "svc"."""
     from sklearn.dummy import DummyClassifier
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
 
     if key == "logreg":
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
     if key == "rf":
-        return RandomForestClassifier(n_estimators=100, n_jobs=-1, random_state=seed)
+        return RandomForestClassifier(n_estimators=100, n_jobs=threads.n_jobs() or -1, random_state=seed)
     if key == "knn":
         # k=25 as in the original; a subset smaller than that keeps every neighbour.
         return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=min(25, n_train)))
+    if key == "svc" and svc == "onedal":
+        from sklearnex.svm import SVC as OneDalSVC
+
+        # n_jobs: oneDAL's thread count, which its results depend on (in the results key).
+        return make_pipeline(StandardScaler(), OneDalSVC(kernel="rbf", C=1.0, gamma="scale",
+                                                         random_state=seed, n_jobs=threads.n_jobs()))
     if key == "svc":
-        return make_pipeline(StandardScaler(), SVC(kernel="rbf", random_state=seed))
+        from sklearn.svm import SVC
+
+        return make_pipeline(StandardScaler(), SVC(kernel="rbf", C=1.0, gamma="scale",
+                                                   random_state=seed))
     if key == "histgb":
         return HistGradientBoostingClassifier(random_state=seed)
     if key == "lightgbm":
         from lightgbm import LGBMClassifier
 
-        return LGBMClassifier(random_state=seed, deterministic=True, force_row_wise=True, verbose=-1)
+        # deterministic=True: the same model whatever the thread count (LightGBM's docs).
+        return LGBMClassifier(random_state=seed, deterministic=True, force_row_wise=True, verbose=-1,
+                              n_jobs=threads.n_jobs())
     if key == "xgboost":
         from xgboost import XGBClassifier
 
-        return XGBClassifier(random_state=seed, tree_method="hist", n_estimators=100)
+        return XGBClassifier(random_state=seed, tree_method="hist", n_estimators=100,
+                             n_jobs=threads.n_jobs())
     if key == "random":
         return DummyClassifier(strategy="stratified", random_state=seed)
     raise ValueError(key)
@@ -135,6 +187,12 @@ def check_latents(latents: dict[str, np.ndarray]) -> None:
             bad = int((~np.isfinite(arr)).sum())
             raise VaelabError(f"latents contain {bad} NaN/Inf values in {name}; re-encode with "
                               "PRECISION=fp32 (delete the run directory and rerun make report)")
+
+
+def run_svc(latents_file: Path) -> dict:
+    """svc_implementation of the SVC the run's config.json asks for (``auto`` if unset)."""
+    config = read_json(latents_file.parent / "config.json", "run configuration")
+    return svc_implementation(config.get("svc", "auto"))
 
 
 def read_run(latents_file: Path) -> tuple[int, list[str], dict[str, np.ndarray]]:
@@ -168,19 +226,19 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
     }
 
 
-# SVC (libsvm) uses one core and was 71% of the classifier time on 50,000 rows, so on a
+# libsvm's SVC uses one core and was 71% of the classifier time on 50,000 rows, so on a
 # large training set its fits run side by side in worker processes, one per core. libsvm
 # is plain C without BLAS, so a worker gives bit-identical results. Everything else runs
-# in-process: tree libraries use every core already, and logistic regression and KNN go
-# through BLAS, whose thread count changes their last bits (seen: accuracy 0.2860 vs 0.2861).
-IN_WORKERS = ("svc",)
+# in-process: tree libraries and oneDAL use the stage's threads already, and logistic
+# regression and KNN go through BLAS, whose thread count changes their last bits (seen:
+# accuracy 0.2860 vs 0.2861).
 PARALLEL_MIN_ROWS = 5000  # below this, starting worker processes costs more than it saves
 
 
 def fit_predict(key: str, seed: int, x_train: np.ndarray, y_train: np.ndarray,
-                x_test: np.ndarray) -> tuple[np.ndarray, float, float]:
+                x_test: np.ndarray, svc: str = "libsvm") -> tuple[np.ndarray, float, float]:
     """Fit a fresh model; (test predictions (M,), fit seconds, predict seconds)."""
-    model = make_model(key, seed, len(y_train))
+    model = make_model(key, seed, len(y_train), svc)
     t0 = time.perf_counter()
     model.fit(x_train, y_train)
     t1 = time.perf_counter()
@@ -205,33 +263,37 @@ def code_checksum(files: tuple[str, ...] = CODE_FILES) -> str:
 
 
 def train_and_score(latents: dict[str, np.ndarray], classes: list[str], seed: int,
-                    models: tuple[ModelSpec, ...] = MODELS, n_jobs: int | None = None):
+                    models: tuple[ModelSpec, ...] = MODELS, n_jobs: int | None = None,
+                    svc: str = "libsvm"):
     """fit_all on the VAE feature sets of ``latents``: (results, predictions, timings)."""
     return fit_all(feature_sets(latents, "train"), feature_sets(latents, "test"),
-                   latents["y_train"], latents["y_test"], classes, seed, models, n_jobs)
+                   latents["y_train"], latents["y_test"], classes, seed, models, n_jobs, svc)
 
 
 def fit_all(train: dict[str, np.ndarray], test: dict[str, np.ndarray], y_train: np.ndarray,
             y_test: np.ndarray, classes: list[str], seed: int,
-            models: tuple[ModelSpec, ...] = MODELS, n_jobs: int | None = None):
+            models: tuple[ModelSpec, ...] = MODELS, n_jobs: int | None = None,
+            svc: str = "libsvm"):
     """Fit every model on every feature set; return (results, predictions, timings).
 
     ``train``/``test``: feature set -> (N, D). Each result carries a seeded bootstrap
-    ``accuracy_ci`` over the test images. ``n_jobs``: worker processes for the IN_WORKERS
-    models; None = one per core when the training set has at least PARALLEL_MIN_ROWS rows,
-    else 1 (in-process). The results do not depend on it.
+    ``accuracy_ci`` over the test images. ``svc``: "libsvm" or "onedal" (svc_implementation).
+    ``n_jobs``: worker processes for libsvm's SVC fits; None = the stage's share of the
+    physical cores (analysis.threads.workers) when the training set has at least
+    PARALLEL_MIN_ROWS rows, else 1 (in-process). The results do not depend on it.
     """
-    from joblib import Parallel, cpu_count, delayed
+    from joblib import Parallel, delayed
 
     if n_jobs is None:
-        # joblib's count honours container CPU quotas, unlike os.cpu_count().
-        n_jobs = cpu_count(only_physical_cores=True) if len(y_train) >= PARALLEL_MIN_ROWS else 1
+        n_jobs = threads.workers() if len(y_train) >= PARALLEL_MIN_ROWS else 1
     jobs = [(spec, fs) for spec in models for fs in train]
     # Widest features first (the longest fits), so that the workers finish together; the
     # in-process jobs start only after the workers are done, so no core is oversubscribed.
-    side_by_side = sorted([job for job in jobs if job[0].key in IN_WORKERS],
+    # oneDAL is threaded itself: its fits run in-process, one at a time.
+    in_workers = ("svc",) if svc == "libsvm" else ()
+    side_by_side = sorted([job for job in jobs if job[0].key in in_workers],
                           key=lambda job: -train[job[1]].shape[1])
-    in_process = [job for job in jobs if job[0].key not in IN_WORKERS]
+    in_process = [job for job in jobs if job[0].key not in in_workers]
     outputs = Parallel(n_jobs=min(n_jobs, max(len(side_by_side), 1)), return_as="generator")(
         delayed(fit_predict)(spec.key, seed, train[fs], y_train, test[fs]) for spec, fs in side_by_side)
     done: dict[tuple[str, str], tuple[np.ndarray, float, float]] = {}
@@ -248,7 +310,7 @@ def fit_all(train: dict[str, np.ndarray], test: dict[str, np.ndarray], y_train: 
     for (spec, fs), output in zip(side_by_side, outputs):  # waits for each worker result
         record(spec, fs, output)
     for spec, fs in in_process:
-        record(spec, fs, fit_predict(spec.key, seed, train[fs], y_train, test[fs]))
+        record(spec, fs, fit_predict(spec.key, seed, train[fs], y_train, test[fs], svc))
     bar.close()
 
     results: dict = {}
@@ -332,15 +394,17 @@ def predictions_csv(y_test: np.ndarray, predictions: dict[str, np.ndarray]) -> s
 
 
 def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
-                  baselines: dict[str, dict]) -> tuple[dict, dict[str, np.ndarray], dict]:
+                  baselines: dict[str, dict], svc: dict) -> tuple[dict, dict[str, np.ndarray], dict]:
     """Fit the VAE feature sets, merge in the pixel baselines' scores and predictions, and
     compare them, and draw the VAE sets' learning curves (analysis.curves): (metrics,
-    predictions by "model__feature_set", timings: "classify" and "curves" -> seconds)."""
+    predictions by "model__feature_set", timings: "classify" and "curves" -> seconds).
+    ``svc``: svc_implementation(), named in metrics.json (``svc`` and the SVC description)."""
     from analysis import curves
 
     train, test = feature_sets(latents, "train"), feature_sets(latents, "test")
     y_train, y_test = latents["y_train"], latents["y_test"]
-    results, vae_predictions, timings = fit_all(train, test, y_train, y_test, classes, seed)
+    results, vae_predictions, timings = fit_all(train, test, y_train, y_test, classes, seed,
+                                                svc=svc["implementation"])
     vae_curves, curve_timings = curves.learning_curves(train, test, y_train, y_test, len(classes),
                                                        seed, results)
     n_features = {fs: feats.shape[1] for fs, feats in test.items()}
@@ -369,8 +433,10 @@ def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
         # JSON keys are sorted on disk; these lists keep the display order (VAE first).
         "model_order": [m.key for m in MODELS],
         "feature_set_order": list(labels),
-        "models": {m.key: {"label": m.label, "scaled": m.scaled, "description": m.description}
+        "models": {m.key: {"label": m.label, "scaled": m.scaled,
+                           "description": m.description + (f"; {svc['label']}" if m.key == "svc" else "")}
                    for m in MODELS},
+        "svc": svc,
         "results": results,
         "best": best_of(results),
         "comparisons": comparisons(y_test, predictions, seed),
@@ -381,6 +447,28 @@ def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
                       "confidence_level": stats.LEVEL, "seed": seed},
     }
     return metrics, predictions, {"classify": timings, "curves": curve_timings}
+
+
+def check_baselines(baselines: dict[str, dict], n_test: int, seed: int, svc: dict,
+                    latents_file: Path) -> None:
+    """The pixel baselines must have this run's test set, seed and SVC library and version; their
+    thread count may differ (make -j fits them on every core, analysis.threads)."""
+    library = {k: svc[k] for k in ("implementation", "version")}
+    for base in baselines.values():
+        base_library = {k: base.get("svc", {}).get(k) for k in library}
+        if base["n_test"] != n_test or base["seed"] != seed or base_library != library:
+            raise VaelabError(f"pixel baseline {base['folder']} was fitted on other data, another "
+                              f"seed or another SVC than {latents_file}; rerun `make report`")
+
+
+def results_key(latents_file: Path, seed: int, classes: list[str], baselines: dict[str, dict],
+                svc: dict) -> tuple[str, dict]:
+    """The results cache key and what it is made of: the latents, seed, classes, the pixel
+    baselines, the SVC implementation (libsvm and oneDAL results never mix) and the code."""
+    key_fields = {"latents_sha256": sha256_file(latents_file), "seed": seed, "classes": classes,
+                  "baselines": {k: b["folder"] for k, b in baselines.items()},
+                  "svc": svc, "code": code_checksum()}
+    return sha256_json(key_fields)[:24], key_fields
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -395,8 +483,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=None,
                         help="results cache directory (none: always fit)")
     args = parser.parse_args(argv)
+    threads.apply()
     run_dir = args.latents.parent
     seed, classes, latents = read_run(args.latents)
+    svc = run_svc(args.latents)
     check_latents(latents)
     data = load_npz(args.data, "dataset", ("y_train", "y_test"))
     for split in ("train", "test"):
@@ -405,15 +495,9 @@ def main(argv: list[str] | None = None) -> None:
             raise VaelabError(f"dataset at {args.data} does not match the latents at "
                               f"{args.latents} ({split} labels differ); rerun `make report`")
     baselines = pixel_baselines.load(args.baselines)
-    for key, base in baselines.items():
-        if base["n_test"] != len(latents["y_test"]) or base["seed"] != seed:
-            raise VaelabError(f"pixel baseline {base['folder']} was fitted on other data or "
-                              f"another seed than {args.latents}; rerun `make report`")
+    check_baselines(baselines, len(latents["y_test"]), seed, svc, args.latents)
 
-    key_fields = {"latents_sha256": sha256_file(args.latents), "seed": seed, "classes": classes,
-                  "baselines": {k: b["folder"] for k, b in baselines.items()},
-                  "code": code_checksum()}
-    key = sha256_json(key_fields)[:24]
+    key, key_fields = results_key(args.latents, seed, classes, baselines, svc)
     entry = args.cache / f"results-{key}" if args.cache is not None else None
     # Parallel runs with identical latents (make -j) take turns: the second one reuses.
     with file_lock(args.cache / f"results-{key}.lock") if entry else contextlib.nullcontext():
@@ -423,7 +507,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"classifiers: latents, baselines, seed and code as in {entry.name}; reusing "
                   "its results (nothing to train)", file=sys.stderr)
         else:
-            metrics, predictions, timings = build_metrics(latents, classes, seed, baselines)
+            metrics, predictions, timings = build_metrics(latents, classes, seed, baselines, svc)
             target = entry or run_dir
             write_text(target / "predictions.csv", predictions_csv(latents["y_test"], predictions))
             write_text(target / "metrics.csv", metrics_csv(metrics["results"]))

@@ -24,6 +24,8 @@ from analysis.common import VaelabError, dumps_json, read_json, run_main, write_
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE_MODES = ("auto", "on", "off")
+# SVC: auto = oneDAL (scikit-learn-intelex) where it imports, else libsvm (analysis.classify).
+SVC_CHOICES = ("auto", "onedal", "libsvm")
 DEFAULT_VAE = "stabilityai/sd-vae-ft-ema"
 # A hub id: "owner/name" made of the characters the Hugging Face Hub allows.
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -56,6 +58,7 @@ class RunConfig:
     batch_size: int = 16
     resolution: int = 32  # image side fed to the encoder; 32 = as stored, larger = upsampled
     compile: str = "auto"  # torch.compile the encoder: auto (CPU, large runs) | on | off
+    svc: str = "auto"  # SVC library: auto (oneDAL where it imports, else libsvm) | onedal | libsvm
 
 
 def parse_int(name: str, text: str, minimum: int) -> int:
@@ -123,8 +126,12 @@ def make_data_config(dataset: str, limit: str, data_root: str) -> DataConfig:
 
 
 def make_run_config(vae: str, revision: str, seed: str, device: str, precision: str,
-                    batch_size: str, resolution: str = "32", compile: str = "auto") -> RunConfig:
+                    batch_size: str, resolution: str = "32", compile: str = "auto",
+                    svc: str = "auto") -> RunConfig:
     device = device.strip() or "auto"
+    svc = svc.strip().lower() or "auto"
+    if svc not in SVC_CHOICES:
+        raise VaelabError(f"SVC={svc!r} is not known; use one of {', '.join(SVC_CHOICES)}")
     precision = precision.strip().lower() or "auto"
     compile = compile.strip().lower() or "auto"
     if compile not in COMPILE_MODES:
@@ -136,7 +143,7 @@ def make_run_config(vae: str, revision: str, seed: str, device: str, precision: 
     return RunConfig(vae=check_vae(vae), revision=revision.strip(), seed=parse_int("SEED", seed, 0),
                      device=device, precision=precision,
                      batch_size=parse_int("BATCH", batch_size, 1),
-                     resolution=parse_resolution(resolution), compile=compile)
+                     resolution=parse_resolution(resolution), compile=compile, svc=svc)
 
 
 def write_if_changed(path: Path, config: object) -> bool:
@@ -180,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--batch-size", default=str(RunConfig.batch_size))
     run.add_argument("--compile", default="auto", help="torch.compile the encoder: auto|on|off")
     run.add_argument("--resolution", default="32", help="image side fed to the encoder (pixels)")
+    run.add_argument("--svc", default="auto", help="SVC library: auto|onedal|libsvm")
     report = sub.add_parser("report", help="which runs and data a report is made from")
     report.add_argument("--run", action="append", default=[], help="run directory (repeatable)")
     report.add_argument("--data", required=True)
@@ -196,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
                   "source_date_epoch": source_date_epoch()}
     else:
         config = make_run_config(args.vae, args.revision, args.seed, args.device, args.precision,
-                                 args.batch_size, args.resolution, args.compile)
+                                 args.batch_size, args.resolution, args.compile, args.svc)
     write_if_changed(args.out, config)
 
 

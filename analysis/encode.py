@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis import threads
 from analysis.autoencoders import CLASSES, downsampling
 from analysis.common import (VaelabError, copy_file, file_lock, load_npz, progress, read_json,
                              run_main, save_npz, sha256_file, sha256_json, write_json, write_text)
@@ -349,6 +350,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
+    threads.apply()  # torch's pool: this stage's share of the cores under make -j
     model = resolve_model(config.vae, config.revision)
     vae = load_vae(model)
     vae_config = dict(vae.config)
@@ -416,7 +418,7 @@ def main(argv: list[str] | None = None) -> None:
             "device": device, "device_name": device_name(device), "precision": precision,
             "precision_reason": precision_reason(config.precision, device,
                                                  bool(vae_config.get("force_upcast", True)), precision),
-            "torch_threads": torch.get_num_threads(), "batch_size": config.batch_size,
+            "batch_size": config.batch_size,
             "memory_format": "channels_last" if device == "cpu" else "contiguous",
             "compiled": compiled, "compile_requested": config.compile,
             "seed": config.seed, "cache_key": key, "recon_cache_key": recon_key,
@@ -441,6 +443,8 @@ def main(argv: list[str] | None = None) -> None:
                     "from_cache": reused["latents"],
                     "reconstructions_from_cache": reused["reconstructions"] if recon_file else None,
                     "compile_seconds": compile_seconds,
+                    # make -j's share (analysis.threads); the latents do not depend on it.
+                    "torch_threads": torch.get_num_threads(),
                     "images": int(data_info["n_train"] + data_info["n_test"])})
         # latents.npz last: it is the file make tracks.
         copy_file(latents_file, args.out)

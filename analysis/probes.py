@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import stats
+from analysis import stats, threads
 from analysis.autoencoders import FEATURE_SETS, feature_set_keys
 from analysis.common import (VaelabError, copy_file, file_lock, progress, read_json, run_main, sha256_file,
                              sha256_json, write_json)
@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path, help="probes.json to write")
     parser.add_argument("--cache", type=Path, default=None, help="cache directory (none: always fit)")
     args = parser.parse_args(argv)
+    threads.apply()
     from analysis.classify import check_latents, read_run
 
     seed, classes, latents = read_run(args.latents)

@@ -5,7 +5,7 @@ Run:
         --variable VAES=... --variable SEED=0 ...
 
 Everything comes from files the earlier stages wrote (config.json, encode.json,
-dataset.json) plus the git checkout and the installed package versions; the report's
+classify.json: which SVC library and version, dataset.json) plus the git checkout and the installed package versions; the report's
 Appendix A shows the same record.
 """
 
@@ -23,7 +23,7 @@ from analysis.common import read_json, run_main, write_json
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("torch", "torchvision", "diffusers", "huggingface_hub", "safetensors", "numpy",
             "scipy", "pandas", "scikit-learn", "scikit-image", "statsmodels", "lightgbm",
-            "xgboost", "matplotlib", "pillow", "jinja2", "weasyprint")
+            "xgboost", "scikit-learn-intelex", "matplotlib", "pillow", "jinja2", "weasyprint")
 
 
 def git_state(repo: Path = ROOT) -> dict:
@@ -51,6 +51,7 @@ def build_provenance(run_dir: Path, data_dir: Path, variables: dict[str, str]) -
     config = read_json(run_dir / "config.json", "run configuration")
     encode = read_json(run_dir / "encode.json", "encoder description")
     dataset = read_json(data_dir / "dataset.json", "dataset description")
+    classify = read_json(run_dir / "classify.json", "classifier record")
     return {
         "vaelab": git_state(),
         "model": {k: encode["model"].get(k) for k in ("name", "revision", "weights_file",
@@ -62,6 +63,7 @@ def build_provenance(run_dir: Path, data_dir: Path, variables: dict[str, str]) -
         "seed": config["seed"],
         "precision": encode["precision"],
         "device": encode["device"],
+        "svc": classify["key_fields"]["svc"],  # libsvm or oneDAL, its version (and threads)
         "hardware": {"device_name": encode["device_name"], "cpu_count": os.cpu_count(),
                      "machine": platform.machine(), "system": platform.platform()},
         "software": package_versions(),

@@ -55,6 +55,13 @@ def test_bench_main_writes_ratios_and_classifier_times(tiny_vae, tmp_path):
     classifiers = result["classifiers"]
     assert set(classifiers["seconds"]) >= {"logreg", "svc", "xgboost", "random"}
     assert set(classifiers["seconds"]["svc"]) == {"64", "128"}
+    # Both SVC implementations side by side on the same features; the totals count SVC=auto's.
+    svc = classifiers["svc"]["64"]
+    assert svc["libsvm"]["fit_seconds"] >= 0 and 0 <= svc["libsvm"]["accuracy"] <= 1
+    default = classifiers["svc_default"]["implementation"]
+    assert classifiers["seconds"]["svc"]["64"]["fit_seconds"] == svc[default]["fit_seconds"]
+    if default == "onedal":
+        assert svc["onedal"]["support_vectors"] > 0 and 0.9 <= svc["agreement"] <= 1
     # CIFAR-like features where the shared JPEG set is at hand, and it says which.
     expected = "CIFAR-10 JPEG" if CIFAR_ZIP.is_file() else "Gaussian mixture"
     assert expected in classifiers["features"] and classifiers["test_rows"] == 100

@@ -251,7 +251,11 @@ def test_classify_main_writes_metrics_for_every_model(tmp_path):
     preds = list(csv.reader(io.StringIO((run / "predictions.csv").read_text())))
     assert len(preds) == 1 + 12 and len(preds[0]) == 2 + len(MODELS) * len(all_sets)
     assert set(json.loads((run / "timings-classify.json").read_text())) == {m.key for m in MODELS}
-    assert json.loads((run / "classify.json").read_text())["from_cache"] is False
+    record = json.loads((run / "classify.json").read_text())
+    assert record["from_cache"] is False
+    # The SVC implementation (config.json has no SVC: auto) is named and keys the results.
+    assert metrics["svc"] == record["key_fields"]["svc"] == classify.svc_implementation("auto")
+    assert metrics["models"]["svc"]["description"].endswith(metrics["svc"]["label"])
 
 
 def test_classify_main_rejects_nan_latents(tmp_path):

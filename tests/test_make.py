@@ -150,3 +150,19 @@ def test_make_report_on_cifar10_jpeg_subset(tmp_path, tiny_vae, cifar_subset):
 def test_make_help_is_default_goal():
     proc = run_make()
     assert "make report" in proc.stdout and "make test" in proc.stdout
+
+
+def test_make_j2_products_equal_the_serial_ones(demo_build, tiny_vae, synthetic_images, tmp_path):
+    """`make -j2 report` (stages side by side, each on its share of the cores) writes the same
+    files, byte for byte, as the serial `make report` of the demo_build fixture; only the
+    wall-clock timings may differ."""
+    build = tmp_path / "parallel"
+    run_make("-j2", "report", *make_vars(build, tiny_vae, synthetic_images, 6))
+
+    def products(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and not p.name.startswith("timings")}
+
+    serial, parallel = products(demo_build), products(build)
+    assert sorted(parallel) == sorted(serial)
+    assert [name for name in serial if parallel[name] != serial[name]] == []
