@@ -96,8 +96,8 @@ COMMON := analysis/__init__.py analysis/common.py analysis/config.py
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "Variables: VAES VAE REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH COMPILE RESOLUTION SVC BUILD DATA_ROOT METADATA (see README.md)"
-	@echo "make -jN report builds N runs (VAES x RESOLUTION) side by side, each stage on cores/N threads;"
-	@echo "  same products as make (oneDAL's SVC aside: SVC=libsvm for identical bytes); with one run it changes nothing"
+	@echo "make -jN report: up to N runs (VAES x RESOLUTION) side by side, each stage on cores/min(N, runs) threads;"
+	@echo "  with one run it changes nothing (same bytes); with several, latents and oneDAL's SVC may differ in the last bits"
 
 report: $(BUILD)/report.html $(BUILD)/report.pdf $(BUILD)/timings.json ## build the report (build/report.html and build/report.pdf)
 	@$(PY) -m report.timings summary $(BUILD)/timings.json
