@@ -17,7 +17,7 @@ import os
 import tomllib
 from pathlib import Path, PurePath
 
-from analysis.autoencoders import CLASSES, FEATURE_SETS
+from analysis.autoencoders import CLASSES
 from analysis.common import VaelabError, load_npz, read_json
 from report import facts as F
 from report import sentences as S
@@ -228,28 +228,6 @@ def conclusions(metrics: dict, pairs: list[dict], untrained: bool,
     return out
 
 
-def separability(figures_info: dict, n_classes: int, primary: str = "sample") -> str | None:
-    """Contrast the PCA plane (maximal variance; the template quotes its share of variance)
-    with the LDA plane (maximal class separation) by a nearest-centroid test accuracy in each."""
-    pca, lda = figures_info.get("pca", {}).get(primary), figures_info.get("lda", {}).get(primary)
-    if not pca or not lda or "centroid_accuracy" not in pca or "centroid_accuracy" not in lda:
-        return None
-    chance = 1 / n_classes
-    p_acc, l_acc = pca["centroid_accuracy"], lda["centroid_accuracy"]
-    if l_acc > p_acc:
-        reading = ("so the classes are better separated along the discriminant directions than "
-                   "along the directions of maximal variance: the PCA plot understates what a "
-                   "linear classifier can use")
-    else:
-        reading = ("so the discriminant directions separate the classes no better than the "
-                   "directions of maximal variance")
-    label = FEATURE_SETS[primary].label if primary in FEATURE_SETS else primary
-    return (f"Assigning each {label} test latent to the nearest class centre (centres from the "
-            f"projected training latents) gives an accuracy of {p_acc:.4f} "
-            f"({p_acc / chance:.1f} times chance) in the PCA plane and {l_acc:.4f} "
-            f"({l_acc / chance:.1f} times chance) in the LDA plane, {reading}.")
-
-
 def figure(path: Path, html_dir: Path) -> str:
     if not path.is_file():
         raise VaelabError(f"figure {path} is missing; run `make report` to build it")
@@ -366,7 +344,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "figures": figures,
         "pca": figures_info.get("pca", {}),
         "lda": figures_info.get("lda", {}),
-        "separability": separability(figures_info, len(metrics["classes"]),
+        "separability": S.separability(figures_info, len(metrics["classes"]),
                                      sets_of_kind(metrics, "vae")[0]),
         "recon_mse": recon_mse,
         "original_accuracy": ORIGINAL_ACCURACY,

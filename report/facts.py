@@ -28,7 +28,6 @@ ORIGINAL_ACCURACY = {
 ORIGINAL_BEST = 0.61
 ORIGINAL_BEST_MODEL = "SVC"
 ORIGINAL_ENCODER = "stabilityai/sd-vae-ft-ema"
-ORIGINAL_MODELS = ("stabilityai/sd-vae-ft-ema", "stabilityai/sd-vae-ft-mse", "stabilityai/sdxl-vae")
 ORIGINAL_CONFUSED = [("cat", "dog"), ("automobile", "truck")]
 ALPHA = 0.05  # significance level for McNemar's test, after Holm's correction
 # SSIM at or below this (of 1) is called "not close": random-weight decoders give 0.0-0.1,
@@ -420,8 +419,8 @@ class Encoder:
 
     @property
     def is_original_model(self) -> bool:
-        """One of the original study's published models, at a hub commit."""
-        return self.source.kind == "hub" and self.source.name in ORIGINAL_MODELS
+        """The published model behind the original study's best figure, at a hub commit."""
+        return self.source.kind == "hub" and self.source.name == ORIGINAL_ENCODER
 
 
 def encoder(encode: dict, metrics: dict, stated_sha256: str = "") -> Encoder:

@@ -22,8 +22,9 @@ rest in the table it came from; each fact stated once, pointed to afterwards.
 
 from __future__ import annotations
 
+from analysis.autoencoders import FEATURE_SETS
 from report.facts import (ALPHA, CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFUSED,
-                          ORIGINAL_ENCODER, Best, Curves, Encoder, Gap, LatentShare, Limits,
+                          ORIGINAL_ENCODER, Best, Curves, Gap, LatentShare, Limits,
                           PixelTally, Probes, Recon, SampleVsMeanStd, Score, Source, Upcast, Versus)
 from report.formatting import acc, count, joined, p_is, pct, plural, pts, size, unsigned
 
@@ -90,7 +91,7 @@ def gap_sentence(g: Gap) -> str:
     ours = ("this run's best equals it" if d == 0 else
             f"this run's best is {size(d)} points {'above' if d > 0 else 'below'} it")
     if g.encoder.is_original_model:
-        return f"{theirs}, one of the published models this run also uses; {ours}."
+        return f"{theirs}, the published model this run also uses; {ours}."
     if g.encoder.like_original:
         return (f"{theirs}; {ours}, with other weights of the same class and latent shape "
                 "(4×4×4 from an AutoencoderKL).")
@@ -358,8 +359,8 @@ def limitation_items(lim: Limits) -> list[str]:
                "model (on a validation split, never the test set) could rank differently.")
     if lim.sample_size and lim.sample_size != lim.resolution:
         out.append(f"Resolution: images are encoded at {lim.resolution} px, while the model's "
-                   f"config gives a sample_size of {lim.sample_size} px, the size it was built "
-                   "for. A run at another RESOLUTION (e.g. RESOLUTION=\"32 64\") would show "
+                   f"config gives a sample_size of {lim.sample_size} px, the image size it names "
+                   "as its default (for published models, about the size they were trained at). A run at another RESOLUTION (e.g. RESOLUTION=\"32 64\") would show "
                    "whether the input size matters; upsampling adds no information to the images.")
     else:
         out.append(f"Resolution: images are encoded at {lim.resolution} px, CIFAR-10's own size. "
@@ -454,3 +455,26 @@ def baselines_sentence(pooled: int | None, pcas: list[tuple[int, str, int]], n_t
         text += (f" A PCA has at most as many components as training images ({count(n_train)} "
                  "here), hence the narrower ones.")
     return text + " The PCA is fitted on the training images only; test images are only projected."
+
+
+def separability(figures_info: dict, n_classes: int, primary: str = "sample") -> str | None:
+    """Contrast the PCA plane (maximal variance; the template quotes its share of variance)
+    with the LDA plane (maximal class separation) by a nearest-centroid test accuracy in each."""
+    pca, lda = figures_info.get("pca", {}).get(primary), figures_info.get("lda", {}).get(primary)
+    if not pca or not lda or "centroid_accuracy" not in pca or "centroid_accuracy" not in lda:
+        return None
+    chance = 1 / n_classes
+    p_acc, l_acc = pca["centroid_accuracy"], lda["centroid_accuracy"]
+    if l_acc > p_acc:
+        reading = ("so by this measure (point estimates, no test) the classes are better "
+                   "separated along the discriminant directions than along the directions of "
+                   "maximal variance: the PCA plot understates what a linear classifier can use")
+    else:
+        reading = ("so by this measure (point estimates, no test) the discriminant directions "
+                   "separate the classes no better than the directions of maximal variance")
+    label = FEATURE_SETS[primary].label if primary in FEATURE_SETS else primary
+    label = "" if label == "latent" else f"{label} "
+    return (f"Assigning each {label}test latent to the nearest class centre (centres from the "
+            f"projected training latents) gives an accuracy of {p_acc:.4f} "
+            f"({p_acc / chance:.1f} times chance) in the PCA plane and {l_acc:.4f} "
+            f"({l_acc / chance:.1f} times chance) in the LDA plane, {reading}.")

@@ -315,7 +315,7 @@ def test_gap_to_original_is_framed_by_the_encoder():
     assert "11.0 points below it" in text and "Hidalgo Pujol, 2024" in text
     ema = F.encoder(encode_record(name="stabilityai/sd-vae-ft-ema", revision="a" * 40), kl_metrics({"svc": (0.5, 0.6)}))
     assert ema.is_original_model
-    assert "one of the published models this run also uses" in S.gap_sentence(
+    assert "the published model this run also uses" in S.gap_sentence(
         F.Gap(F.best_of(kl_metrics({"svc": (0.5, 0.61)})), F.ORIGINAL_BEST, ema, 50_000, 10_000, "cifar10", None))
 
 
