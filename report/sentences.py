@@ -28,8 +28,6 @@ from report.facts import (ALPHA, CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFU
                           PixelTally, Probes, Recon, SampleVsMeanStd, Score, Source, Upcast, Versus)
 from report.formatting import acc, count, joined, p_is, pct, plural, pts, size, unsigned
 
-ORIGINAL = "the original study (Hidalgo Pujol, 2024)"
-
 
 # ---- naming ------------------------------------------------------------------------------
 
@@ -416,7 +414,7 @@ def recon_sentence(r: Recon) -> str:
 
 def upcast_text(u: Upcast) -> str:
     """The original's sdxl-vae finding, without speculation passed off as a cause."""
-    text = (f"{ORIGINAL} found {u.name} worse, with broken reconstructions. Here it ran in "
+    text = (f"The original study (Hidalgo Pujol, 2024) found {u.name} worse, with broken reconstructions. Here it ran in "
             f"{u.precision}; its config sets force_upcast={u.force_upcast}, so vaelab never runs "
             "it in float16, and every latent and reconstruction was checked for NaN/Inf (none "
             f"found, or the run would have stopped). Its best accuracy differs from "
