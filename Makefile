@@ -197,6 +197,7 @@ $(BUILD)/compare/reconstructions.png: $(BUILD)/report-inputs.json $(foreach r,$(
 	$(PY) -m analysis.variants $@ $(RUN_DIRS)
 
 $(BUILD)/report.html: $(BUILD)/report-inputs.json $(RUN_PRODUCTS) $(COMPARE) report/context.py \
+                      report/facts.py report/sentences.py report/formatting.py \
                       report/compare.py report/render.py templates/report.html.j2 templates/compare.html.j2 \
                       templates/report.css $(wildcard $(METADATA))
 	$(PY) -m report.render html $(RUN_DIRS) $@ --data $(DATA_DIR) --metadata $(call q,$(METADATA))

@@ -307,7 +307,7 @@ def plot_pca(panels: dict[str, tuple[str, np.ndarray, list[float]]], labels: np.
 
 
 def plot_kde(features: np.ndarray, labels: np.ndarray, classes: list[str], path: Path,
-             feature_names: list[str] | None = None) -> None:
+             feature_names: list[str] | None = None, label: str = ".sample()") -> None:
     """features (N, D): one panel per column 0..3, one density line per class.
 
     A class with fewer than 2 points or no spread in a column has no density there; its
@@ -343,12 +343,12 @@ def plot_kde(features: np.ndarray, labels: np.ndarray, classes: list[str], path:
                    for c, name in enumerate(classes)]
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(classes), 5),
                    frameon=False)
-        fig.suptitle("Class-wise density of the first latent features (.sample(), test set)")
+        fig.suptitle(f"Class-wise density of the first latent features ({label}, test set)")
         save_figure(fig, path)
 
 
 def plot_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, labels: np.ndarray,
-                         classes: list[str], mse: float, path: Path) -> None:
+                         classes: list[str], mse: float, path: Path, decoded: str = "the latent mean") -> None:
     """originals, reconstructions uint8 (K, 32, 32, 3): two rows, class name on top."""
     k = len(originals)
     cols = max(k, 1)
@@ -369,7 +369,7 @@ def plot_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, lab
         axes[0, 0].set_ylabel("original", fontsize=7)
         axes[1, 0].set_ylabel("decoded", fontsize=7)
         sep = " " if cols >= 8 else "\n"  # a narrow figure needs two title lines
-        fig.suptitle(f"VAE reconstructions of the latent mean{sep}(MSE {mse:.4f} in [-1, 1] units)")
+        fig.suptitle(f"Reconstructions of {decoded}{sep}(MSE {mse:.4f} in [-1, 1] units)")
         save_figure(fig, path)
 
 
@@ -430,7 +430,7 @@ def plot_learning_curves(curves: dict[str, Any], feature_sets: dict[str, dict], 
         handles.append(Line2D([], [], color="grey", lw=0.8, ls=":", label="chance"))
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5),
                    frameon=False)
-        fig.suptitle("Learning curves: VAE features (solid), pixel PCA of equal width (dashed)")
+        fig.suptitle("Learning curves: VAE features (solid), matched pixel PCA (dashed)")
         save_figure(fig, path)
 
 
@@ -495,8 +495,8 @@ def plot_probes(probes: dict[str, Any], n_classes: int, path: Path) -> None:
         handles = [Line2D([], [], color="black", lw=0.8, ls="--", label=f"all channels ({whole:.1%})"),
                    Line2D([], [], color="grey", lw=0.8, ls=":", label="chance")]
         fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
-        fig.suptitle(f"{probes['model_label']} on parts of the {probes['label']} latent "
-                     f"({c}x{h}x{w})")
+        whole_name = "latent" if probes["label"] == "latent" else f"{probes['label']} latent"
+        fig.suptitle(f"{probes['model_label']} on parts of the {whole_name} ({c}x{h}x{w})")
         save_figure(fig, path)
 
 
@@ -591,14 +591,17 @@ def main(argv: list[str] | None = None) -> None:
 
     test_primary = flat(latents, f"test_{primary}")  # (N, C*h*w)
     plot_kde(test_primary, y_test, classes, out / "kde.png",
-             feature_names(latents[f"test_{primary}"].shape[1:], min(4, test_primary.shape[1])))
+             feature_names(latents[f"test_{primary}"].shape[1:], min(4, test_primary.shape[1])),
+             FEATURE_SETS[vae_sets[0]].label)
 
     if recon is None:
         plot_no_reconstructions(Path(encode["model"]["name"]).name, out / "reconstructions.png")
     else:
         mse = float(np.asarray(recon["mse"]).reshape(-1)[0])  # stored as () or (1,)
+        # A KL autoencoder decodes its latent mean, a deterministic one its latent.
         plot_reconstructions(recon["originals"], recon["reconstructions"], recon["labels"], classes,
-                             mse, out / "reconstructions.png")
+                             mse, out / "reconstructions.png",
+                             "the latent mean" if primary == "sample" else "the latent")
     summary["reconstructions"] = recon is not None  # False: the report leaves Figure 9 out
     plot_learning_curves(get(metrics, metrics_path, "learning_curves"), metrics["feature_sets"],
                          metrics["models"], len(classes), out / "learning_curves.png",

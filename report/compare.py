@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 from analysis.common import read_json
+from report import facts as F
+from report import sentences as S
 
 
 def encoder_groups(variants: list[dict]) -> list[list[int]]:
@@ -46,7 +48,9 @@ def accuracy_table(metrics: list[dict]) -> list[dict]:
     for model in first["model_order"]:
         for fs, info in vae_feature_sets(metrics).items():
             values = [m["results"].get(model, {}).get(fs, {}).get("accuracy") for m in metrics]
-            top = max(v for v in values if v is not None)
+            present = [v for v in values if v is not None]
+            # A row one encoder alone has compares nothing: no best to mark.
+            top = max(present) if len(present) > 1 else None
             widths = sorted({m["feature_sets"][fs]["n_features"] for m in metrics
                              if fs in m["feature_sets"]})
             rows.append({"model": first["models"][model]["label"],
@@ -94,16 +98,18 @@ def variant_sentences(variants: list[dict], metrics: list[dict], groups: list[li
             f"({metrics[groups[i][0]]['models'][best[i]['model']]['label']})" for i in ranked) + ". "
     ]
     if len(groups) > 1:
-        out[0] += (f"{names[ranked[0]]} gives the highest accuracy in {counts[ranked[0]]} of "
-                   f"{sum(not r['random'] for r in table)} model/feature-set rows.")
+        shared = [r for r in table if not r["random"] and sum(c["value"] is not None for c in r["cells"]) > 1]
+        tied = sum(sum(c["best"] for c in r["cells"]) > 1 for r in shared)
+        if not shared:
+            out[0] += ("The encoders share no feature set, so no row of Table C1 sets them side by "
+                       "side; their best accuracies above come from different feature sets.")
+        else:
+            out[0] += (f"{names[ranked[0]]} gives the highest accuracy in {counts[ranked[0]]} of "
+                       f"the {len(shared)} model/feature-set rows of Table C1 that more than one "
+                       "encoder has" + (f" ({tied} of them tied)." if tied else "."))
     decoded = [v for v in variants if v.get("has_decoder", True)]
-    if decoded:
-        sharpest = max(decoded, key=lambda v: v["psnr_mean"])
-        out.append(
-            "Reconstruction quality over the same test images: " + "; ".join(
-                f"{label(v)} PSNR {v['psnr_mean']:.2f} dB, SSIM {v['ssim_mean']:.3f}" for v in decoded)
-            + (f". {label(sharpest)} reconstructs best." if len(decoded) > 1 else ".")
-        )
+    if len(decoded) > 1:  # one decoder alone has nothing to be compared with (Table C2 has it)
+        out.append(S.recon_sentence(F.recon(decoded, [label(v) for v in decoded])))
     out += no_decoder_sentences(variants)
     return out
 
@@ -126,8 +132,10 @@ def recon_quality(v: dict) -> str:
     return f"{label(v)} PSNR {v['psnr_mean']:.2f} dB, SSIM {v['ssim_mean']:.3f}"
 
 
-def shared_encoder_sentences(variants: list[dict], groups: list[list[int]]) -> list[str]:
-    """One sentence per group of variants that share an encoder: what is the same, what differs."""
+def shared_encoder_sentences(variants: list[dict], groups: list[list[int]],
+                             quality: bool = True) -> list[str]:
+    """One sentence per group of variants that share an encoder: what is the same, what differs.
+    ``quality``: name each decoder's PSNR and SSIM (the report has them in Table C2 instead)."""
     out = []
     for group in groups:
         if len(group) < 2:
@@ -138,8 +146,8 @@ def shared_encoder_sentences(variants: list[dict], groups: list[list[int]]) -> l
             f"{and_join([label(v) for v in members])} share one encoder (encoder checksum "
             f"{checksum[:12]}…, sha256 over its weights and config): their latents are "
             "bit-for-bit identical, so they were encoded and classified once and Table C1 shows "
-            "their results in one column. Only their decoders differ: " + "; ".join(
-                recon_quality(v) for v in members) + ".")
+            "their results in one column. Only their decoders differ" + (": " + "; ".join(
+                recon_quality(v) for v in members) + "." if quality else " (their PSNR and SSIM are in Table C2)."))
     return out
 
 
@@ -181,24 +189,12 @@ def upcast_paragraph(variants: list[dict], metrics: list[dict]) -> str | None:
     v, primary = variants[i], variants[0]
     if not (v.get("has_decoder", True) and primary.get("has_decoder", True)):
         return None  # the problem is about reconstructions: nothing to compare without them
-    gap = v["psnr_mean"] - primary["psnr_mean"]
-    acc_gap = metrics[i]["best"]["accuracy"] - metrics[0]["best"]["accuracy"]
-    broken = v["ssim_mean"] < 0.5 * max(primary["ssim_mean"], 1e-9)
     precision = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[v["precision"]]
-    text = (f"The original study found {label(v)} worse, with broken reconstructions. Here it ran "
-            f"in {precision}; its config sets force_upcast={v['force_upcast']}, so vaelab never "
-            "runs it in float16, and every latent and reconstruction was checked for NaN/Inf "
-            f"(none found, or the run would have stopped). Its reconstructions reach "
-            f"{v['psnr_mean']:.2f} dB PSNR ({gap:+.2f} dB against {label(primary)}) and its best "
-            f"accuracy differs by {100 * acc_gap:+.1f} points. ")
-    if broken:
-        text += ("Its reconstructions are still clearly worse here, so float16 overflow alone does "
-                 "not explain the difference in this run.")
-    else:
-        text += ("The broken reconstructions do not appear, which is consistent with the known "
-                 "cause: sdxl-vae overflows in float16, and the original most likely ran it in "
-                 "half precision.")
-    return text
+    return S.upcast_text(F.Upcast(
+        label(v), label(primary), precision, v["force_upcast"], v["psnr_mean"] - primary["psnr_mean"],
+        v["ssim_mean"], primary["ssim_mean"],
+        metrics[i]["best"]["accuracy"] - metrics[0]["best"]["accuracy"],
+        max(x["ssim_mean"] for x in variants) > F.CLOSE_SSIM))
 
 
 def build_compare(run_dirs: list[Path], compare_dir: Path, html_dir: Path) -> dict:
@@ -209,6 +205,9 @@ def build_compare(run_dirs: list[Path], compare_dir: Path, html_dir: Path) -> di
     resolutions = sorted({resolution(v) for v in variants})
     return {
         "variants": variants,
+        # How prose names the primary: a hub id, or a folder's name (its path is in Appendix A).
+        "primary_name": F.source({"name": variants[0]["model"], "revision": variants[0].get("revision"),
+                                  "untrained": variants[0].get("untrained")}).name,
         "labels": [label(v) for v in variants],
         # Table C1's columns: one per distinct encoder, naming every variant that shares it.
         "columns": [" = ".join(label(variants[i]) for i in g) for g in groups],
@@ -216,14 +215,17 @@ def build_compare(run_dirs: list[Path], compare_dir: Path, html_dir: Path) -> di
         "resolutions": resolutions if len(resolutions) > 1 else None,
         "n_vaes": len({v["model"] for v in variants}),
         "table": table,
-        "shared": shared_encoder_sentences(variants, groups),
+        # Rows more than one encoder has: only those can mark a best.
+        "compared_rows": sum(not r["random"] and sum(c["value"] is not None for c in r["cells"]) > 1
+                             for r in table),
+        "shared": shared_encoder_sentences(variants, groups, quality=False),
         "sentences": (variant_sentences(variants, metrics, groups, table)
                       + resolution_sentences(variants, metrics)),
         "upcast": upcast_paragraph(variants, metrics),
         # Figure C1: only when some variant has a decoder (else its file says there is none).
         "panel": (os.path.relpath(compare_dir / "reconstructions.png", html_dir)
                   if any(v.get("has_decoder", True) for v in variants) else None),
-        "decoded": [v for v in variants if v.get("has_decoder", True)],
+        "decoded": [{**v, "label": label(v)} for v in variants if v.get("has_decoder", True)],
         "recon_images": max((v["images"] for v in variants), default=0),
         "scaling": [{"name": label(v), "scaling_factor": v["scaling_factor"]} for v in variants],
     }

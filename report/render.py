@@ -20,6 +20,7 @@ from pathlib import Path
 from analysis.common import VaelabError, atomic_path, run_main, write_text
 from report.compare import build_compare
 from report.context import build_context
+from report.formatting import FILTERS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -33,6 +34,7 @@ def render_template(name: str, context: dict, templates: Path = TEMPLATES) -> st
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals["css"] = (templates / "report.css").read_text(encoding="utf-8")
+    env.filters.update(FILTERS)  # numbers as report.formatting writes them: {{ n|count }}
     return env.get_template(name).render(**context)
 
 

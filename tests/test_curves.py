@@ -76,27 +76,30 @@ def curve_metrics(vae: list[tuple[int, float, float]], pixels: list[tuple[int, f
                                            "pixels_pca_sample": {"logreg": pts([(n, a, 0.01) for n, a in pixels])}}}}
 
 
-def test_learning_curve_sentences_rising_and_crossing():
-    from report.context import learning_curve_sentences
+def curve_text(metrics: dict) -> list[str]:
+    from report import facts, sentences
 
+    curves = facts.curves(metrics)
+    return sentences.curve_sentences(curves) if curves else []
+
+
+def test_learning_curve_sentences_rising_and_crossing():
     metrics = curve_metrics([(1000, 0.30, 0.01), (2000, 0.34, 0.01), (5000, 0.40, 0.01)],
                             [(1000, 0.33), (2000, 0.34), (5000, 0.37)])
-    rising, crossing = learning_curve_sentences(metrics)
-    assert "from 2,000 to 5,000 training images" in rising
-    assert "+6.0 points" in rising and "still rises" in rising
+    gains, reading, crossing = curve_text(metrics)
+    assert "from 2,000 to 5,000 training images" in gains and "+6.0 points" in gains
+    assert "every curve ends above the previous size's 95% band, which suggests" in reading
+    assert "not tested" in reading
     assert "behind at 1,000" in crossing and "ahead at 5,000" in crossing and "cross" in crossing
+    assert "of equal width" in crossing
 
 
-def test_learning_curve_sentences_flat_curve_is_feature_limited():
-    from report.context import learning_curve_sentences
-
+def test_learning_curve_sentences_flat_curve_suggests_feature_limited():
     metrics = curve_metrics([(1000, 0.40, 0.02), (2000, 0.41, 0.02)], [(1000, 0.30), (2000, 0.31)])
-    flat, ahead = learning_curve_sentences(metrics)
-    assert "no curve rises beyond the 95% interval" in flat
+    _, flat, ahead = curve_text(metrics)
+    assert "no curve ends above the previous size's 95% band" in flat and "suggests" in flat
     assert "ahead at every size" in ahead
 
 
 def test_learning_curve_sentences_none_for_a_single_size():
-    from report.context import learning_curve_sentences
-
-    assert learning_curve_sentences(curve_metrics([(16, 0.4, 0.1)], [(16, 0.3)])) == []
+    assert curve_text(curve_metrics([(16, 0.4, 0.1)], [(16, 0.3)])) == []

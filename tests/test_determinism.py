@@ -83,7 +83,7 @@ def test_pdf_is_tagged_with_language_and_title(demo_build):
     root = reader.trailer["/Root"]
     assert root["/MarkInfo"]["/Marked"] and "/StructTreeRoot" in root
     assert root["/Lang"] == "en"
-    assert reader.metadata["/Title"] == "Predicting CIFAR-10 from Stable Diffusion VAE latents"
+    assert reader.metadata["/Title"] == "Predicting the image folder “images” from VAE latents"
     assert reader.metadata["/CreationDate"] == reader.metadata["/ModDate"]
 
 

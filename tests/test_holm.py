@@ -69,7 +69,8 @@ def test_raw_significant_but_adjusted_not_is_reported_not_significant():
     assert [row["p"] for row in tables["sample_rows"]] == ["0.020", "0.030", "0.040"]
     assert [row["p_adjusted"] for row in tables["sample_rows"]] == ["0.060", "0.060", "0.060"]
     text = " ".join(conclusions(metrics, [], untrained=True))
-    assert "None of these differences is significant" in text and "3 of 3 before the correction" in text
+    assert "None of the 3 differences is significant after Holm's correction" in text
+    assert "3 of the raw p-values are below 0.05" in text
     # The pixel family keeps its one real difference: 0.001 * 3 = 0.003.
     assert [row["cells"][0]["significant"] for row in tables["baseline_rows"]] == [True, False, False]
     assert tables["family_sizes"] == {"vae_vs_pixels": 3, "mean_std_vs_sample": 3}

@@ -87,27 +87,31 @@ def test_probes_main_caches_and_refits_a_damaged_entry(tmp_path, capsys):
 
 
 def probe_record(whole: tuple[float, float, float], drops: list[tuple[float, float, float]]) -> dict:
-    return {"model_label": "Logistic Regression", "label": ".sample()", "shape": [len(drops), 1, 2],
-            "classes": [str(i) for i in range(10)],
+    return {"model_label": "Logistic Regression", "label": ".sample()", "model": "logreg",
+            "shape": [len(drops), 1, 2], "classes": [str(i) for i in range(10)],
             "all": {"accuracy": whole[0], "ci": [whole[1], whole[2]]},
-            "channels": [{"channel": k, "accuracy": 0.2 + 0.01 * k} for k in range(len(drops))],
+            "channels": [{"channel": k, "accuracy": 0.2 + 0.01 * k, "ci": [0.15 + 0.01 * k, 0.25 + 0.01 * k]}
+                         for k in range(len(drops))],
             "positions": [[{"row": 0, "column": 0, "accuracy": 0.25},
                            {"row": 0, "column": 1, "accuracy": 0.3}]],
             "without_channel": [{"channel": k, "drop": d, "drop_ci": [lo, hi]}
                                 for k, (d, lo, hi) in enumerate(drops)]}
 
 
-def test_probes_sentence_names_the_channel_that_costs_most():
-    from report.context import probes_sentence
+def probes_text(record: dict) -> str:
+    from report import facts, sentences
 
-    text = probes_sentence(probe_record((0.45, 0.44, 0.46), [(0.01, -0.01, 0.03), (0.08, 0.06, 0.1)]))
-    assert "leaving out channel 1 costs most, 8.0 points" in text
-    assert "1 of the 2 channels cost accuracy beyond the bootstrap noise" in text
+    return " ".join(sentences.probes_sentences(facts.probes(record)))
+
+
+def test_probes_sentence_names_the_channel_that_costs_most():
+    text = probes_text(probe_record((0.45, 0.44, 0.46), [(0.01, -0.01, 0.03), (0.08, 0.06, 0.1)]))
+    assert "Leaving out channel 1 costs most, 8.0 points" in text
+    assert "the intervals of 1 of the 2 channels lie above zero (uncorrected, descriptive)" in text
+    assert "highest: channel 1" in text
     assert "30.0% (row 0, column 1)" in text
 
 
 def test_probes_sentence_at_chance_claims_nothing():
-    from report.context import probes_sentence
-
-    text = probes_sentence(probe_record((0.105, 0.09, 0.12), [(0.01, -0.01, 0.03)] * 2))
+    text = probes_text(probe_record((0.105, 0.09, 0.12), [(0.01, -0.01, 0.03)] * 2))
     assert "not clearly above chance" in text and "costs most" not in text

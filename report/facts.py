@@ -1,0 +1,543 @@
+"""Facts: what the run's numbers say, computed once, before any sentence is written.
+
+Not run on its own. ``report.context`` builds these from one build's files and
+``report.sentences`` renders each as prose; tests (tests/test_sentences.py) build them from
+made-up metrics and assert the sentence against the fact.
+
+A fact carries everything its sentence needs: the values, the feature widths on each side,
+the test behind a comparison or the absence of one, and ties. No sentence looks anything up
+in metrics.json itself, so a sentence can only say what its fact holds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from analysis.autoencoders import FEATURE_SETS
+from analysis.stats import holm
+
+# The study this report reproduces: Hidalgo Pujol, P. (2024), Lab 10: Predicting CIFAR10
+# using VAEs, APRNS, GIA-UPC. Its reported test accuracies, typed in from it; it used
+# stabilityai/sd-vae-ft-ema (also -mse and sdxl-vae) on CIFAR-10, 4x4x4 latents.
+ORIGINAL_ACCURACY = {
+    "logreg": "0.44–0.46", "rf": "0.44–0.47", "knn": "0.53", "svc": "0.61",
+    "histgb": "0.57", "lightgbm": "0.57–0.58", "xgboost": "0.55–0.56", "random": "≈0.10",
+}
+ORIGINAL_BEST = 0.61
+ORIGINAL_BEST_MODEL = "SVC"
+ORIGINAL_ENCODER = "stabilityai/sd-vae-ft-ema"
+ORIGINAL_CONFUSED = [("cat", "dog"), ("automobile", "truck")]
+ALPHA = 0.05  # significance level for McNemar's test, after Holm's correction
+# SSIM at or below this (of 1) is called "not close": random-weight decoders give 0.0-0.1,
+# a working SD VAE about 0.8 on CIFAR-10. Only used to say a run cannot judge "broken".
+CLOSE_SSIM = 0.5
+# metrics.json "comparisons" that pit a VAE feature set against a pixel baseline, in order.
+BASELINE_COMPARISONS = ("sample_vs_pixels_pooled", "latent_vs_pixels_pooled",
+                        *(f"{fs}_vs_pixels_pca_{fs}" for fs in FEATURE_SETS))
+# Families of paired tests, each Holm-corrected on its own.
+FAMILIES = {"vae_vs_pixels": BASELINE_COMPARISONS, "mean_std_vs_sample": ("mean_std_vs_sample",)}
+# Hub organisations whose names the report can spell out.
+PUBLISHERS = {"stabilityai": "Stability AI", "madebyollin": "Ollin Boer Bohan",
+              "mit-han-lab": "MIT HAN Lab", "black-forest-labs": "Black Forest Labs"}
+# How the prose names each autoencoder class (analysis.autoencoders says what each yields).
+FAMILY = {
+    "AutoencoderKL": "variational autoencoder (diffusers AutoencoderKL, the kind Stable Diffusion uses)",
+    "AutoencoderTiny": "tiny deterministic autoencoder (diffusers AutoencoderTiny, the TAESD family)",
+    "AutoencoderDC": "deep-compression autoencoder (diffusers AutoencoderDC, DC-AE)",
+}
+
+
+# ---- metrics helpers ---------------------------------------------------------------------
+
+def sets_of_kind(metrics: dict, kind: str) -> list[str]:
+    """Feature sets of one kind ("vae" or "baseline") in display order; older metrics.json
+    files without "kind" hold VAE feature sets only."""
+    return [fs for fs in metrics["feature_set_order"]
+            if metrics["feature_sets"][fs].get("kind", "vae") == kind]
+
+
+def real_models(metrics: dict) -> list[str]:
+    return [m for m in metrics["model_order"] if m != "random"]
+
+
+def width(metrics: dict, fs: str) -> int:
+    return int(metrics["feature_sets"][fs]["n_features"])
+
+
+def fs_name(metrics: dict, fs: str) -> str:
+    """A feature set as prose names it, without its width: '.sample() latents', 'pixel PCA'."""
+    info = metrics["feature_sets"][fs]
+    if info.get("kind", "vae") == "vae":
+        return "latents" if info["label"] == "latent" else f"{info['label']} latents"
+    return "pixel PCA" if info.get("matches") else "pooled pixels"
+
+
+def with_holm(metrics: dict) -> dict:
+    """``metrics`` with every comparison given ``family``, ``family_size`` and ``p_adjusted``
+    (Holm over its family); a difference is significant on that alone. Idempotent."""
+    comps = metrics.get("comparisons") or {}
+    out = {m: dict(per) for m, per in comps.items()}
+    for family, names in FAMILIES.items():
+        members = [(m, n) for m, per in comps.items() for n in per if n in names]
+        for (m, n), p in zip(members, holm([comps[m][n]["p_value"] for m, n in members])):
+            out[m][n] = comps[m][n] | {"family": family, "family_size": len(members),
+                                       "p_adjusted": float(f"{p:.4g}")}
+    return metrics | {"comparisons": out} if comps else metrics
+
+
+def significant(comp: dict) -> bool:
+    return comp["p_adjusted"] < ALPHA
+
+
+# ---- facts -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Score:
+    """One classifier on one feature set."""
+    model: str  # label, "SVC (RBF)"
+    fs: str  # feature-set key
+    fs_label: str  # ".sample()"
+    width: int
+    accuracy: float
+    ci: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class Best:
+    """The highest accuracy among the real classifiers, and whatever ties it."""
+    top: Score
+    ties: tuple[Score, ...]  # other model/feature-set pairs at exactly the same accuracy
+    chance: float
+    n_classes: int
+    random_accuracy: float
+
+    @property
+    def above_chance(self) -> bool:
+        """Its 95% interval lies above chance (without an interval: the point does)."""
+        low = self.top.ci[0] if self.top.ci else self.top.accuracy
+        return low > self.chance
+
+
+def score(metrics: dict, model: str, fs: str) -> Score:
+    res = metrics["results"][model][fs]
+    ci = res.get("accuracy_ci")
+    return Score(metrics["models"][model]["label"], fs, metrics["feature_sets"][fs]["label"],
+                 width(metrics, fs), res["accuracy"], tuple(ci) if ci else None)
+
+
+def best_of(metrics: dict, feature_sets: list[str] | None = None) -> Best:
+    """The best real classifier over ``feature_sets`` (default: every VAE feature set)."""
+    sets = feature_sets or sets_of_kind(metrics, "vae")
+    scores = [score(metrics, m, fs) for fs in sets for m in real_models(metrics)]
+    top_acc = max(s.accuracy for s in scores)
+    tied = [s for s in scores if s.accuracy == top_acc]
+    chosen = metrics.get("best", {})
+    top = next((s for s in tied if (metrics["models"].get(chosen.get("model"), {}).get("label"), s.fs)
+                == (s.model, chosen.get("feature_set"))), tied[0])
+    chance = 1 / len(metrics["classes"])
+    return Best(top, tuple(s for s in tied if s is not top), chance, len(metrics["classes"]),
+                max(metrics["results"]["random"][fs]["accuracy"] for fs in sets)
+                if "random" in metrics["results"] else chance)
+
+
+@dataclass(frozen=True)
+class Versus:
+    """A paired comparison of two feature sets seen by one classifier on the same test images."""
+    model: str
+    a: str  # prose name, "'.sample() latents'"
+    a_width: int
+    b: str
+    b_width: int
+    delta: float  # accuracy of a minus b
+    ci: tuple[float, float]  # paired bootstrap 95% interval of delta
+    p: float  # McNemar's exact p, raw
+    p_adjusted: float | None  # Holm over the family; None: not part of a family
+    family_size: int
+
+    @property
+    def significant(self) -> bool:
+        return self.p_adjusted is not None and self.p_adjusted < ALPHA
+
+    @property
+    def direction(self) -> str:
+        """'higher' / 'lower' when significant, else 'unclear'."""
+        if not self.significant or self.delta == 0:
+            return "unclear"
+        return "higher" if self.delta > 0 else "lower"
+
+    @property
+    def same_width(self) -> bool:
+        return self.a_width == self.b_width
+
+
+def versus(metrics: dict, model: str, name: str) -> Versus | None:
+    comp = (with_holm(metrics).get("comparisons") or {}).get(model, {}).get(name)
+    if not comp:
+        return None
+    return Versus(metrics["models"][model]["label"], fs_name(metrics, comp["a"]),
+                  width(metrics, comp["a"]), fs_name(metrics, comp["b"]), width(metrics, comp["b"]),
+                  comp["delta"], tuple(comp["ci"]), comp["p_value"], comp.get("p_adjusted"),
+                  comp.get("family_size", 1))
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """One kind of VAE-vs-pixels comparison (e.g. .sample() against pooled pixels)."""
+    a: str
+    a_width: int
+    b: str
+    b_width: int
+
+
+@dataclass(frozen=True)
+class PixelTally:
+    """Every classifier's VAE-vs-pixel tests, one Holm family."""
+    n_models: int
+    pairings: tuple[Pairing, ...]
+    n_tests: int
+    n_higher: int
+    n_lower: int
+    n_raw_below: int  # raw p below ALPHA
+
+    @property
+    def n_unclear(self) -> int:
+        return self.n_tests - self.n_higher - self.n_lower
+
+    @property
+    def unequal(self) -> tuple[Pairing, ...]:
+        return tuple(p for p in self.pairings if p.a_width != p.b_width)
+
+
+def pixel_tally(metrics: dict) -> PixelTally | None:
+    comps = with_holm(metrics).get("comparisons")
+    if not comps:
+        return None
+    tests = [(m, n, c) for m, per in comps.items() for n, c in per.items() if n in BASELINE_COMPARISONS]
+    if not tests:
+        return None
+    names = [n for n in BASELINE_COMPARISONS if any(n == t[1] for t in tests)]
+    pairings = []
+    for name in names:
+        c = next(c for _, n, c in tests if n == name)
+        pairings.append(Pairing(fs_name(metrics, c["a"]), width(metrics, c["a"]),
+                                fs_name(metrics, c["b"]), width(metrics, c["b"])))
+    return PixelTally(len({m for m, _, _ in tests}), tuple(pairings), len(tests),
+                      sum(significant(c) and c["delta"] > 0 for _, _, c in tests),
+                      sum(significant(c) and c["delta"] < 0 for _, _, c in tests),
+                      sum(c["p_value"] < ALPHA for _, _, c in tests))
+
+
+@dataclass(frozen=True)
+class LatentShare:
+    """Each VAE feature set's width, its share of the image's pixel values and its best score."""
+    best: tuple[Best, ...]  # one per VAE feature set, in display order
+    pixels: int  # values per image the encoder saw: 32*32*3
+
+
+def latent_share(metrics: dict) -> LatentShare:
+    return LatentShare(tuple(best_of(metrics, [fs]) for fs in sets_of_kind(metrics, "vae")),
+                       32 * 32 * 3)
+
+
+@dataclass(frozen=True)
+class SampleVsMeanStd:
+    """mean & std against one .sample() over the real classifiers (KL autoencoders only)."""
+    sample_width: int
+    mean_std_width: int
+    n_models: int
+    n_higher: int  # mean & std above .sample() (point estimates)
+    n_lower: int
+    mean_delta: float
+    largest: tuple[str, float]  # (model label, delta) of the largest change
+    n_tested: int
+    n_significant: int
+    n_raw_below: int
+    best_model: Versus | None  # the best classifier's test
+
+    @property
+    def n_tied(self) -> int:
+        return self.n_models - self.n_higher - self.n_lower
+
+
+def sample_vs_mean_std(metrics: dict) -> SampleVsMeanStd | None:
+    if not {"sample", "mean_std"} <= set(sets_of_kind(metrics, "vae")):
+        return None
+    deltas = [(metrics["models"][m]["label"],
+               metrics["results"][m]["mean_std"]["accuracy"] - metrics["results"][m]["sample"]["accuracy"])
+              for m in real_models(metrics)]
+    comps = with_holm(metrics).get("comparisons") or {}
+    tests = [per["mean_std_vs_sample"] for per in comps.values() if "mean_std_vs_sample" in per]
+    return SampleVsMeanStd(
+        width(metrics, "sample"), width(metrics, "mean_std"), len(deltas),
+        sum(d > 0 for _, d in deltas), sum(d < 0 for _, d in deltas),
+        sum(d for _, d in deltas) / len(deltas), max(deltas, key=lambda t: abs(t[1])),
+        len(tests), sum(significant(t) for t in tests), sum(t["p_value"] < ALPHA for t in tests),
+        versus(metrics, metrics["best"]["model"], "mean_std_vs_sample"))
+
+
+@dataclass(frozen=True)
+class CurveRow:
+    model: str
+    fs_label: str
+    width: int
+    prev_n: int
+    last_n: int
+    gain: float  # full-size accuracy minus the previous size's
+    above_band: bool  # the full-size point lies above the previous point's 95% band
+    pixel: str | None  # prose name of the pixel PCA curve matched to this feature set
+    pixel_width: int | None
+    leads: tuple[tuple[int, float], ...]  # (training images, VAE minus pixels) per size
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Learning curves: descriptive, bands over test images, no test and no correction."""
+    rows: tuple[CurveRow, ...]
+
+    @property
+    def n_above(self) -> int:
+        return sum(r.above_band for r in self.rows)
+
+
+def curves(metrics: dict) -> Curves | None:
+    lc = metrics.get("learning_curves")
+    if not lc or len(lc.get("sizes", [])) < 2:
+        return None
+    pixel_of = {info.get("matches"): key for key, info in metrics["feature_sets"].items()
+                if info.get("matches") and key in lc["curves"]}
+    rows = []
+    for fs in sets_of_kind(metrics, "vae"):
+        for model in lc["models"]:
+            points = lc["curves"].get(fs, {}).get(model)
+            if not points or len(points) < 2:
+                continue
+            prev, last = points[-2], points[-1]
+            pixel = {p["n_train"]: p["accuracy"]
+                     for p in lc["curves"].get(pixel_of.get(fs), {}).get(model, [])}
+            rows.append(CurveRow(
+                metrics["models"][model]["label"], metrics["feature_sets"][fs]["label"],
+                width(metrics, fs), prev["n_train"], last["n_train"], last["accuracy"] - prev["accuracy"],
+                last["accuracy"] > prev["ci"][1],
+                fs_name(metrics, pixel_of[fs]) if pixel_of.get(fs) else None,
+                width(metrics, pixel_of[fs]) if pixel_of.get(fs) else None,
+                tuple((p["n_train"], p["accuracy"] - pixel[p["n_train"]]) for p in points
+                      if p["n_train"] in pixel)))
+    return Curves(tuple(rows)) if rows else None
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Where the class information sits: channels, positions, leave-one-out (descriptive:
+    intervals are per probe, uncorrected, and no test is made)."""
+    model: str
+    label: str
+    shape: tuple[int, int, int]
+    whole: float
+    whole_ci: tuple[float, float]
+    chance: float
+    channels: tuple[tuple[int, float, tuple[float, float]], ...]  # (channel, accuracy, ci)
+    drops: tuple[tuple[int, float, tuple[float, float]], ...]  # (channel, drop, paired ci)
+    positions: tuple[tuple[int, int, float], ...]  # (row, column, accuracy)
+
+    @property
+    def above_chance(self) -> bool:
+        return self.whole_ci[0] > self.chance
+
+    @property
+    def channels_above_chance(self) -> tuple[int, ...]:
+        return tuple(c for c, _, ci in self.channels if ci[0] > self.chance)
+
+    @property
+    def top_channels(self) -> tuple[int, ...]:
+        """Channels at the highest single-channel accuracy (more than one: a tie)."""
+        top = max(a for _, a, _ in self.channels)
+        return tuple(c for c, a, _ in self.channels if a == top)
+
+    @property
+    def costly(self) -> tuple[int, ...]:
+        """Channels whose paired interval for the cost of leaving them out lies above zero."""
+        return tuple(c for c, _, ci in self.drops if ci[0] > 0)
+
+
+def probes(record: dict | None, model_label: str | None = None) -> Probes | None:
+    if not record:
+        return None
+    return Probes(
+        model_label or record.get("model_label") or record["model"], record["label"],
+        tuple(record["shape"]), record["all"]["accuracy"], tuple(record["all"]["ci"]),
+        1 / len(record["classes"]),
+        tuple((e["channel"], e["accuracy"], tuple(e["ci"])) for e in record.get("channels", [])),
+        tuple((e["channel"], e["drop"], tuple(e["drop_ci"])) for e in record.get("without_channel", [])),
+        tuple((e["row"], e["column"], e["accuracy"]) for row in record.get("positions", []) for e in row))
+
+
+@dataclass(frozen=True)
+class Source:
+    """What the run knows about where the weights came from."""
+    kind: str  # "hub" (an id resolved to a commit), "folder" (a local folder), "random"
+    name: str  # hub id, or the folder's name (the path is in Appendix A)
+    revision: str | None  # hub commit
+    publisher: str | None
+    cls: str
+    stated_pretrained: bool = False  # report.toml names these weights' sha256 as pretrained
+
+
+def source(model: dict, stated_sha256: str = "") -> Source:
+    name, revision = model["name"], model.get("revision") or "local"
+    cls = model.get("autoencoder_class", "AutoencoderKL")
+    if model.get("untrained"):
+        return Source("random", PurePath(name).name or name, None, None, cls)
+    if revision != "local" and re.fullmatch(r"[0-9a-f]{40}", revision) and "/" in name \
+            and not PurePath(name).is_absolute():
+        org = name.split("/")[0]
+        return Source("hub", name, revision, PUBLISHERS.get(org), cls)
+    stated = bool(stated_sha256) and stated_sha256.strip().lower() == model.get("weights_sha256", "")
+    return Source("folder", PurePath(name.rstrip("/")).name, None, None, cls, stated)
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """The primary encoder as the prose describes it."""
+    source: Source
+    cls: str
+    stochastic: bool
+    shape: tuple[int, int, int]  # (C, h, w) of one latent
+    feature_sets: tuple[tuple[str, int], ...]  # (label, width) per VAE feature set
+    resolution: int
+    sample_size: int | None  # the config's sample_size: the resolution it was made for
+
+    @property
+    def family(self) -> str:
+        return FAMILY.get(self.cls, f"autoencoder ({self.cls})")
+
+    @property
+    def like_original(self) -> bool:
+        """The original study's kind of latent: an AutoencoderKL giving 4x4x4 at 32 px."""
+        return self.cls == "AutoencoderKL" and self.shape == (4, 4, 4)
+
+    @property
+    def is_original_model(self) -> bool:
+        """The published model behind the original study's best figure, at a hub commit."""
+        return self.source.kind == "hub" and self.source.name == ORIGINAL_ENCODER
+
+
+def encoder(encode: dict, metrics: dict, stated_sha256: str = "") -> Encoder:
+    down = int(encode.get("downsampling", 8))
+    res = int(encode.get("resolution", 32))
+    cfg = encode.get("vae_config", {})
+    return Encoder(
+        source(encode["model"], stated_sha256), encode.get("autoencoder_class", "AutoencoderKL"),
+        bool(encode.get("stochastic", True)), (int(cfg.get("latent_channels", 4)), res // down, res // down),
+        tuple((metrics["feature_sets"][fs]["label"], width(metrics, fs)) for fs in sets_of_kind(metrics, "vae")),
+        res, cfg.get("sample_size"))
+
+
+@dataclass(frozen=True)
+class Gap:
+    """This run's best against the original study's, and what differs that the run can see."""
+    best: Best
+    original: float
+    encoder: Encoder
+    n_train: int
+    n_test: int
+    dataset: str
+    limit: int | None
+
+    @property
+    def delta(self) -> float:
+        return self.best.top.accuracy - self.original
+
+
+@dataclass(frozen=True)
+class Recon:
+    """Reconstruction quality per variant over the same test images (from variants.json)."""
+    names: tuple[str, ...]
+    psnr: tuple[float, ...]
+    ssim: tuple[float, ...]
+    images: int
+
+    def _best(self, values) -> tuple[str, ...]:
+        top = max(values)
+        return tuple(n for n, v in zip(self.names, values) if v == top)
+
+    @property
+    def best_psnr(self) -> tuple[str, ...]:
+        return self._best(self.psnr)
+
+    @property
+    def best_ssim(self) -> tuple[str, ...]:
+        return self._best(self.ssim)
+
+    @property
+    def agree(self) -> bool:
+        return self.best_psnr == self.best_ssim
+
+    @property
+    def any_close(self) -> bool:
+        return max(self.ssim) > CLOSE_SSIM
+
+
+def recon(variants: list[dict], names: list[str]) -> Recon:
+    return Recon(tuple(names), tuple(v["psnr_mean"] for v in variants),
+                 tuple(v["ssim_mean"] for v in variants), int(variants[0].get("images", 0)))
+
+
+@dataclass(frozen=True)
+class Upcast:
+    """The original study's sdxl-vae problem, as this run can see it."""
+    name: str
+    primary: str
+    precision: str  # "float32" ...
+    force_upcast: bool | None
+    psnr_gap: float  # against the primary, dB
+    ssim: float
+    primary_ssim: float
+    accuracy_gap: float
+    any_close: bool  # some variant reconstructs closely (SSIM > CLOSE_SSIM)
+
+    @property
+    def clearly_worse(self) -> bool:
+        return self.ssim < 0.5 * max(self.primary_ssim, 1e-9)
+
+
+@dataclass(frozen=True)
+class Widths:
+    """Pixel baselines narrower than the VAE feature set they are set against."""
+    narrower: tuple[tuple[str, int, str, int, str], ...]  # (pixels, width, vae, width, why)
+
+
+def widths(metrics: dict) -> Widths:
+    out = []
+    for fs in sets_of_kind(metrics, "baseline"):
+        info = metrics["feature_sets"][fs]
+        if info.get("matches"):
+            vae = info["matches"]
+            if info["n_features"] < width(metrics, vae):
+                out.append(("pixel PCA", info["n_features"], metrics["feature_sets"][vae]["label"],
+                            width(metrics, vae), "a PCA has at most as many components as training images"))
+        else:  # set against the primary VAE feature set only (BASELINE_COMPARISONS)
+            vae = sets_of_kind(metrics, "vae")[0]
+            if info["n_features"] != width(metrics, vae):
+                out.append(("pooled pixels", info["n_features"], metrics["feature_sets"][vae]["label"],
+                            width(metrics, vae), "pooling to 4×4×3 fixes its width"))
+    return Widths(tuple(out))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the run cannot tell, from its own settings."""
+    seed: int
+    stochastic: bool
+    n_test: int
+    resolution: int
+    sample_size: int | None
+    widths: Widths
+    mean_std_confound: bool  # mean & std vs .sample() doubles the width and drops the noise
+    curves: bool
+    probes: bool
+    untrained: bool
+    limit: int | None
+    n_train: int
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,69 @@
+"""How the report writes numbers: one function each, also registered as Jinja filters.
+
+Not run on its own. ``report.sentences`` uses these functions; ``report.render`` registers
+FILTERS so the templates write numbers the same way (``{{ n|count }}`` -> "50,000").
+"""
+
+from __future__ import annotations
+
+
+def count(n: int) -> str:
+    """A whole number with thousands separators: 50000 -> '50,000'."""
+    return f"{int(n):,}"
+
+
+def pct(x: float) -> str:
+    """A share as a percentage: 0.318 -> '31.8%'."""
+    return f"{100 * x:.1f}%"
+
+
+def acc(x: float) -> str:
+    """An accuracy as the tables print it: 0.31795 -> '0.3180'."""
+    return f"{x:.4f}"
+
+
+def pts(x: float) -> str:
+    """An accuracy difference in percentage points, signed: 0.0523 -> '+5.2'."""
+    return f"{100 * x:+.1f}".replace("-", "−")
+
+
+def unsigned(x: float) -> str:
+    """Accuracy points, signed only when negative: 0.0523 -> '5.2', -0.013 -> '−1.3'."""
+    return f"{100 * x:.1f}".replace("-", "−")
+
+
+def size(x: float) -> str:
+    """The size of a difference in points, no sign: -0.0523 -> '5.2'."""
+    return f"{100 * abs(x):.1f}"
+
+
+def p_text(p: float) -> str:
+    """A p-value: '< 0.001' or '0.012'."""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_is(p: float) -> str:
+    """A p-value after 'p': '< 0.001' or '= 0.012'."""
+    return p_text(p) if p < 0.001 else f"= {p_text(p)}"
+
+
+def ci_text(ci, digits: int = 3) -> str:
+    """An accuracy interval as the tables print it: '[0.301, 0.335]'; '' without one."""
+    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else ""
+
+
+def joined(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(items)
+    if not items:
+        return ""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """'1 classifier', '3 classifiers' (thousands separators included)."""
+    return f"{count(n)} {one if n == 1 else (many or one + 's')}"
+
+
+FILTERS = {"count": count, "pct": pct, "acc": acc, "pts": pts, "p_text": p_text,
+           "ci_text": ci_text, "joined": joined}

@@ -1,0 +1,478 @@
+"""Sentences: each fact of ``report.facts`` rendered as prose.
+
+Not run on its own. ``report.context`` and ``report.compare`` call these; tests
+(tests/test_sentences.py) assert each sentence against the fact it renders.
+
+Which sentences are Python and which are template text:
+
+* Python (here) writes every sentence that could be false for some run: a comparison
+  (best, beats/trails, same size, reconstructs best), a count (N of M), a trend (rises,
+  crosses), an extreme (costs most), a verdict (significant, above chance) or a claim about
+  the weights (published, pretrained). Each takes one fact object and says only what that
+  fact holds: values, widths on both sides, the test or its absence, ties.
+* The templates hold text true by construction for every run: how the method works, with
+  the run's settings and sizes substituted, and captions and alt text naming what a figure
+  shows. A template may choose between texts on a fact's field (``encoder.stochastic``), but
+  never compares two numbers itself.
+
+Style, for a reader: models and datasets by name (paths only in Appendix A); thousands
+separators (``formatting.count``); at most one interval and one p-value per sentence, the
+rest in the table it came from; each fact stated once, pointed to afterwards.
+"""
+
+from __future__ import annotations
+
+from analysis.autoencoders import FEATURE_SETS
+from report.facts import (ALPHA, CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFUSED,
+                          ORIGINAL_ENCODER, Best, Curves, Gap, LatentShare, Limits,
+                          PixelTally, Probes, Recon, SampleVsMeanStd, Score, Source, Upcast, Versus)
+from report.formatting import acc, count, joined, p_is, pct, plural, pts, size, unsigned
+
+
+# ---- naming ------------------------------------------------------------------------------
+
+def weights(src: Source) -> str:
+    """How prose names the weights, saying only what the run knows."""
+    if src.kind == "hub":
+        by = f" by {src.publisher}" if src.publisher else ""
+        return f"the published model {src.name}{by} (Hugging Face Hub, commit {src.revision[:7]})"
+    if src.kind == "random":
+        return f"a randomly initialised {src.cls} from folder {src.name} (not a pretrained model)"
+    if src.stated_pretrained:
+        return (f"the weights in folder {src.name}, pretrained as far as report.toml's stated "
+                "checksum tells (it matches)")
+    return f"the weights in folder {src.name} (whether they are pretrained, the run cannot tell)"
+
+
+def width_text(n: int) -> str:
+    return plural(n, "feature")
+
+
+def named(name: str, n: int) -> str:
+    return f"{name} ({width_text(n)})"
+
+
+def on(label: str) -> str:
+    """'.sample()', 'mean & std', or 'the latent' (a deterministic encoder's one feature set)."""
+    return "the latent" if label == "latent" else label
+
+
+def score_text(s: Score) -> str:
+    return f"{s.model} on {on(s.fs_label)}"
+
+
+# ---- the primary run ---------------------------------------------------------------------
+
+def best_sentence(b: Best, table: bool = True) -> str:
+    """The best classifier, ties named, against chance and the random predictor."""
+    who = score_text(b.top)
+    if b.ties:
+        who = joined([who] + [score_text(s) for s in b.ties]) + " tie for the best accuracy"
+        lead = f"{who}, {acc(b.top.accuracy)} ({pct(b.top.accuracy)})"
+    else:
+        lead = f"The best classifier is {who}, with a test accuracy of {acc(b.top.accuracy)} ({pct(b.top.accuracy)})"
+    ci = f", 95% CI {acc(b.top.ci[0])} to {acc(b.top.ci[1])}" if b.top.ci else ""
+    if b.above_chance:
+        tail = (f"{ci}: above chance ({b.chance:.2f} for {b.n_classes} classes) and the random "
+                f"predictor ({acc(b.random_accuracy)})")
+    else:
+        tail = (f"{ci}, which includes chance ({b.chance:.2f} for {b.n_classes} classes): no "
+                "classifier is clearly above guessing in this run")
+    return lead + tail + (" (Table 3)." if table else ".")
+
+
+def gap_sentence(g: Gap) -> str:
+    """This run's best against the original study's best, framed by how alike the encoders are."""
+    theirs = (f"The original study (Hidalgo Pujol, 2024) reports a best test accuracy of "
+              f"{g.original:.2f} ({ORIGINAL_BEST_MODEL}) with {ORIGINAL_ENCODER}")
+    d = g.delta
+    ours = ("this run's best equals it" if d == 0 else
+            f"this run's best is {size(d)} points {'above' if d > 0 else 'below'} it")
+    if g.encoder.is_original_model:
+        return f"{theirs}, the published model this run also uses; {ours}."
+    if g.encoder.like_original:
+        return (f"{theirs}; {ours}, with other weights of the same class and latent shape "
+                "(4×4×4 from an AutoencoderKL).")
+    return (f"{theirs}, another encoder (4×4×4 KL latents), so it is a point of reference, not "
+            f"a like-for-like comparison; {ours}.")
+
+
+def versus_sentence(v: Versus, widths: bool = True) -> str:
+    """One paired comparison: one interval, one (Holm-adjusted) p, both widths."""
+    p = (f"Holm-adjusted McNemar p {p_is(v.p_adjusted)}" if v.p_adjusted is not None
+         else f"McNemar p {p_is(v.p)}")
+    lo, hi = v.ci
+    if v.direction == "higher":
+        text = f"{v.a} score {size(v.delta)} points above {v.b} (95% CI {size(lo)} to {size(hi)}; {p})"
+    elif v.direction == "lower":
+        text = f"{v.a} score {size(v.delta)} points below {v.b} (95% CI {size(hi)} to {size(lo)}; {p})"
+    else:
+        text = (f"{v.a} and {v.b} are not clearly apart: {pts(v.delta)} points "
+                f"(95% CI {pts(lo)} to {pts(hi)}; {p})")
+        if lo > 0 or hi < 0:
+            text += (f", although the interval, not corrected for the {count(v.family_size)} "
+                     "tests, excludes zero")
+    if not widths:
+        pass  # the caller states the widths
+    elif v.same_width:
+        text += f"; both have {width_text(v.a_width)}"
+    else:
+        text += (f"; with {count(v.a_width)} features against {count(v.b_width)}, this is not a "
+                 "same-size comparison")
+    return f"With {v.model}, {text}."
+
+
+def pairing_text(p) -> str:
+    return f"{p.a} against {p.b} ({count(p.a_width)} against {count(p.b_width)} features)"
+
+
+def pixel_tally_sentence(t: PixelTally) -> str:
+    """N of M over the whole VAE-vs-pixels family."""
+    same = [p for p in t.pairings if p.a_width == p.b_width]
+    text = (f"Table 4 holds {plural(t.n_tests, 'test')} ({plural(t.n_models, 'classifier')} and "
+            f"{plural(len(t.pairings), 'pairing')}, Holm-corrected as one family): the latent "
+            f"features score significantly higher in {count(t.n_higher)}, significantly lower in "
+            f"{count(t.n_lower)} and are not clearly apart in {count(t.n_unclear)}; "
+            f"{count(t.n_raw_below)} of the raw p-values are below {ALPHA}. The pairings are "
+            + "; ".join(pairing_text(p) for p in t.pairings) + ".")
+    if t.unequal and same:
+        text += (" Only " + joined([f"{p.a} against {p.b}" for p in same])
+                 + " compare equal widths.")
+    elif t.unequal:
+        text += " None compares equal widths."
+    return text
+
+
+def latent_share_sentence(s: LatentShare, untrained: bool) -> str:
+    """How much class information each latent keeps, per width: never the wider set's score
+    under the narrower set's width."""
+    parts = []
+    for b in s.best:
+        t = b.top
+        share = 100 * t.width / s.pixels
+        verdict = (f"{b.top.accuracy / b.chance:.1f} times chance" if b.above_chance
+                   else "not clearly above chance")
+        parts.append(f"{'the latent' if t.fs_label == 'latent' else f'the {t.fs_label} features'}, {count(t.width)} numbers per image ({share:.1f}% of "
+                     f"the {count(s.pixels)} pixel values), {'reaches' if t.fs_label == 'latent' else 'reach'} at most {pct(t.accuracy)} "
+                     f"({t.model}; {verdict})")
+    text = joined(parts)
+    text = text[0].upper() + text[1:] + "."
+    if untrained:
+        text += " With an untrained encoder this measures the pipeline, not what a pretrained latent keeps."
+    return text
+
+
+def sample_vs_mean_std_sentences(s: SampleVsMeanStd) -> list[str]:
+    """mean & std against .sample(): the tally, its test, and what the comparison mixes."""
+    if s.n_higher > s.n_lower:
+        verdict = "is ahead for most classifiers"
+    elif s.n_higher < s.n_lower:
+        verdict = "is behind for most classifiers"
+    else:
+        verdict = "is ahead as often as behind"
+    tied = f", level for {count(s.n_tied)}" if s.n_tied else ""
+    out = [f"The latent mean and standard deviation ({width_text(s.mean_std_width)}) against one "
+           f".sample() ({width_text(s.sample_width)}) {verdict} by the point estimates: higher for "
+           f"{count(s.n_higher)} of {plural(s.n_models, 'classifier')}, lower for "
+           f"{count(s.n_lower)}{tied}, by {pts(s.mean_delta)} points on average (largest change: "
+           f"{s.largest[0]}, {pts(s.largest[1])} points; Table 5)."]
+    if s.n_tested:
+        raw = (f"; {count(s.n_raw_below)} of the raw p-values are below {ALPHA}"
+               if s.n_raw_below != s.n_significant else "")
+        if s.n_significant == 0:
+            out.append(f"None of the {count(s.n_tested)} differences is significant after Holm's "
+                       f"correction{raw}, so this run cannot tell the two feature sets apart.")
+        else:
+            out.append(f"{count(s.n_significant)} of the {count(s.n_tested)} differences "
+                       f"{'is' if s.n_significant == 1 else 'are'} significant after Holm's "
+                       f"correction{raw}.")
+        if s.best_model:
+            out.append(versus_sentence(s.best_model, widths=False))
+    out.append(f"The comparison changes two things at once: mean & std has "
+               f"{s.mean_std_width / s.sample_width:.0f} times the features and none of the "
+               "sampling noise, so it cannot say which of the two makes a difference.")
+    return out
+
+
+def lead_text(leads) -> str:
+    """Where the VAE leads its pixel baseline along a curve, by the point estimates."""
+    ahead = [count(n) for n, d in leads if d > 0]
+    behind = [count(n) for n, d in leads if d < 0]
+    level = len(leads) - len(ahead) - len(behind)
+    if ahead and behind:
+        return (f"ahead at {joined(ahead)} and behind at {joined(behind)} training images "
+                "(the curves cross)")
+    if not ahead and not behind:
+        return "level at every size"
+    side = "ahead" if ahead else "behind"
+    return f"{side} at every size" if not level else f"{side} or level at every size"
+
+
+def curve_sentences(c: Curves) -> list[str]:
+    """Learning curves, as a description: bands over test images, no test."""
+    rows = c.rows
+    prev_n, last_n = rows[0].prev_n, rows[0].last_n
+    gains = joined([f"{pts(r.gain)} points for {r.model} on {on(r.fs_label)}" for r in rows])
+    n, m = c.n_above, len(rows)
+    out: list[str] = []
+    if n == m:
+        said = ("every curve ends above the previous size's 95% band, which suggests that more "
+                "training images would raise these accuracies")
+    elif n == 0:
+        said = ("no curve ends above the previous size's 95% band, which suggests that at this "
+                "size the features, more than the number of training images, limit these models")
+    else:
+        said = (f"{n} of the {m} curves {'ends' if n == 1 else 'end'} above the previous size's 95% band, which suggests "
+                "that more training images would help some of these models")
+    out += [f"Learning curves (Figure 2): from {count(prev_n)} to {count(last_n)} training images, "
+           f"test accuracy changes by {gains}.",
+           f"By the point estimates, {said}; the bands cover test-image resampling only and the "
+           "curves are not tested, so this is a description, not a finding."]
+    for fs in dict.fromkeys(r.fs_label for r in rows if r.pixel and r.leads):
+        mine = [r for r in rows if r.fs_label == fs and r.pixel and r.leads]
+        first = mine[0]
+        widths = ("of equal width" if first.pixel_width == first.width else
+                  f"({count(first.pixel_width)} components against {count(first.width)} features)")
+        out.append(f"Against {first.pixel} {widths}, by the point estimates, {on(fs)}: "
+                   + "; ".join(f"with {r.model}, {lead_text(r.leads)}" for r in mine) + ".")
+    return out
+
+
+def probes_sentences(p: Probes) -> list[str]:
+    """Where the information sits: one interval per sentence, no verdict on noise."""
+    c, h, w = p.shape
+    whole = "latent" if p.label == "latent" else f"{p.label} latent"
+    head = f"Where the information sits (Figure 8): {p.model} on the whole {whole} ({c}×{h}×{w})"
+    lo, hi = p.whole_ci
+    if not p.above_chance:
+        return [f"{head} reaches {pct(p.whole)} (95% CI {pct(lo)} to {pct(hi)}), not clearly above "
+                f"chance ({pct(p.chance)}), so there is no class information to locate in its "
+                "channels or positions."]
+    out = [f"{head} reaches {pct(p.whole)} (95% CI {pct(lo)} to {pct(hi)}; chance {pct(p.chance)})."]
+    if c > 1 and p.channels:
+        accs = [a for _, a, _ in p.channels]
+        above = p.channels_above_chance
+        text = f"Each channel alone reaches {pct(min(accs))} to {pct(max(accs))}"
+        if not above:
+            text += ("; no channel's 95% interval lies above chance, so none is singled out")
+        else:
+            top = p.top_channels
+            best = (f"highest: channel {top[0]}" if len(top) == 1
+                    else f"highest: channels {joined([str(t) for t in top])}, tied")
+            text += (f" ({best}); {len(above)} of the {c} channels have a 95% interval above chance")
+        out.append(text + ".")
+        if p.drops:
+            costly = p.costly
+            if costly:
+                worst = max(p.drops, key=lambda e: e[1])
+                dlo, dhi = worst[2]
+                out.append(f"Leaving out channel {worst[0]} costs most, {unsigned(worst[1])} points "
+                           f"(paired 95% CI {unsigned(dlo)} to {unsigned(dhi)}); the intervals of "
+                           f"{len(costly)} of the {c} channels lie above zero (uncorrected, "
+                           "descriptive).")
+            else:
+                out.append("Leaving out any one channel costs no accuracy that its paired 95% "
+                           "interval separates from zero (uncorrected, descriptive), so no single "
+                           "channel is shown to be needed.")
+    if h * w > 1 and p.positions:
+        bottom = min(p.positions, key=lambda e: e[2])
+        top = max(p.positions, key=lambda e: e[2])
+        out.append(f"One spatial position alone reaches {pct(bottom[2])} (row {bottom[0]}, column "
+                   f"{bottom[1]}) to {pct(top[2])} (row {top[0]}, column {top[1]}).")
+    return out
+
+
+def confused_sentence(model: str, pairs: list[dict], classes: list[str]) -> str | None:
+    """The most confused pairs; against the original's only where its classes are present."""
+    if not pairs:
+        return None
+    listed = joined([f"{p['a']}/{p['b']}" for p in pairs])
+    text = f"For {model}, the most confused class pairs are {listed} (counts in Figure 3)."
+    if not all(c in classes for pair in ORIGINAL_CONFUSED for c in pair):
+        return text  # other classes than CIFAR-10's: nothing to set against the original
+    found = {frozenset((p["a"], p["b"])) for p in pairs}
+    agree = [f"{a}/{b}" for a, b in ORIGINAL_CONFUSED if frozenset((a, b)) in found]
+    if agree:
+        return (f"{text} As in the original study (Hidalgo Pujol, 2024), {' and '.join(agree)} "
+                f"{'is' if len(agree) == 1 else 'are'} among them.")
+    return (f"{text} The original study's most confused pairs, cat/dog and automobile/truck "
+            "(Hidalgo Pujol, 2024), are not among them.")
+
+
+# ---- discussion and limitations ----------------------------------------------------------
+
+def discussion_sentences(g: Gap, tally: PixelTally | None, untrained: bool) -> list[str]:
+    """What explains the gap to the original study, as far as the run can tell."""
+    out = [gap_sentence(g)]
+    reasons = []
+    src = g.encoder.source
+    if untrained:
+        reasons.append("the encoder here has random weights, which alone explains a gap of any "
+                       "size: its latents carry no learnt features")
+    elif src.kind == "hub" and not g.encoder.is_original_model:
+        reasons.append(f"the weights differ: this run used {src.name}, not {ORIGINAL_ENCODER}")
+    elif src.kind == "folder":
+        reasons.append(f"the weights may differ: this run used the weights in folder {src.name}, "
+                       f"which it cannot identify as {ORIGINAL_ENCODER}")
+    if not g.encoder.like_original:
+        c, h, w = g.encoder.shape
+        reasons.append(f"the encoder differs: a {g.encoder.family} giving {c}×{h}×{w} latents, "
+                       "against the original's AutoencoderKL giving 4×4×4")
+    if g.n_train != 50_000 or g.n_test != 10_000:
+        reasons.append(f"the data differ: {count(g.n_train)} training and {count(g.n_test)} test "
+                       f"images here, where CIFAR-10 has 50,000 and 10,000")
+    reasons.append("the original's library versions and classifier settings are not recorded "
+                   "here, so their share of the gap cannot be measured")
+    out.append("What this run can say about the gap: " + "; ".join(reasons) + ".")
+    if tally:
+        if tally.n_higher and not tally.n_lower:
+            out.append("In Table 4 the latent features are significantly ahead of pixels in some tests "
+                       "and never behind, so in this run the encoder keeps class information that "
+                       "simple pixel reductions lose.")
+        elif tally.n_lower and not tally.n_higher:
+            out.append("In Table 4 the latent features are significantly behind pixels in some tests "
+                       "and never ahead, so in this run simple pixel reductions keep class "
+                       "information that the latents lose.")
+        elif not tally.n_lower and not tally.n_higher:
+            out.append("No test in Table 4 separates the latent features from the pixel baselines, so "
+                       "this run cannot say that the encoder adds or loses class information.")
+        else:
+            out.append("Table 4 is mixed: the latent features are significantly ahead of pixels in "
+                       "some tests and behind in others, so whether the encoder helps depends on "
+                       "the classifier and the baseline.")
+    return out
+
+
+def limitation_items(lim: Limits) -> list[str]:
+    """One item per limitation, each with what would settle it."""
+    out = []
+    draw = " and, for .sample(), one draw of the latent" if lim.stochastic else ""
+    out.append(f"One seed ({lim.seed}){draw}: every classifier, the pixel PCA and the bootstrap "
+               "share it, and the spread between seeds is not measured. Rerunning with other "
+               "seeds (SEED=1, 2, …) would show it.")
+    out.append(f"The 95% intervals resample the {count(lim.n_test)} test images only: they leave "
+               "out what would change with other training images, seeds or draws, so they "
+               "understate the uncertainty of a rerun.")
+    out.append("No tuning: every classifier runs with the fixed settings of Table 2. A tuned "
+               "model (on a validation split, never the test set) could rank differently.")
+    if lim.sample_size and lim.sample_size != lim.resolution:
+        out.append(f"Resolution: images are encoded at {lim.resolution} px, while the model's "
+                   f"config gives a sample_size of {lim.sample_size} px, the image size it names "
+                   "as its default (for published models, about the size they were trained at). A run at another RESOLUTION (e.g. RESOLUTION=\"32 64\") would show "
+                   "whether the input size matters; upsampling adds no information to the images.")
+    else:
+        out.append(f"Resolution: images are encoded at {lim.resolution} px, CIFAR-10's own size. "
+                   "A run at another RESOLUTION would show whether the input size matters.")
+    if lim.widths.narrower:
+        parts = [f"{pixels}, {count(pw)} against the {count(vw)} {vae} features ({why})"
+                 for pixels, pw, vae, vw, why in lim.widths.narrower]
+        out.append("Unequal widths: " + "; ".join(parts) + ". Those comparisons are not between "
+                   "equal sizes; only equal-width pairings answer whether the latent beats pixels "
+                   "of its size. A pixel baseline at the latent's width (and, for the PCA, enough "
+                   "training images) would settle it.")
+    if lim.mean_std_confound:
+        out.append("mean & std against .sample() mixes twice the features with the removal of "
+                   "sampling noise. A mean-only feature set, as wide as .sample(), would "
+                   "separate the two.")
+    if lim.curves or lim.probes:
+        what = joined([w for w, on in (("the learning curves", lim.curves),
+                                       ("the channel and position probes", lim.probes)) if on])
+        out.append(f"{what[0].upper() + what[1:]} are descriptive: their bands are not tests and "
+                   "are not corrected for how many there are. Paired tests across seeds would "
+                   "turn them into findings.")
+    if lim.limit:
+        out.append(f"A subset: at most {count(lim.limit)} images per class and split "
+                   f"({count(lim.n_train)} training images). A run without LIMIT would use all of them.")
+    if lim.untrained:
+        out.append("Random weights: the encoder is untrained, so no number here says anything "
+                   "about a pretrained model. A run with published weights would.")
+    return out
+
+
+# ---- comparing encoders ------------------------------------------------------------------
+
+def recon_sentence(r: Recon) -> str:
+    """Which variant reconstructs best, only as far as PSNR and SSIM agree."""
+    def who(names):
+        return joined(list(names)) + (" (tied)" if len(names) > 1 else "")
+
+    top_psnr = max(r.psnr)
+    top_ssim = max(r.ssim)
+    head = f"Table C2 gives each variant's PSNR and SSIM over the same {count(r.images)} test images."
+    if r.agree:
+        text = (f"{head} {who(r.best_psnr)} reconstructs best by both measures "
+                f"({top_psnr:.2f} dB, SSIM {top_ssim:.3f}).")
+    else:
+        text = (f"{head} By PSNR {who(r.best_psnr)} reconstructs best ({top_psnr:.2f} dB), by SSIM "
+                f"{who(r.best_ssim)} ({top_ssim:.3f}): the two measures disagree, so no variant "
+                "reconstructs best on both.")
+    if not r.any_close:
+        text += (f" No variant reconstructs the images closely: SSIM is at most {top_ssim:.3f} of 1 "
+                 f"(a close reconstruction scores above {CLOSE_SSIM}).")
+    return text
+
+
+def upcast_text(u: Upcast) -> str:
+    """The original's sdxl-vae finding, without speculation passed off as a cause."""
+    text = (f"The original study (Hidalgo Pujol, 2024) found {u.name} worse, with broken reconstructions. Here it ran in "
+            f"{u.precision}; its config sets force_upcast={u.force_upcast}, so vaelab never runs "
+            "it in float16, and every latent and reconstruction was checked for NaN/Inf (none "
+            f"found, or the run would have stopped). Its best accuracy differs from "
+            f"{u.primary}'s by {pts(u.accuracy_gap)} points, and its PSNR by {u.psnr_gap:+.2f} dB. ")
+    if not u.any_close:
+        text += ("Since no variant here reconstructs the images closely (Table C2), this run "
+                 "cannot tell whether its reconstructions are broken in the original's sense.")
+    elif u.clearly_worse:
+        text += ("Its reconstructions are clearly worse here too (SSIM below half the primary's), "
+                 "even without float16, so float16 overflow cannot be the whole explanation.")
+    else:
+        text += ("Its reconstructions are not broken here. The original study does not say "
+                 "which precision it used; if it ran sdxl-vae in float16, the overflow known for "
+                 "that model would break them, but that is a conjecture this run does not test.")
+    return text
+
+
+def baselines_sentence(pooled: int | None, pcas: list[tuple[int, str, int]], n_train: int) -> str:
+    """What the pixel baselines are and how wide each is against its VAE feature set."""
+    parts = []
+    if pooled is not None:
+        parts.append(f"the pixels average-pooled over 8×8 blocks to 4×4×3 = {count(pooled)} values")
+    capped = False
+    if pcas:
+        each = []
+        for n, label, vae_n in pcas:
+            if n < vae_n:
+                capped = True
+                each.append(f"{count(n)} against the {count(vae_n)} {label} features")
+            else:
+                each.append(f"{count(n)}, as many as the {label} features")
+        parts.append("the leading principal components of the raw pixels (32×32×3 values scaled "
+                     "to [0, 1]): " + joined(each))
+    text = "The same classifiers, with the same settings, are also trained on " + " and on ".join(parts) + "."
+    if capped:
+        text += (f" A PCA has at most as many components as training images ({count(n_train)} "
+                 "here), hence the narrower ones.")
+    return text + " The PCA is fitted on the training images only; test images are only projected."
+
+
+def separability(figures_info: dict, n_classes: int, primary: str = "sample") -> str | None:
+    """Contrast the PCA plane (maximal variance; the template quotes its share of variance)
+    with the LDA plane (maximal class separation) by a nearest-centroid test accuracy in each."""
+    pca, lda = figures_info.get("pca", {}).get(primary), figures_info.get("lda", {}).get(primary)
+    if not pca or not lda or "centroid_accuracy" not in pca or "centroid_accuracy" not in lda:
+        return None
+    chance = 1 / n_classes
+    p_acc, l_acc = pca["centroid_accuracy"], lda["centroid_accuracy"]
+    if l_acc > p_acc:
+        reading = ("so by this measure (point estimates, no test) the classes are better "
+                   "separated along the discriminant directions than along the directions of "
+                   "maximal variance: the PCA plot understates what a linear classifier can use")
+    else:
+        reading = ("so by this measure (point estimates, no test) the discriminant directions "
+                   "separate the classes no better than the directions of maximal variance")
+    label = FEATURE_SETS[primary].label if primary in FEATURE_SETS else primary
+    label = "" if label == "latent" else f"{label} "
+    return (f"Assigning each {label}test latent to the nearest class centre (centres from the "
+            f"projected training latents) gives an accuracy of {p_acc:.4f} "
+            f"({p_acc / chance:.1f} times chance) in the PCA plane and {l_acc:.4f} "
+            f"({l_acc / chance:.1f} times chance) in the LDA plane, {reading}.")

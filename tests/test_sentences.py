@@ -1,0 +1,371 @@
+"""Claim checks: every comparative or quantitative sentence of the report against the fact it
+renders (report.facts -> report.sentences), on made-up metrics.
+
+Run: .venv/bin/python -m pytest -n 0 -q tests/test_sentences.py
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from report import facts as F
+from report import sentences as S
+from report.context import conclusions, prf_table, summary_sentences
+
+CLASSES = [f"c{i}" for i in range(10)]
+
+
+def comp(a: str, b: str, delta: float, p: float, half: float = 0.02) -> dict:
+    return {"a": a, "b": b, "delta": delta, "ci": [delta - half, delta + half], "p_value": p,
+            "only_a_correct": 30, "only_b_correct": 20}
+
+
+def result(accuracy: float, half: float = 0.02, recall: float | None = None) -> dict:
+    return {"accuracy": accuracy, "accuracy_ci": [accuracy - half, accuracy + half],
+            "precision_macro": accuracy, "recall_macro": accuracy if recall is None else recall,
+            "f1_macro": accuracy, "confusion": [[1] * 10 for _ in range(10)]}
+
+
+def kl_metrics(acc: dict[str, tuple[float, float]], half: float = 0.02, pooled: int = 48,
+               comparisons: dict | None = None) -> dict:
+    """A KL run: .sample() (64) and mean & std (128), pooled pixels and two pixel PCAs."""
+    sets = {"sample": {"label": ".sample()", "n_features": 64, "kind": "vae"},
+            "mean_std": {"label": "mean & std", "n_features": 128, "kind": "vae"},
+            "pixels_pooled": {"label": "pooled", "n_features": pooled, "kind": "baseline"},
+            "pixels_pca_sample": {"label": "PCA-64", "n_features": 64, "kind": "baseline",
+                                  "matches": "sample"},
+            "pixels_pca_mean_std": {"label": "PCA-128", "n_features": 128, "kind": "baseline",
+                                    "matches": "mean_std"}}
+    models = [*acc, "random"]
+    results = {m: {"sample": result(a, half), "mean_std": result(b, half),
+                   "pixels_pooled": result(0.3, half), "pixels_pca_sample": result(0.3, half),
+                   "pixels_pca_mean_std": result(0.3, half)} for m, (a, b) in acc.items()}
+    results["random"] = {fs: result(0.1, half) for fs in sets}
+    best_model, best_fs = max(((m, fs) for m in acc for fs in ("sample", "mean_std")),
+                              key=lambda t: results[t[0]][t[1]]["accuracy"])
+    return {"classes": CLASSES, "model_order": models, "feature_set_order": list(sets),
+            "feature_sets": sets, "n_train": 50000,
+            "models": {m: {"label": m.upper(), "scaled": False, "description": ""} for m in models},
+            "results": results,
+            "best": {"model": best_model, "feature_set": best_fs,
+                     "accuracy": results[best_model][best_fs]["accuracy"]},
+            **({"comparisons": comparisons} if comparisons else {})}
+
+
+def latent_metrics(acc: dict[str, float], half: float = 0.02) -> dict:
+    """A deterministic run (TAESD, DC-AE): one feature set, the latent."""
+    sets = {"latent": {"label": "latent", "n_features": 32, "kind": "vae"},
+            "pixels_pooled": {"label": "pooled", "n_features": 48, "kind": "baseline"},
+            "pixels_pca_latent": {"label": "PCA-32", "n_features": 32, "kind": "baseline",
+                                  "matches": "latent"}}
+    models = [*acc, "random"]
+    results = {m: {fs: result(a if fs == "latent" else 0.3, half) for fs in sets} for m, a in acc.items()}
+    results["random"] = {fs: result(0.1, half) for fs in sets}
+    best = max(acc, key=acc.get)
+    return {"classes": CLASSES, "model_order": models, "feature_set_order": list(sets),
+            "feature_sets": sets,
+            "models": {m: {"label": m.upper(), "scaled": False, "description": ""} for m in models},
+            "results": results, "best": {"model": best, "feature_set": "latent", "accuracy": acc[best]},
+            "comparisons": {m: {"latent_vs_pixels_pooled": comp("latent", "pixels_pooled", 0.1, 0.001),
+                                "latent_vs_pixels_pca_latent": comp("latent", "pixels_pca_latent", 0.1, 0.001)}
+                            for m in acc}}
+
+
+def encode_record(cls: str = "AutoencoderKL", channels: int = 4, down: int = 8, *,
+                  name: str = "/tmp/x/my-vae", revision: str = "local", untrained: bool = False,
+                  sha: str = "ab" * 32) -> dict:
+    return {"autoencoder_class": cls, "downsampling": down, "resolution": 32,
+            "stochastic": cls == "AutoencoderKL",
+            "vae_config": {"latent_channels": channels, "sample_size": 256},
+            "model": {"name": name, "revision": revision, "untrained": untrained,
+                      "autoencoder_class": cls, "weights_sha256": sha}}
+
+
+# ---- unequal widths ----------------------------------------------------------------------
+
+def test_versus_names_both_widths_and_unequal_size():
+    metrics = kl_metrics({"svc": (0.4, 0.5)}, comparisons={"svc": {
+        "sample_vs_pixels_pooled": comp("sample", "pixels_pooled", -0.05, 1e-5),
+        "sample_vs_pixels_pca_sample": comp("sample", "pixels_pca_sample", 0.05, 1e-5)}})
+    pooled = F.versus(metrics, "svc", "sample_vs_pixels_pooled")
+    assert (pooled.a_width, pooled.b_width, pooled.direction) == (64, 48, "lower")
+    text = S.versus_sentence(pooled)
+    assert "score 5.0 points below pooled pixels" in text
+    assert "64 features against 48, this is not a same-size comparison" in text
+    assert "same size" not in text.replace("same-size comparison", "")
+    equal = S.versus_sentence(F.versus(metrics, "svc", "sample_vs_pixels_pca_sample"))
+    assert "score 5.0 points above pixel PCA" in equal and "both have 64 features" in equal
+    # One interval and one p per sentence.
+    assert text.count("95% CI") == 1 and text.count(" p ") == 1
+
+
+def test_pixel_tally_says_which_pairings_are_equal_width():
+    metrics = kl_metrics({"svc": (0.4, 0.5), "rf": (0.3, 0.35)}, comparisons={m: {
+        "sample_vs_pixels_pooled": comp("sample", "pixels_pooled", 0.01, 0.5),
+        "sample_vs_pixels_pca_sample": comp("sample", "pixels_pca_sample", 0.08, 1e-6)} for m in ("svc", "rf")})
+    tally = F.pixel_tally(metrics)
+    assert (tally.n_tests, tally.n_higher, tally.n_lower, tally.n_unclear) == (4, 2, 0, 2)
+    text = S.pixel_tally_sentence(tally)
+    assert "significantly higher in 2, significantly lower in 0 and are not clearly apart in 2" in text
+    assert ".sample() latents against pooled pixels (64 against 48 features)" in text
+    assert "Only .sample() latents against pixel PCA compare equal widths" in text
+
+
+def test_latent_share_never_gives_the_wider_set_s_score_to_the_narrower():
+    # The 0.318 belongs to mean & std (128 features); .sample() (64) reached 0.12.
+    metrics = kl_metrics({"svc": (0.12, 0.318), "rf": (0.114, 0.2)})
+    text = S.latent_share_sentence(F.latent_share(metrics), untrained=False)
+    assert "The .sample() features, 64 numbers per image (2.1% of the 3,072 pixel values), reach at most 12.0%" in text
+    assert "the mean & std features, 128 numbers per image (4.2% of the 3,072 pixel values), reach at most 31.8%" in text
+
+
+def test_limitations_list_unequal_baseline_widths():
+    metrics = kl_metrics({"svc": (0.4, 0.5)})
+    metrics["feature_sets"]["pixels_pca_mean_std"]["n_features"] = 100  # capped by 100 images
+    widths = F.widths(metrics)
+    assert ("pooled pixels", 48, ".sample()", 64) == widths.narrower[0][:4]
+    assert ("pixel PCA", 100, "mean & std", 128) == widths.narrower[1][:4]
+    items = S.limitation_items(limits(widths=widths))
+    text = " ".join(items)
+    assert "pooled pixels, 48 against the 64 .sample() features" in text
+    assert "pixel PCA, 100 against the 128 mean & std features" in text
+
+
+def limits(**kw) -> F.Limits:
+    base = dict(seed=0, stochastic=True, n_test=10_000, resolution=32, sample_size=256,
+                widths=F.Widths(()), mean_std_confound=True, curves=True, probes=True,
+                untrained=False, limit=None, n_train=50_000)
+    return F.Limits(**(base | kw))
+
+
+def test_limitations_cover_seed_intervals_tuning_resolution_and_what_settles_them():
+    items = S.limitation_items(limits())
+    text = " ".join(items)
+    assert "One seed (0) and, for .sample(), one draw of the latent" in text and "SEED=1" in text
+    assert "resample the 10,000 test images only" in text
+    assert "No tuning" in text
+    assert "encoded at 32 px, while the model's config gives a sample_size of 256 px" in text
+    assert "RESOLUTION" in text
+    assert "A mean-only feature set, as wide as .sample(), would separate the two" in text
+    assert "Unequal widths" not in text  # none given
+
+
+# ---- ties --------------------------------------------------------------------------------
+
+def test_best_names_every_tie():
+    metrics = kl_metrics({"svc": (0.4, 0.5), "rf": (0.5, 0.3)})
+    best = F.best_of(metrics)
+    assert best.top.accuracy == 0.5 and len(best.ties) == 1
+    text = S.best_sentence(best)
+    assert "tie for the best accuracy, 0.5000" in text
+    assert "SVC on mean & std" in text and "RF on .sample()" in text
+    assert "The best classifier is" not in text
+
+
+def test_probes_tied_top_channels_are_named_as_a_tie():
+    record = probe_record(whole=(0.45, 0.40, 0.50), channels=[(0.3, 0.25, 0.35), (0.3, 0.26, 0.34), (0.2, 0.15, 0.25)],
+                          drops=[(0.01, -0.01, 0.03)] * 3)
+    text = " ".join(S.probes_sentences(F.probes(record)))
+    assert "highest: channels 0 and 1, tied" in text
+    assert "3 of the 3 channels have a 95% interval above chance" in text
+
+
+def test_recon_tie_is_named():
+    text = S.recon_sentence(F.Recon(("a", "b"), (20.0, 20.0), (0.8, 0.8), 10))
+    assert "a and b (tied) reconstructs best by both measures" in text
+
+
+def test_mean_std_tally_counts_ties_as_level():
+    metrics = kl_metrics({"svc": (0.4, 0.5), "rf": (0.3, 0.3), "knn": (0.35, 0.3)})
+    svm = F.sample_vs_mean_std(metrics)
+    assert (svm.n_higher, svm.n_lower, svm.n_tied) == (1, 1, 1)
+    text = " ".join(S.sample_vs_mean_std_sentences(svm))
+    assert "is ahead as often as behind" in text and "level for 1" in text
+
+
+# ---- metrics that disagree ---------------------------------------------------------------
+
+def test_recon_psnr_and_ssim_disagree():
+    r = F.Recon(("ema", "sdxl"), (10.4, 10.1), (0.02, 0.04), 10)
+    assert r.best_psnr == ("ema",) and r.best_ssim == ("sdxl",) and not r.agree
+    text = S.recon_sentence(r)
+    assert "By PSNR ema reconstructs best (10.40 dB), by SSIM sdxl (0.040)" in text
+    assert "the two measures disagree" in text and "by both measures" not in text
+    assert "No variant reconstructs the images closely: SSIM is at most 0.040" in text
+
+
+def test_recon_agreeing_metrics_name_one_winner():
+    text = S.recon_sentence(F.Recon(("ema", "mse"), (24.0, 25.5), (0.80, 0.85), 10))
+    assert "mse reconstructs best by both measures (25.50 dB, SSIM 0.850)" in text
+    assert "closely" not in text
+
+
+def test_upcast_without_close_reconstructions_cannot_judge_broken():
+    u = F.Upcast("sdxl-vae", "ema", "float32", True, -0.3, 0.04, 0.02, 0.001, any_close=False)
+    text = S.upcast_text(u)
+    assert "cannot tell whether its reconstructions are broken" in text
+    assert "do not appear" not in text and "most likely" not in text
+    assert text.startswith("The original study (Hidalgo Pujol, 2024) found sdxl-vae worse")
+
+
+def test_upcast_speculation_is_marked():
+    u = F.Upcast("sdxl-vae", "ema", "float32", True, -0.5, 0.80, 0.82, 0.0, any_close=True)
+    text = S.upcast_text(u)
+    assert "not broken here" in text and "conjecture this run does not test" in text
+
+
+def test_not_significant_but_interval_excludes_zero_says_why():
+    metrics = kl_metrics({"svc": (0.4, 0.5), "rf": (0.3, 0.3), "knn": (0.3, 0.3)}, comparisons={
+        m: {"sample_vs_pixels_pooled": comp("sample", "pixels_pooled", -0.05, 0.03)} for m in ("svc", "rf", "knn")})
+    v = F.versus(metrics, "svc", "sample_vs_pixels_pooled")
+    assert not v.significant and v.ci[1] < 0  # raw 0.03 x 3 tests = 0.09
+    text = S.versus_sentence(v)
+    assert "not clearly apart" in text and "not corrected for the 3 tests, excludes zero" in text
+
+
+# ---- everything at chance ----------------------------------------------------------------
+
+def test_everything_at_chance_claims_nothing_above_it():
+    metrics = kl_metrics({"svc": (0.105, 0.11), "rf": (0.10, 0.095)}, half=0.02)
+    best = F.best_of(metrics)
+    assert not best.above_chance
+    assert "no classifier is clearly above guessing" in S.best_sentence(best)
+    share = S.latent_share_sentence(F.latent_share(metrics), untrained=False)
+    assert share.count("not clearly above chance") == 2 and "times chance" not in share
+
+
+def test_probes_at_chance_locate_nothing():
+    record = probe_record(whole=(0.105, 0.09, 0.12), channels=[(0.1, 0.08, 0.12)] * 2,
+                          drops=[(0.01, -0.01, 0.03)] * 2)
+    text = " ".join(S.probes_sentences(F.probes(record)))
+    assert "not clearly above chance" in text and "costs most" not in text and "highest" not in text
+
+
+def test_probes_channels_within_chance_single_out_none():
+    record = probe_record(whole=(0.3, 0.25, 0.35), channels=[(0.11, 0.09, 0.13), (0.12, 0.1, 0.14)],
+                          drops=[(0.01, -0.01, 0.03), (0.02, -0.005, 0.04)])
+    text = " ".join(S.probes_sentences(F.probes(record)))
+    assert "no channel's 95% interval lies above chance, so none is singled out" in text
+    assert "highest" not in text and "costs most" not in text
+    assert "no single channel is shown to be needed" in text
+
+
+def test_probes_costly_channel_is_descriptive():
+    record = probe_record(whole=(0.45, 0.44, 0.46), channels=[(0.3, 0.25, 0.35), (0.2, 0.15, 0.25)],
+                          drops=[(0.01, -0.01, 0.03), (0.08, 0.06, 0.1)])
+    text = " ".join(S.probes_sentences(F.probes(record)))
+    assert "Leaving out channel 1 costs most, 8.0 points (paired 95% CI 6.0 to 10.0)" in text
+    assert "1 of the 2 channels lie above zero (uncorrected, descriptive)" in text
+    assert "30.0% (row 0, column 1)" in text
+    assert all(s.count("95% CI") <= 1 for s in S.probes_sentences(F.probes(record)))
+
+
+def probe_record(whole, channels, drops) -> dict:
+    return {"model_label": "Logistic Regression", "label": ".sample()", "model": "logreg",
+            "shape": [len(channels), 1, 2], "classes": CLASSES,
+            "all": {"accuracy": whole[0], "ci": [whole[1], whole[2]]},
+            "channels": [{"channel": k, "accuracy": a, "ci": [lo, hi]} for k, (a, lo, hi) in enumerate(channels)],
+            "positions": [[{"row": 0, "column": 0, "accuracy": 0.25},
+                           {"row": 0, "column": 1, "accuracy": 0.3}]],
+            "without_channel": [{"channel": k, "drop": d, "drop_ci": [lo, hi]}
+                                for k, (d, lo, hi) in enumerate(drops)]}
+
+
+def test_learning_curves_are_described_not_tested():
+    rows = (F.CurveRow("LR", ".sample()", 64, 20_000, 50_000, 0.02, True, "pixel PCA", 64,
+                       ((20_000, -0.01), (50_000, 0.01))),)
+    text = " ".join(S.curve_sentences(F.Curves(rows)))
+    assert "from 20,000 to 50,000 training images" in text
+    assert "every curve ends above the previous size's 95% band, which suggests" in text
+    assert "not tested, so this is a description, not a finding" in text
+    assert "Against pixel PCA of equal width" in text and "(the curves cross)" in text
+
+
+# ---- one feature set, deterministic encoder ----------------------------------------------
+
+def test_one_feature_set_has_no_mean_std_claims():
+    metrics = latent_metrics({"svc": 0.5, "rf": 0.4})
+    assert F.sample_vs_mean_std(metrics) is None
+    text = " ".join(conclusions(metrics, [], untrained=False))
+    assert "mean & std" not in text and ".sample()" not in text
+    assert "The latent, 32 numbers per image (1.0% of the 3,072 pixel values), reaches at most 50.0%" in text
+    lim = " ".join(S.limitation_items(limits(stochastic=False, mean_std_confound=False)))
+    assert "one draw" not in lim and "mean-only" not in lim
+
+
+def test_deterministic_encoder_summary_follows_class_and_shape():
+    metrics = latent_metrics({"svc": 0.5, "rf": 0.4})
+    enc = F.encoder(encode_record("AutoencoderDC", 32, 32), metrics)
+    assert enc.shape == (32, 1, 1) and not enc.stochastic and not enc.like_original
+    dataset = {"dataset": "cifar10", "n_train": 50_000, "n_test": 10_000}
+    text = " ".join(summary_sentences(metrics, enc, dataset, 2))
+    assert "Can the 32×1×1 latent of a deep-compression autoencoder (diffusers AutoencoderDC" in text
+    assert "Stable Diffusion VAE" not in text and "4×4×4" not in text
+    assert "its one feature set, the latent itself (32 features)" in text
+    assert "50,000 training and 10,000 test images" in text
+
+
+def test_gap_to_original_is_framed_by_the_encoder():
+    metrics = latent_metrics({"svc": 0.5, "rf": 0.4})
+    tiny = F.encoder(encode_record("AutoencoderTiny", 4, 8), metrics)
+    assert tiny.shape == (4, 4, 4) and not tiny.like_original  # same shape, another class
+    gap = F.Gap(F.best_of(metrics), F.ORIGINAL_BEST, tiny, 50_000, 10_000, "cifar10", None)
+    text = S.gap_sentence(gap)
+    assert "another encoder" in text and "not a like-for-like comparison" in text
+    assert "11.0 points below it" in text and "Hidalgo Pujol, 2024" in text
+    ema = F.encoder(encode_record(name="stabilityai/sd-vae-ft-ema", revision="a" * 40), kl_metrics({"svc": (0.5, 0.6)}))
+    assert ema.is_original_model
+    assert "the published model this run also uses" in S.gap_sentence(
+        F.Gap(F.best_of(kl_metrics({"svc": (0.5, 0.61)})), F.ORIGINAL_BEST, ema, 50_000, 10_000, "cifar10", None))
+
+
+def test_discussion_lists_what_differs_from_the_original():
+    metrics = latent_metrics({"svc": 0.5})
+    enc = F.encoder(encode_record("AutoencoderTiny", 4, 8), metrics)
+    gap = F.Gap(F.best_of(metrics), F.ORIGINAL_BEST, enc, 2_000, 1_000, "imagefolder:/x", 200)
+    text = " ".join(S.discussion_sentences(gap, F.pixel_tally(metrics), untrained=False))
+    assert "the weights in folder my-vae, which it cannot identify as stabilityai/sd-vae-ft-ema" in text
+    assert "the encoder differs: a tiny deterministic autoencoder (diffusers AutoencoderTiny, the TAESD family) giving 4×4×4 latents" in text
+    assert "2,000 training and 1,000 test images here" in text
+    assert "significantly ahead of pixels in some tests and never behind" in text
+
+
+# ---- what the run knows about the weights ------------------------------------------------
+
+def test_weights_are_named_by_what_the_run_knows():
+    hub = F.source({"name": "stabilityai/sd-vae-ft-ema", "revision": "f" * 40, "untrained": False})
+    assert S.weights(hub) == ("the published model stabilityai/sd-vae-ft-ema by Stability AI "
+                              "(Hugging Face Hub, commit fffffff)")
+    folder = F.source({"name": "/home/u/models/sd-vae-ft-ema/", "revision": "local", "untrained": False,
+                       "weights_sha256": "ab" * 32})
+    text = S.weights(folder)
+    assert text.startswith("the weights in folder sd-vae-ft-ema") and "cannot tell" in text
+    assert "pretrained" not in text.replace("whether they are pretrained", "")
+    assert "/home/u" not in text
+    stated = F.source({"name": "/m/vae", "revision": "local", "untrained": False, "weights_sha256": "ab" * 32},
+                      stated_sha256="AB" * 32)
+    assert "pretrained as far as report.toml's stated checksum tells" in S.weights(stated)
+    wrong = F.source({"name": "/m/vae", "revision": "local", "untrained": False, "weights_sha256": "ab" * 32},
+                     stated_sha256="cd" * 32)
+    assert not wrong.stated_pretrained
+    random = F.source({"name": "/b/tiny-vae", "revision": "local", "untrained": True})
+    assert "randomly initialised" in S.weights(random) and "not a pretrained model" in S.weights(random)
+
+
+# ---- tables ------------------------------------------------------------------------------
+
+def test_prf_table_drops_recall_only_when_it_equals_accuracy_everywhere():
+    metrics = kl_metrics({"svc": (0.4, 0.5)})
+    assert prf_table(metrics)["recall_is_accuracy"]
+    metrics["results"]["svc"]["sample"]["recall_macro"] = 0.41
+    assert not prf_table(metrics)["recall_is_accuracy"]
+
+
+@pytest.mark.parametrize("cls,channels,down,shape", [("AutoencoderKL", 4, 8, (4, 4, 4)),
+                                                     ("AutoencoderTiny", 16, 8, (16, 4, 4)),
+                                                     ("AutoencoderDC", 32, 32, (32, 1, 1))])
+def test_encoder_fact_shape_from_class_and_config(cls, channels, down, shape):
+    metrics = kl_metrics({"svc": (0.4, 0.5)}) if cls == "AutoencoderKL" else latent_metrics({"svc": 0.5})
+    enc = F.encoder(encode_record(cls, channels, down), metrics)
+    assert enc.shape == shape and enc.like_original == (shape == (4, 4, 4) and cls == "AutoencoderKL")
+    assert cls in enc.family
