@@ -18,6 +18,7 @@ from pathlib import Path
 from analysis.autoencoders import FEATURE_SETS
 from analysis.common import VaelabError, load_npz, read_json
 from analysis.stats import holm
+from report.labels import float_numbers
 
 # Accuracies reported by the original "Predicting CIFAR-10 using VAEs" study (test set).
 ORIGINAL_ACCURACY = {
@@ -410,11 +411,13 @@ def joined(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def learning_curve_sentences(metrics: dict) -> list[str]:
-    """Would more training images help, and do VAE and pixels cross? From the curves only."""
+def learning_curve_sentences(metrics: dict, figure: str | None = None) -> list[str]:
+    """Would more training images help, and do VAE and pixels cross? From the curves only.
+    ``figure``: the curves' figure number (report.labels)."""
     summary = curve_summary(metrics)
     if summary is None:
         return []
+    figure = figure or float_numbers({"curves": True})["fig:learning-curves"]
     rows = summary["rows"]
     models = metrics["models"]
 
@@ -435,7 +438,7 @@ def learning_curve_sentences(metrics: dict) -> list[str]:
         verdict = (f"{rising} of the {len(rows)} curves still {'rises' if rising == 1 else 'rise'} "
                    "beyond the 95% interval of the smaller size, so more training images would "
                    "help some of these models")
-    out = [f"Learning curves (Figure 2): from {count_text(prev_n)} to {count_text(last_n)} training "
+    out = [f"Learning curves (Figure {figure}): from {count_text(prev_n)} to {count_text(last_n)} training "
            f"images, test accuracy changes by {gains}; {verdict}."]
     clauses = []
     for fs in dict.fromkeys(r["fs"] for r in rows if r["pixel"] and r["leads"]):
@@ -453,18 +456,20 @@ def learning_curve_sentences(metrics: dict) -> list[str]:
     return out
 
 
-def probes_sentence(probes: dict | None) -> str | None:
+def probes_sentence(probes: dict | None, figure: str | None = None) -> str | None:
     """Where the class information sits, from probes.json (plus the model's ``model_label``):
-    channels alone, positions alone, and the cost of leaving each channel out."""
+    channels alone, positions alone, and the cost of leaving each channel out. ``figure``: the
+    probes' figure number (report.labels)."""
     if not probes:
         return None
+    figure = figure or float_numbers({"curves": True})["fig:probes"]
     c, h, w = probes["shape"]
     whole = probes["all"]["accuracy"]
     parts = [f"{probes['model_label']} on the whole {probes['label']} latent ({c}x{h}x{w}) reaches "
              f"{pct(whole)}"]
     chance = 1 / len(probes["classes"])
     if probes["all"]["ci"][0] <= chance:  # nothing above chance: nothing to locate
-        return (f"Where the information sits (Figure 8): {parts[0]}, not clearly above chance "
+        return (f"Where the information sits (Figure {figure}): {parts[0]}, not clearly above chance "
                 f"({pct(chance)}), so there is no class information to locate in its channels or "
                 "positions.")
     if c > 1:
@@ -490,12 +495,14 @@ def probes_sentence(probes: dict | None) -> str | None:
         parts.append(f"one spatial position alone reaches {pct(bottom['accuracy'])} (row "
                      f"{bottom['row']}, column {bottom['column']}) to {pct(top['accuracy'])} (row "
                      f"{top['row']}, column {top['column']})")
-    return "Where the information sits (Figure 8): " + "; ".join(parts) + "."
+    return f"Where the information sits (Figure {figure}): " + "; ".join(parts) + "."
 
 
 def conclusions(metrics: dict, pairs: list[dict], untrained: bool,
-                probes: dict | None = None) -> list[str]:
-    """Sentences derived from this run's numbers only."""
+                probes: dict | None = None, number: dict | None = None) -> list[str]:
+    """Sentences derived from this run's numbers only; ``number``: the figure numbers
+    (report.labels.float_numbers of the context)."""
+    number = number or float_numbers({"curves": metrics.get("learning_curves")})
     best = metrics["best"]
     best_label = metrics["models"][best["model"]]["label"]
     best_fs = metrics["feature_sets"][best["feature_set"]]["label"]
@@ -509,8 +516,8 @@ def conclusions(metrics: dict, pairs: list[dict], untrained: bool,
         f"{100 * (best['accuracy'] - ORIGINAL_BEST):+.1f} points from it."
     ]
     out += vae_vs_pixels(metrics)
-    out += learning_curve_sentences(metrics)
-    probed = probes_sentence(probes)
+    out += learning_curve_sentences(metrics, number.get("fig:learning-curves"))
+    probed = probes_sentence(probes, number["fig:probes"])
     if probed:
         out.append(probed)
     svm = sample_vs_meanstd(metrics)
@@ -589,7 +596,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
     probes["position_range"] = [min(cells), max(cells)]
     best_ci = best_res.get("accuracy_ci")
     recon_mse = float(load_npz(run_dir / "reconstructions.npz", "reconstructions", ("mse",))["mse"][0])
-    return {
+    context = {
         "meta": load_metadata(metadata_file),
         "untrained": untrained,
         "untrained_note": encode["model"]["untrained_note"],
@@ -614,7 +621,6 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
                         "ci": best_ci},
         "per_class": [{"name": name, **vals} for name, vals in best_res["per_class"].items()],
         "pairs": pairs,
-        "conclusions": conclusions(metrics, pairs, untrained, probes),
         "curves": metrics.get("learning_curves"),
         "probes": probes,
         "figures": figures,
@@ -626,3 +632,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "original_accuracy": ORIGINAL_ACCURACY,
         "provenance": read_json(run_dir / "provenance.json", "provenance record"),
     }
+    # Figure and table numbers (report.labels): the template and the conclusions cite them.
+    context["number"] = float_numbers(context)
+    context["conclusions"] = conclusions(metrics, pairs, untrained, probes, context["number"])
+    return context
