@@ -137,32 +137,20 @@ def load_notes(metadata: Path | None) -> list[Note]:
 
 # ---- placeholders -------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Placeholder:
-    words: tuple[str, ...]  # what follows the name: "model", "set"
-    says: str  # for README and the error messages
-
-
+# Placeholder name -> the words that follow it (README.md, "Adding your own text", lists them).
 PLACEHOLDERS = {
-    "accuracy": Placeholder(("model", "set"), "test accuracy, 4 decimals (Table 3)"),
-    "ci": Placeholder(("model", "set"), "its 95% bootstrap interval, [0.391, 0.433]"),
-    "precision": Placeholder(("model", "set"), "macro precision, 4 decimals"),
-    "recall": Placeholder(("model", "set"), "macro recall, 4 decimals"),
-    "f1": Placeholder(("model", "set"), "macro F1, 4 decimals"),
-    "delta": Placeholder(("set", "set", "model"), "first set minus second in accuracy points, +5.2"),
-    "delta_ci": Placeholder(("set", "set", "model"), "its paired 95% interval, [+3.1, +7.0]"),
-    "p": Placeholder(("set", "set", "model"), "McNemar's exact p of the pair, 0.012 or < 0.001"),
-    "p_adj": Placeholder(("set", "set", "model"), "the same p, Holm-adjusted within its family"),
-    "best_model": Placeholder((), "the best classifier's name"),
-    "best_set": Placeholder((), "the feature set it used"),
-    "best_accuracy": Placeholder((), "its test accuracy"),
-    "best_ci": Placeholder((), "its 95% interval"),
-    "n_train": Placeholder((), "training images"),
-    "n_test": Placeholder((), "test images"),
-    "n_classes": Placeholder((), "classes"),
-    "vae": Placeholder((), "the encoder (model name)"),
-    "device": Placeholder((), "the device it ran on"),
-    "dtype": Placeholder((), "the precision it ran in: float32, bfloat16 or float16"),
+    "accuracy": ("model", "set"),  # test accuracy, 4 decimals, as the accuracy table
+    "ci": ("model", "set"),  # its 95% bootstrap interval: [0.391, 0.433]
+    "precision": ("model", "set"),  # macro scores, 4 decimals
+    "recall": ("model", "set"),
+    "f1": ("model", "set"),
+    "delta": ("set", "set", "model"),  # first minus second, accuracy points: +5.2
+    "delta_ci": ("set", "set", "model"),  # its paired 95% interval: [+3.1, +7.0]
+    "p": ("set", "set", "model"),  # McNemar's exact p: 0.012, < 0.001
+    "p_adj": ("set", "set", "model"),  # the same, Holm-adjusted within its family
+    "best_model": (), "best_set": (), "best_accuracy": (), "best_ci": (),
+    "n_train": (), "n_test": (), "n_classes": (),
+    "vae": (), "device": (), "dtype": (),  # from encode.json
 }
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -191,25 +179,25 @@ class Values:
         name, args = words[0], words[1:]
         if name not in PLACEHOLDERS:
             raise VaelabError(f"{where}: unknown placeholder {name!r} in {{{{{text}}}}}{nearest(name, PLACEHOLDERS)}")
-        spec = PLACEHOLDERS[name]
-        if len(args) != len(spec.words):
-            usage = " ".join([name, *(w.upper() for w in spec.words)])
-            raise VaelabError(f"{where}: {{{{{text}}}}} takes {len(spec.words)} word(s) after "
+        takes = PLACEHOLDERS[name]
+        if len(args) != len(takes):
+            usage = " ".join([name, *(w.upper() for w in takes)])
+            raise VaelabError(f"{where}: {{{{{text}}}}} takes {len(takes)} word(s) after "
                               f"{name}: {{{{ {usage} }}}}")
-        for kind, arg in zip(spec.words, args):
+        for kind, arg in zip(takes, args):
             if arg not in self.names(kind):
                 raise VaelabError(f"{where}: unknown {'model' if kind == 'model' else 'feature set'} "
                                   f"{arg!r} in {{{{{text}}}}}{nearest(arg, self.names(kind))}")
         m, e = self.metrics, self.encode
         best = m["best"]
-        if spec.words == ("model", "set"):
+        if takes == ("model", "set"):
             res = m["results"][args[0]][args[1]]
             key = {"accuracy": "accuracy", "precision": "precision_macro", "recall": "recall_macro",
                    "f1": "f1_macro"}.get(name)
             if key is None:
                 return ci_text(res.get("accuracy_ci")) or "(no interval)"
             return f"{res[key]:.4f}"
-        if spec.words == ("set", "set", "model"):
+        if takes == ("set", "set", "model"):
             return self.paired(name, *args, where=where, text=text)
         return {
             "best_model": lambda: m["models"][best["model"]]["label"],

@@ -228,6 +228,7 @@ def test_notes_headings_nest_under_the_section_in_order():
     with pytest.raises(VaelabError, match="images are not supported"):
         render("![a cat](cat.png)")
     assert 'href="#fn-x-1"' in render("A[^n].\n\n[^n]: note")
+    assert render("[x](javascript:alert(1)) a@fig:x.org") == "<p>[x](javascript:alert(1)) a@fig:x.org</p>\n"
 
 
 def test_labels_numbers_follow_what_the_run_shows():
