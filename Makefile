@@ -91,7 +91,11 @@ RUN_PRODUCTS := $(foreach r,$(RUN_DIRS),$(r)/config.json $(r)/latents.npz $(r)/b
                   $(r)/provenance.json $(call figures_of,$(r)))
 COMMON := analysis/__init__.py analysis/common.py analysis/config.py
 
-.PHONY: help setup report demo test check bench diff clean distclean FORCE
+.PHONY: help setup report demo notes test check bench diff clean distclean FORCE
+
+# NOTE_FILES: the author's Markdown files that report.toml names (report.notes writes this
+# fragment with report-inputs.json, on every make; a new METADATA re-renders anyway).
+-include $(BUILD)/report-notes.mk
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -104,11 +108,15 @@ report: $(BUILD)/report.html $(BUILD)/report.pdf $(BUILD)/timings.json ## build 
 
 setup: $(SETUP) ## create the virtualenv and install vaelab with its dependencies
 
-demo: $(DEMO_BUILD)/models/tiny-vae/config.json $(DEMO_BUILD)/images/classes.txt ## offline report from a tiny untrained VAE and synthetic images
+# The demo's report.toml is METADATA's title block plus an example note (analysis/demo.py).
+demo: $(DEMO_BUILD)/models/tiny-vae/config.json $(DEMO_BUILD)/images/classes.txt $(DEMO_BUILD)/notes/report.toml ## offline report from a tiny untrained VAE and synthetic images
 	$(MAKE) --no-print-directory report BUILD=$(DEMO_BUILD) CACHE=$(DEMO_BUILD)/cache \
 	  VAES=$(abspath $(DEMO_BUILD))/models/tiny-vae DATASET=imagefolder:$(abspath $(DEMO_BUILD))/images \
-	  LIMIT= REVISION= METADATA=$(METADATA)
+	  LIMIT= REVISION= METADATA=$(DEMO_BUILD)/notes/report.toml
 	@echo "demo report: $(DEMO_BUILD)/report.html $(DEMO_BUILD)/report.pdf"
+
+notes: | $(SETUP) ## write notes/: a starter Markdown file per section, named in report.toml (keeps existing files)
+	@$(PY) -m report.notes init notes --metadata $(call q,$(METADATA))
 
 test: $(SETUP) | $(VENV)/.check-tools ## run the test suite
 	$(PY) -m pytest
@@ -149,6 +157,7 @@ $(BUILD)/runs/%/config.json: FORCE | $(SETUP)
 $(BUILD)/report-inputs.json: FORCE | $(SETUP)
 	@$(PY) -m analysis.config report $(addprefix --run ,$(RUN_DIRS)) --data $(DATA_DIR) \
 	  --metadata $(call q,$(METADATA)) --out $@
+	@$(PY) -m report.notes deps --metadata $(call q,$(METADATA)) --out $(BUILD)/report-notes.mk
 
 # ---- pipeline -----------------------------------------------------------------------
 $(DATA_DIR)/dataset.npz: $(DATA_DIR)/config.json analysis/data.py $(COMMON)
@@ -199,7 +208,8 @@ $(BUILD)/compare/reconstructions.png: $(BUILD)/report-inputs.json $(foreach r,$(
 $(BUILD)/report.html: $(BUILD)/report-inputs.json $(RUN_PRODUCTS) $(COMPARE) report/context.py \
                       report/facts.py report/sentences.py report/formatting.py \
                       report/compare.py report/render.py templates/report.html.j2 templates/compare.html.j2 \
-                      templates/report.css $(wildcard $(METADATA))
+                      templates/report.css $(wildcard $(METADATA)) \
+                      report/notes.py report/labels.py templates/notes.html.j2 $(NOTE_FILES)
 	$(PY) -m report.render html $(RUN_DIRS) $@ --data $(DATA_DIR) --metadata $(call q,$(METADATA))
 
 $(BUILD)/report.pdf: $(BUILD)/report.html report/render.py
@@ -230,6 +240,9 @@ $(BUILD)/%/models/tiny-vae/config.json: analysis/demo.py | $(SETUP)
 
 $(BUILD)/%/images/classes.txt: analysis/demo.py | $(SETUP)
 	$(PY) -m analysis.demo images $(@D) --per-class $(DEMO_LIMIT)
+
+$(BUILD)/%/notes/report.toml: analysis/demo.py $(wildcard $(METADATA)) | $(SETUP)
+	$(PY) -m analysis.demo notes $(@D) --metadata $(call q,$(METADATA))
 
 # ---- benchmark ----------------------------------------------------------------------
 BENCH_MODEL ?= $(BUILD)/bench/models/sd-vae-arch

@@ -5,6 +5,7 @@ Run:
     python -m analysis.demo vae build/bench/models/sd-vae-arch --full # sd-vae-ft-ema shape
     python -m analysis.demo vae build/bench/models/taesd --arch taesd # any of ARCHITECTURES
     python -m analysis.demo images build/demo/images --per-class 30
+    python -m analysis.demo notes build/demo/notes --metadata report.toml  # example author text
 
 ARCHITECTURES covers every accepted class (analysis.autoencoders): tiny test configs
 (``tiny``, ``tiny-kl16``, ``tiny-taesd``, ``tiny-dc``) and the real architectures
@@ -166,6 +167,53 @@ def save_synthetic_images(out: Path, per_class: int, seed: int = 0) -> Path:
     return out
 
 
+# The demo's author text (README.md, "Adding your own text"): a paragraph appended to the
+# Results and a section of its own, with placeholders and cross-references.
+EXAMPLE_RESULTS = """\
+<!-- An example note (analysis/demo.py): text of your own appended to the Results. -->
+*Author's note.* On these synthetic images {{ best_model }} does best, at {{ best_accuracy }}
+{{ best_ci }} (@tab:accuracy); @fig:confusion shows where it goes wrong.
+"""
+EXAMPLE_DISCUSSION = """\
+<!-- An example note (analysis/demo.py): a section of the author's own, placed after the
+     Conclusions by report.toml and numbered with the rest. -->
+The numbers below come from this run and change with it: SVC on mean & std reaches
+{{ accuracy svc mean_std }} {{ ci svc mean_std }}, {{ delta mean_std pixels_pca_mean_std svc }}
+points from the pixel PCA of the same width (Holm-adjusted
+p = {{ p_adj mean_std pixels_pca_mean_std svc }}; @tab:vae-vs-pixels).
+
+| Question | Where to look |
+|---|---|
+| Do VAE latents beat pixels? | @tab:vae-vs-pixels |
+| Would more images help? | @fig:learning-curves |
+
+- The encoder is untrained[^1], so none of this says anything about a real VAE.
+- @sec:conclusions states the same from the numbers alone.
+
+[^1]: {{ vae }}, run on {{ device }} in {{ dtype }}.
+"""
+
+
+def save_example_notes(out: Path, metadata: Path | None) -> Path:
+    """``out``/report.toml, ``metadata``'s title block with a [notes] table naming the two
+    example notes written beside it. Returns the report.toml."""
+    import json
+    import tomllib
+
+    title = {}
+    if metadata is not None and metadata.is_file():
+        with open(metadata, "rb") as fh:
+            title = {k: v for k, v in tomllib.load(fh).items() if isinstance(v, str)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(EXAMPLE_RESULTS, encoding="utf-8")
+    (out / "discussion.md").write_text(EXAMPLE_DISCUSSION, encoding="utf-8")
+    lines = [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in title.items()]  # TOML strings
+    lines += ["", "[notes]", 'results = "results.md"', "", "[[notes.sections]]",
+              'title = "Answers to the lab questions"', 'label = "answers"', 'file = "discussion.md"', 'after = "conclusions"', ""]
+    (out / "report.toml").write_text("\n".join(lines), encoding="utf-8")
+    return out / "report.toml"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Make offline stand-ins for the demo and tests")
     sub = parser.add_subparsers(dest="what", required=True)
@@ -181,12 +229,17 @@ def main(argv: list[str] | None = None) -> None:
     images.add_argument("out", type=Path)
     images.add_argument("--per-class", type=int, default=30)
     images.add_argument("--seed", type=int, default=0)
+    notes = sub.add_parser("notes", help="write example author notes and their report.toml")
+    notes.add_argument("out", type=Path)
+    notes.add_argument("--metadata", default="", help="report.toml whose title block to copy")
     args = parser.parse_args(argv)
     # Build in a temporary sibling and rename: an interrupted run leaves no partial model.
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if args.what == "vae":
         save_random_vae(tmp, args.full, args.seed, decoder_seed=args.decoder_seed, arch=args.arch)
+    elif args.what == "notes":
+        save_example_notes(tmp, Path(args.metadata) if args.metadata else None)
     else:
         save_synthetic_images(tmp, args.per_class, args.seed)
     shutil.rmtree(args.out, ignore_errors=True)

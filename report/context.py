@@ -25,6 +25,7 @@ from report import sentences as S
 from report.facts import (ALPHA, BASELINE_COMPARISONS, FAMILIES, ORIGINAL_ACCURACY, ORIGINAL_BEST,
                           sets_of_kind, significant, with_holm)
 from report.formatting import ci_text, count, p_text, pts
+from report.labels import float_numbers
 
 # The title block; an empty title is made from the run: "Predicting CIFAR-10 from VAE latents".
 # pretrained_weights_sha256: the sha256 of a local weights file the author vouches for as
@@ -297,7 +298,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         mean_std_confound=F.sample_vs_mean_std(metrics) is not None,
         curves=bool(metrics.get("learning_curves")), probes=bool(probes), untrained=untrained,
         limit=dataset.get("limit"), n_train=dataset["n_train"])
-    return {
+    context = {
         "meta": meta,
         "untrained": untrained,
         "untrained_note": encode["model"]["untrained_note"],
@@ -339,7 +340,6 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
                         "ci": best_ci},
         "per_class": [{"name": name, **vals} for name, vals in best_res["per_class"].items()],
         "pairs": pairs,
-        "conclusions": conclusions(metrics, pairs, untrained, probes),
         "discussion": S.discussion_sentences(gap, F.pixel_tally(metrics), untrained),
         "limitations": S.limitation_items(limits),
         "original_like": enc.like_original,
@@ -356,3 +356,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "original_accuracy": ORIGINAL_ACCURACY,
         "provenance": read_json(run_dir / "provenance.json", "provenance record"),
     }
+    # Figure and table numbers (report.labels): the template and the conclusions cite them.
+    context["number"] = float_numbers(context)
+    context["conclusions"] = conclusions(metrics, pairs, untrained, probes, context["number"])
+    return context

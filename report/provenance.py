@@ -23,7 +23,8 @@ from analysis.common import read_json, run_main, write_json
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("torch", "torchvision", "diffusers", "huggingface_hub", "safetensors", "numpy",
             "scipy", "pandas", "scikit-learn", "scikit-image", "statsmodels", "lightgbm",
-            "xgboost", "scikit-learn-intelex", "matplotlib", "pillow", "jinja2", "weasyprint")
+            "xgboost", "scikit-learn-intelex", "matplotlib", "pillow", "jinja2", "markdown-it-py",
+            "mdit-py-plugins", "weasyprint")
 
 
 def git_state(repo: Path = ROOT) -> dict:

@@ -21,6 +21,7 @@ from analysis.common import VaelabError, atomic_path, run_main, write_text
 from report.compare import build_compare
 from report.context import build_context
 from report.formatting import FILTERS
+from report.notes import attach
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         context["compare"] = None
         if len(args.runs) > 1:
             context["compare"] = build_compare(args.runs, args.out.parent / "compare", args.out.parent)
+        # The author's Markdown (report.toml [notes]) and the numbers it may cite.
+        context = attach(context, args.metadata)
         write_text(args.out, render_html(context))
     else:
         render_pdf(args.html, args.out)

@@ -158,3 +158,53 @@ def one_thread():
 
     with threadpool_limits(limits=1):
         yield
+
+
+# ---- the author's own text (report.notes) ------------------------------------------------
+
+# An author section holding every construct the notes support, raw HTML among them.
+DISCUSSION_NOTE = """\
+<!-- Dropped before parsing, placeholders included: {{ no_such_placeholder }} -->
+# What the numbers say
+
+SVC on mean & std reaches {{ accuracy svc mean_std }} {{ ci svc mean_std }}; @fig:confusion
+shows where it goes wrong[^1].
+
+| Model | Accuracy |
+|---|--:|
+| SVC | {{ accuracy svc mean_std }} |
+
+- code stays literal: `{{ accuracy svc mean_std }}`
+- @sec:conclusions says the same
+
+> VAE minus pixels: {{ delta mean_std pixels_pca_mean_std svc }} points.
+
+<script>alert("notes")</script> and <img src=x onerror=alert(1)>
+
+[^1]: On {{ n_test }} test images.
+"""
+RESULTS_NOTE = "Text of my own after the Results, citing @tab:accuracy.\n"
+
+
+def write_notes(folder: Path) -> Path:
+    """folder/report.toml naming an appended note and an author section; returns it."""
+    (folder / "notes").mkdir(parents=True, exist_ok=True)
+    (folder / "notes/discussion.md").write_text(DISCUSSION_NOTE, encoding="utf-8")
+    (folder / "notes/results.md").write_text(RESULTS_NOTE, encoding="utf-8")
+    meta = folder / "report.toml"
+    meta.write_text('title = "With notes"\n\n[notes]\nresults = "notes/results.md"\n\n'
+                    '[[notes.sections]]\ntitle = "Answers to the lab questions"\nlabel = "answers"\nfile = "notes/discussion.md"\n'
+                    'after = "conclusions"\n', encoding="utf-8")
+    return meta
+
+
+@pytest.fixture(scope="session")
+def notes_report(demo_build, tmp_path_factory) -> Path:
+    """demo_build's run rendered in-process with write_notes' notes; its report.html."""
+    from report import render
+
+    out = tmp_path_factory.mktemp("notes-report")
+    meta = write_notes(out)
+    render.main(["html", str(demo_build / "runs/tiny-vae"), str(out / "report.html"),
+                 "--data", str(demo_build / "data"), "--metadata", str(meta)])
+    return out / "report.html"

@@ -2,8 +2,9 @@
 
 Run: .venv/bin/python -m pytest tests/test_check.py
 
-The reports are demo_build's and, made from copies of its run, a two-variant report and a
-diff, so that every template is validated. A test whose tool is not installed is skipped
+The reports are demo_build's, the same run with the author's own text (conftest's
+notes_report) and, made from copies of its run, a two-variant report and a diff, so that
+every template is validated. A test whose tool is not installed is skipped
 with the reason (`make test` installs the tools); VAELAB_REQUIRE_CHECKS=1 fails it instead.
 vnu (a JVM) and Chromium start once per module for all files, good and broken together.
 """
@@ -56,9 +57,9 @@ def variant_build(demo_build, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def good_htmls(demo_build, variant_build) -> list[Path]:
+def good_htmls(demo_build, variant_build, notes_report) -> list[Path]:
     htmls = [demo_build / "report.html", variant_build / "report.html",
-             variant_build / "diff-tiny-vae-vs-sdxl-vae/diff.html"]
+             variant_build / "diff-tiny-vae-vs-sdxl-vae/diff.html", notes_report]
     assert 'id="sdxl-paragraph"' in htmls[1].read_text() and "@ 64 px" in htmls[1].read_text()
     assert 'class="wide pair"' in htmls[2].read_text()
     return htmls
@@ -141,6 +142,14 @@ def test_check_pdf_passes(demo_build):
     assert run_check(check.check_pdf, demo_build / "report.pdf") == []
 
 
+def test_check_pdf_passes_with_author_text(notes_report):
+    from report import render
+
+    pdf = notes_report.with_suffix(".pdf")
+    render.main(["pdf", str(notes_report), str(pdf)])
+    assert run_check(check.check_pdf, pdf) == []
+
+
 def test_check_pdf_reports_truncated_pdf(demo_build, tmp_path):
     data = (demo_build / "report.pdf").read_bytes()
     truncated = tmp_path / "truncated.pdf"
@@ -160,7 +169,7 @@ def test_check_chromium_reports_broken_image(chromium_problems, broken_dir):
 
 
 def test_check_axe_passes_on_reports_and_diff(axe_problems, broken_dir):
-    """WCAG 2.1 A/AA: the demo report, the two-variant report and the diff."""
+    """WCAG 2.1 A/AA: the demo report, with author text too, the two-variant report and the diff."""
     assert [p for p in axe_problems if not p.startswith(str(broken_dir))] == []
 
 
