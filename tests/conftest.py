@@ -23,6 +23,14 @@ TAESD_DIR = ROOT.parent / "shared" / "models" / "taesd"
 # Keep tests offline even if a developer's machine has internet.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("QUIET", "1")
+# pytest-xdist runs several workers, each starting make pipelines whose OpenMP/BLAS/torch pools
+# would each be as wide as the machine: threads spinning against each other make tiny fits
+# tens of times slower (issue 23's problem, one level up). One thread per process then.
+# Results do not depend on it (tests/test_threads.py), and builds compared byte for byte
+# are all made in this same environment.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
 
 
 @pytest.fixture(scope="session")
