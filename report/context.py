@@ -358,5 +358,5 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
     }
     # Figure and table numbers (report.labels): the template and the conclusions cite them.
     context["number"] = float_numbers(context)
-    context["conclusions"] = conclusions(metrics, pairs, untrained, probes, context["number"])
+    context["conclusions"] = conclusions(metrics, pairs, untrained, probes)
     return context
