@@ -435,6 +435,14 @@ STARTERS = {
     "comparing-encoders": ("Only shown when several VAEs run: what differs between them and "
                            "whether it matters for classification.",
                            "@tab:variants gives every model's accuracy on every encoder."),
+    "discussion": ("Why your numbers differ from the original study's, in your own words: the "
+                   "report's Discussion lists what it can tell; add what you know (your setup, "
+                   "what you tried).",
+                   "My best, {{ best_accuracy }} with {{ best_model }}, against the original "
+                   "study's figures in @tab:accuracy: ..."),
+    "limitations": ("What your run cannot tell, and what you would run next to find out (more "
+                    "seeds, another resolution, tuning).",
+                    "With {{ n_test }} test images the intervals are about {{ best_ci }} wide ..."),
     "conclusions": ("Answer the question in your own words, say how sure you are (the intervals "
                     "and p-values) and what you would try next.",
                     "With {{ best_accuracy }} accuracy against {{ n_classes }} classes, ..."),

@@ -30,7 +30,7 @@ PACKAGES = ("torch", "torchvision", "diffusers", "huggingface_hub", "safetensors
 def git_state(repo: Path = ROOT) -> dict:
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
+                              check=True, timeout=60).stdout.strip()
 
     try:
         return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}

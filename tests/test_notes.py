@@ -104,7 +104,7 @@ def test_notes_author_section_renders_markdown_with_run_numbers(notes_report, de
     ths = [a for t, a in s.author if t == "th"]
     assert len(ths) == 2 and all(a.get("scope") == "col" for a in ths)
     assert {"table", "ul", "li", "blockquote", "code"} <= set(tags)
-    assert 'id="fn-discussion-1"' in part and 'href="#fn-discussion-1"' in part
+    assert 'id="fn-answers-1"' in part and 'href="#fn-answers-1"' in part
     # Numbers from metrics.json, formatted as the report formats them.
     text = " ".join(s.author_text)
     low, high = svc["accuracy_ci"]
@@ -140,7 +140,7 @@ def test_labels_match_every_caption_of_the_report(notes_report):
     """The one list of report.labels and the captions of the template agree, float by float,
     and the floats are numbered 1, 2, 3, ... in document order."""
     s = parse(notes_report)
-    refs = labels.references({"curves": True, "comparisons": {"sample_rows": [1]}}, [])
+    refs = labels.references({"curves": True, "has_decoder": True, "comparisons": {"sample_rows": [1]}}, [])
     floats = [(label, element) for label, element, _ in labels.FIGURES + labels.TABLES]
     for label, element in floats:
         assert s.captions[element].startswith(refs[label]["text"] + "."), (label, s.captions[element])
@@ -232,14 +232,14 @@ def test_notes_headings_nest_under_the_section_in_order():
 
 
 def test_labels_numbers_follow_what_the_run_shows():
-    full = labels.float_numbers({"curves": True, "comparisons": {"sample_rows": [1]}})
+    full = labels.float_numbers({"curves": True, "has_decoder": True, "comparisons": {"sample_rows": [1]}})
     assert (full["fig:confusion"], full["tab:prf"]) == ("3", "6")
-    bare = labels.float_numbers({"curves": None, "comparisons": {"sample_rows": []}})
+    bare = labels.float_numbers({"curves": None, "has_decoder": True, "comparisons": {"sample_rows": []}})
     assert "fig:learning-curves" not in bare and "tab:mean-std-vs-sample" not in bare
     assert (bare["fig:confusion"], bare["fig:reconstructions"], bare["tab:prf"]) == ("2", "8", "5")
     mine = [{"label": "answers", "id": "sec-answers", "title": "Answers", "after": "introduction"}]
     refs = labels.references({}, mine)
-    assert refs["sec:answers"]["text"] == "Section 2" and refs["sec:conclusions"]["text"] == "Section 5"
+    assert refs["sec:answers"]["text"] == "Section 2" and refs["sec:conclusions"]["text"] == "Section 7"
     assert refs["sec:summary"]["text"] == "Summary" and "sec:comparing-encoders" not in refs
 
 
