@@ -17,6 +17,7 @@ from pathlib import PurePath
 
 from analysis.autoencoders import FEATURE_SETS
 from analysis.stats import holm
+from analysis.taesd import CHECKPOINT_SUFFIXES
 
 # The study this report reproduces: Hidalgo Pujol, P. (2024), Lab 10: Predicting CIFAR10
 # using VAEs, APRNS, GIA-UPC. Its reported test accuracies, typed in from it; it used
@@ -46,6 +47,7 @@ FAMILY = {
     "AutoencoderKL": "variational autoencoder (diffusers AutoencoderKL, the kind Stable Diffusion uses)",
     "AutoencoderTiny": "tiny deterministic autoencoder (diffusers AutoencoderTiny, the TAESD family)",
     "AutoencoderDC": "deep-compression autoencoder (diffusers AutoencoderDC, DC-AE)",
+    "TAESD": "tiny deterministic autoencoder (a TAESD-family checkpoint)",
 }
 
 
@@ -382,6 +384,11 @@ class Source:
     publisher: str | None
     cls: str
     stated_pretrained: bool = False  # report.toml names these weights' sha256 as pretrained
+
+    @property
+    def place(self) -> str:
+        """"file" for a checkpoint file (a TAESD .pth), else "folder"."""
+        return "file" if PurePath(self.name).suffix in CHECKPOINT_SUFFIXES else "folder"
 
 
 def source(model: dict, stated_sha256: str = "") -> Source:

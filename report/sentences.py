@@ -39,9 +39,9 @@ def weights(src: Source) -> str:
     if src.kind == "random":
         return f"a randomly initialised {src.cls} from folder {src.name} (not a pretrained model)"
     if src.stated_pretrained:
-        return (f"the weights in folder {src.name}, pretrained as far as report.toml's stated "
+        return (f"the weights in {src.place} {src.name}, pretrained as far as report.toml's stated "
                 "checksum tells (it matches)")
-    return f"the weights in folder {src.name} (whether they are pretrained, the run cannot tell)"
+    return f"the weights in {src.place} {src.name} (whether they are pretrained, the run cannot tell)"
 
 
 def width_text(n: int) -> str:
@@ -312,7 +312,7 @@ def discussion_sentences(g: Gap, tally: PixelTally | None, untrained: bool) -> l
     elif src.kind == "hub" and not g.encoder.is_original_model:
         reasons.append(f"the weights differ: this run used {src.name}, not {ORIGINAL_ENCODER}")
     elif src.kind == "folder":
-        reasons.append(f"the weights may differ: this run used the weights in folder {src.name}, "
+        reasons.append(f"the weights may differ: this run used the weights in {src.place} {src.name}, "
                        f"which it cannot identify as {ORIGINAL_ENCODER}")
     if not g.encoder.like_original:
         c, h, w = g.encoder.shape
