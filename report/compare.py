@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 
 from analysis.common import read_json
+from analysis.vae import PRECISION_NAMES
 from report import facts as F
 from report import sentences as S
+from report.formatting import joined
 
 
 def encoder_groups(variants: list[dict]) -> list[list[int]]:
@@ -79,15 +81,11 @@ def label(variant: dict) -> str:
     return variant.get("label", variant["name"])
 
 
-def and_join(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def variant_sentences(variants: list[dict], metrics: list[dict], groups: list[list[int]],
                       table: list[dict]) -> list[str]:
     """Accuracy per distinct encoder (``table`` has one column per group) and reconstruction
     quality per variant."""
-    names = [and_join([label(variants[i]) for i in g]) for g in groups]
+    names = [joined([label(variants[i]) for i in g]) for g in groups]
     best = [metrics[g[0]]["best"] for g in groups]
     counts = wins(table, len(groups))
     ranked = sorted(range(len(groups)), key=lambda i: -best[i]["accuracy"])
@@ -121,7 +119,7 @@ def no_decoder_sentences(variants: list[dict]) -> list[str]:
     if not missing:
         return []
     one = len(missing) == 1
-    return [f"{and_join(missing)} {'has' if one else 'have'} no decoder (no decoder file came with "
+    return [f"{joined(missing)} {'has' if one else 'have'} no decoder (no decoder file came with "
             f"{'its' if one else 'their'} encoder), so {'it has' if one else 'they have'} no "
             "reconstructions, PSNR or SSIM (a dash in Table C2, no row in Figure C1)."]
 
@@ -143,7 +141,7 @@ def shared_encoder_sentences(variants: list[dict], groups: list[list[int]],
         members = [variants[i] for i in group]
         checksum = members[0].get("encoder_sha256") or "unknown"
         out.append(
-            f"{and_join([label(v) for v in members])} share one encoder (encoder checksum "
+            f"{joined([label(v) for v in members])} share one encoder (encoder checksum "
             f"{checksum[:12]}…, sha256 over its weights and config): their latents are "
             "bit-for-bit identical, so they were encoded and classified once and Table C1 shows "
             "their results in one column. Only their decoders differ" + (": " + "; ".join(
@@ -189,7 +187,7 @@ def upcast_paragraph(variants: list[dict], metrics: list[dict]) -> str | None:
     v, primary = variants[i], variants[0]
     if not (v.get("has_decoder", True) and primary.get("has_decoder", True)):
         return None  # the problem is about reconstructions: nothing to compare without them
-    precision = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[v["precision"]]
+    precision = PRECISION_NAMES[v["precision"]]
     return S.upcast_text(F.Upcast(
         label(v), label(primary), precision, v["force_upcast"], v["psnr_mean"] - primary["psnr_mean"],
         v["ssim_mean"], primary["ssim_mean"],

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.common import VaelabError, run_main, write_text
+from analysis.vae import PRECISION_NAMES
 from report import labels
 
 # Sections author text can be appended to (the standard ones with prose of their own) and
@@ -153,7 +154,6 @@ PLACEHOLDERS = {
     "n_train": (), "n_test": (), "n_classes": (),
     "vae": (), "device": (), "dtype": (),  # from encode.json
 }
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 class Values:
@@ -210,7 +210,7 @@ class Values:
             "n_classes": lambda: str(len(m["classes"])),
             "vae": lambda: e["model"]["name"],
             "device": lambda: e["device"],
-            "dtype": lambda: DTYPES.get(e["precision"], e["precision"]),
+            "dtype": lambda: PRECISION_NAMES.get(e["precision"], e["precision"]),
         }[name]()
 
     def paired(self, name: str, a: str, b: str, model: str, where: str, text: str) -> str:
