@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from analysis.common import read_json
+from analysis.runs import VARIANTS_PANEL, feature_set_kind, read_metrics, read_variants
 from analysis.vae import PRECISION_NAMES
 from report import facts as F
 from report import sentences as S
@@ -35,7 +35,7 @@ def vae_feature_sets(metrics: list[dict]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for m in metrics:
         for fs in m["feature_set_order"]:
-            if m["feature_sets"][fs].get("kind", "vae") == "vae":
+            if feature_set_kind(m["feature_sets"][fs]) == "vae":
                 out.setdefault(fs, m["feature_sets"][fs])
     return out
 
@@ -56,7 +56,7 @@ def accuracy_table(metrics: list[dict]) -> list[dict]:
             widths = sorted({m["feature_sets"][fs]["n_features"] for m in metrics
                              if fs in m["feature_sets"]})
             rows.append({"model": first["models"][model]["label"],
-                         "feature_set": info["label"] + (f" ({'/'.join(map(str, widths))})"
+                         "feature_set": info['label'] + (f" ({'/'.join(map(str, widths))})"
                                                          if len(widths) > 1 else ""),
                          "random": model == "random",
                          "cells": [{"value": v, "best": v == top and model != "random"} for v in values]})
@@ -72,24 +72,15 @@ def wins(table: list[dict], n: int) -> list[int]:
     return counts
 
 
-def resolution(variant: dict) -> int:
-    return int(variant.get("resolution", 32))  # variants.json from before RESOLUTION: 32 px
-
-
-def label(variant: dict) -> str:
-    """How the section names a run; variants.json from before RESOLUTION has no label."""
-    return variant.get("label", variant["name"])
-
-
 def variant_sentences(variants: list[dict], metrics: list[dict], groups: list[list[int]],
                       table: list[dict]) -> list[str]:
     """Accuracy per distinct encoder (``table`` has one column per group) and reconstruction
     quality per variant."""
-    names = [joined([label(variants[i]) for i in g]) for g in groups]
+    names = [joined([variants[i]["label"] for i in g]) for g in groups]
     best = [metrics[g[0]]["best"] for g in groups]
     counts = wins(table, len(groups))
     ranked = sorted(range(len(groups)), key=lambda i: -best[i]["accuracy"])
-    per = "encoder and resolution" if len({resolution(v) for v in variants}) > 1 else "encoder"
+    per = "encoder and resolution" if len({v["resolution"] for v in variants}) > 1 else "encoder"
     out = [
         f"Best accuracy per {per}: " + "; ".join(
             f"{names[i]} {best[i]['accuracy']:.4f} "
@@ -105,9 +96,9 @@ def variant_sentences(variants: list[dict], metrics: list[dict], groups: list[li
             out[0] += (f"{names[ranked[0]]} gives the highest accuracy in {counts[ranked[0]]} of "
                        f"the {len(shared)} model/feature-set rows of Table C1 that more than one "
                        "encoder has" + (f" ({tied} of them tied)." if tied else "."))
-    decoded = [v for v in variants if v.get("has_decoder", True)]
+    decoded = [v for v in variants if v["has_decoder"]]
     if len(decoded) > 1:  # one decoder alone has nothing to be compared with (Table C2 has it)
-        out.append(S.recon_sentence(F.recon(decoded, [label(v) for v in decoded])))
+        out.append(S.recon_sentence(F.recon(decoded, [v["label"] for v in decoded])))
     out += no_decoder_sentences(variants)
     return out
 
@@ -115,7 +106,7 @@ def variant_sentences(variants: list[dict], metrics: list[dict], groups: list[li
 def no_decoder_sentences(variants: list[dict]) -> list[str]:
     """One sentence naming the encoder-only variants (a TAESD checkpoint without its decoder
     file): they have no reconstructions, PSNR or SSIM."""
-    missing = [label(v) for v in variants if not v.get("has_decoder", True)]
+    missing = [v["label"] for v in variants if not v["has_decoder"]]
     if not missing:
         return []
     one = len(missing) == 1
@@ -125,9 +116,9 @@ def no_decoder_sentences(variants: list[dict]) -> list[str]:
 
 
 def recon_quality(v: dict) -> str:
-    if not v.get("has_decoder", True):
-        return f"{label(v)} has no decoder"
-    return f"{label(v)} PSNR {v['psnr_mean']:.2f} dB, SSIM {v['ssim_mean']:.3f}"
+    if not v["has_decoder"]:
+        return f"{v['label']} has no decoder"
+    return f"{v['label']} PSNR {v['psnr_mean']:.2f} dB, SSIM {v['ssim_mean']:.3f}"
 
 
 def shared_encoder_sentences(variants: list[dict], groups: list[list[int]],
@@ -141,7 +132,7 @@ def shared_encoder_sentences(variants: list[dict], groups: list[list[int]],
         members = [variants[i] for i in group]
         checksum = members[0].get("encoder_sha256") or "unknown"
         out.append(
-            f"{joined([label(v) for v in members])} share one encoder (encoder checksum "
+            f"{joined([v['label'] for v in members])} share one encoder (encoder checksum "
             f"{checksum[:12]}…, sha256 over its weights and config): their latents are "
             "bit-for-bit identical, so they were encoded and classified once and Table C1 shows "
             "their results in one column. Only their decoders differ" + (": " + "; ".join(
@@ -156,13 +147,13 @@ def resolution_sentences(variants: list[dict], metrics: list[dict]) -> list[str]
         groups.setdefault(v["model"], []).append(i)
     out = []
     for runs in groups.values():
-        runs = sorted(runs, key=lambda i: resolution(variants[i]))
-        if len({resolution(variants[i]) for i in runs}) < 2:
+        runs = sorted(runs, key=lambda i: variants[i]["resolution"])
+        if len({variants[i]["resolution"] for i in runs}) < 2:
             continue
         parts = []
         for i in runs:
             best, fs = metrics[i]["best"], metrics[i]["feature_sets"][metrics[i]["best"]["feature_set"]]
-            parts.append(f"{best['accuracy']:.4f} at {resolution(variants[i])} px "
+            parts.append(f"{best['accuracy']:.4f} at {variants[i]['resolution']} px "
                          f"({metrics[i]['models'][best['model']]['label']}, {fs['label']}, "
                          f"{fs['n_features']} features)")
         low, high = runs[0], runs[-1]
@@ -170,10 +161,10 @@ def resolution_sentences(variants: list[dict], metrics: list[dict]) -> list[str]
         verdict = ("the same best accuracy" if change == 0 else
                    f"a best accuracy {100 * abs(change):.1f} points "
                    f"{'higher' if change > 0 else 'lower'}")
-        cost = (resolution(variants[high]) / resolution(variants[low])) ** 2
+        cost = (variants[high]["resolution"] / variants[low]["resolution"]) ** 2
         out.append(f"Resolution, for {variants[low].get('vae_name', variants[low]['model'])}: best "
-                   f"accuracy " + "; ".join(parts) + f". Encoding at {resolution(variants[high])} "
-                   f"instead of {resolution(variants[low])} px gives {verdict}, for about "
+                   f"accuracy " + "; ".join(parts) + f". Encoding at {variants[high]['resolution']} "
+                   f"instead of {variants[low]['resolution']} px gives {verdict}, for about "
                    f"{cost:.0f} times the encoder's work per image.")
     return out
 
@@ -185,30 +176,30 @@ def upcast_paragraph(variants: list[dict], metrics: list[dict]) -> str | None:
         return None
     i = suspects[0]
     v, primary = variants[i], variants[0]
-    if not (v.get("has_decoder", True) and primary.get("has_decoder", True)):
+    if not (v["has_decoder"] and primary["has_decoder"]):
         return None  # the problem is about reconstructions: nothing to compare without them
     precision = PRECISION_NAMES[v["precision"]]
     return S.upcast_text(F.Upcast(
-        label(v), label(primary), precision, v["force_upcast"], v["psnr_mean"] - primary["psnr_mean"],
+        v["label"], primary["label"], precision, v["force_upcast"], v["psnr_mean"] - primary["psnr_mean"],
         v["ssim_mean"], primary["ssim_mean"],
         metrics[i]["best"]["accuracy"] - metrics[0]["best"]["accuracy"],
         max(x["ssim_mean"] for x in variants) > F.CLOSE_SSIM))
 
 
 def build_compare(run_dirs: list[Path], compare_dir: Path, html_dir: Path) -> dict:
-    metrics = [read_json(r / "metrics.json", "metrics") for r in run_dirs]
-    variants = read_json(compare_dir / "variants.json", "variant summary")
+    metrics = [read_metrics(r) for r in run_dirs]
+    variants = read_variants(compare_dir)
     groups = encoder_groups(variants)
     table = accuracy_table([metrics[g[0]] for g in groups])
-    resolutions = sorted({resolution(v) for v in variants})
+    resolutions = sorted({v["resolution"] for v in variants})
     return {
         "variants": variants,
         # How prose names the primary: a hub id, or a folder's name (its path is in Appendix A).
-        "primary_name": F.source({"name": variants[0]["model"], "revision": variants[0].get("revision"),
-                                  "untrained": variants[0].get("untrained")}).name,
-        "labels": [label(v) for v in variants],
+        "primary_name": F.source({"name": variants[0]["model"], "revision": variants[0]["revision"],
+                                  "untrained": variants[0]["untrained"]}).name,
+        "labels": [v["label"] for v in variants],
         # Table C1's columns: one per distinct encoder, naming every variant that shares it.
-        "columns": [" = ".join(label(variants[i]) for i in g) for g in groups],
+        "columns": [" = ".join(variants[i]["label"] for i in g) for g in groups],
         "n_shared": sum(len(g) > 1 for g in groups),
         "resolutions": resolutions if len(resolutions) > 1 else None,
         "n_vaes": len({v["model"] for v in variants}),
@@ -221,9 +212,9 @@ def build_compare(run_dirs: list[Path], compare_dir: Path, html_dir: Path) -> di
                       + resolution_sentences(variants, metrics)),
         "upcast": upcast_paragraph(variants, metrics),
         # Figure C1: only when some variant has a decoder (else its file says there is none).
-        "panel": (os.path.relpath(compare_dir / "reconstructions.png", html_dir)
-                  if any(v.get("has_decoder", True) for v in variants) else None),
-        "decoded": [{**v, "label": label(v)} for v in variants if v.get("has_decoder", True)],
+        "panel": (os.path.relpath(compare_dir / VARIANTS_PANEL, html_dir)
+                  if any(v["has_decoder"] for v in variants) else None),
+        "decoded": [v for v in variants if v["has_decoder"]],
         "recon_images": max((v["images"] for v in variants), default=0),
-        "scaling": [{"name": label(v), "scaling_factor": v["scaling_factor"]} for v in variants],
+        "scaling": [{"name": v["label"], "scaling_factor": v["scaling_factor"]} for v in variants],
     }

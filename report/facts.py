@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from analysis.autoencoders import FEATURE_SETS
+from analysis.runs import feature_set_kind, filled, sets_of_kind
 from analysis.stats import holm
 from analysis.taesd import CHECKPOINT_SUFFIXES
 
@@ -53,13 +54,6 @@ FAMILY = {
 
 # ---- metrics helpers ---------------------------------------------------------------------
 
-def sets_of_kind(metrics: dict, kind: str) -> list[str]:
-    """Feature sets of one kind ("vae" or "baseline") in display order; older metrics.json
-    files without "kind" hold VAE feature sets only."""
-    return [fs for fs in metrics["feature_set_order"]
-            if metrics["feature_sets"][fs].get("kind", "vae") == kind]
-
-
 def real_models(metrics: dict) -> list[str]:
     return [m for m in metrics["model_order"] if m != "random"]
 
@@ -71,7 +65,7 @@ def width(metrics: dict, fs: str) -> int:
 def fs_name(metrics: dict, fs: str) -> str:
     """A feature set as prose names it, without its width: '.sample() latents', 'pixel PCA'."""
     info = metrics["feature_sets"][fs]
-    if info.get("kind", "vae") == "vae":
+    if feature_set_kind(info) == "vae":
         return "latents" if info["label"] == "latent" else f"{info['label']} latents"
     return "pixel PCA" if info.get("matches") else "pooled pixels"
 
@@ -229,6 +223,18 @@ def pixel_tally(metrics: dict) -> PixelTally | None:
                       sum(significant(c) and c["delta"] > 0 for _, _, c in tests),
                       sum(significant(c) and c["delta"] < 0 for _, _, c in tests),
                       sum(c["p_value"] < ALPHA for _, _, c in tests))
+
+
+def confused_pairs(confusion: list[list[int]], classes: list[str], top: int = 3) -> list[dict]:
+    """Class pairs with the most mistakes in either direction, most first."""
+    pairs = []
+    for i in range(len(classes)):
+        for j in range(i + 1, len(classes)):
+            n = confusion[i][j] + confusion[j][i]
+            pairs.append({"a": classes[i], "b": classes[j], "count": n,
+                          "a_as_b": confusion[i][j], "b_as_a": confusion[j][i]})
+    pairs.sort(key=lambda p: (-p["count"], p["a"], p["b"]))
+    return [p for p in pairs[:top] if p["count"] > 0]
 
 
 @dataclass(frozen=True)
@@ -392,15 +398,15 @@ class Source:
 
 
 def source(model: dict, stated_sha256: str = "") -> Source:
-    name, revision = model["name"], model.get("revision") or "local"
-    cls = model.get("autoencoder_class", "AutoencoderKL")
-    if model.get("untrained"):
+    model = filled("model", model)
+    name, revision, cls = model["name"], model["revision"], model["autoencoder_class"]
+    if model["untrained"]:
         return Source("random", PurePath(name).name or name, None, None, cls)
     if revision != "local" and re.fullmatch(r"[0-9a-f]{40}", revision) and "/" in name \
             and not PurePath(name).is_absolute():
         org = name.split("/")[0]
         return Source("hub", name, revision, PUBLISHERS.get(org), cls)
-    stated = bool(stated_sha256) and stated_sha256.strip().lower() == model.get("weights_sha256", "")
+    stated = bool(stated_sha256) and stated_sha256.strip().lower() == model["weights_sha256"]
     return Source("folder", PurePath(name.rstrip("/")).name, None, None, cls, stated)
 
 
@@ -431,14 +437,13 @@ class Encoder:
 
 
 def encoder(encode: dict, metrics: dict, stated_sha256: str = "") -> Encoder:
-    down = int(encode.get("downsampling", 8))
-    res = int(encode.get("resolution", 32))
-    cfg = encode.get("vae_config", {})
+    encode = filled("encode", encode)  # a made-up record (tests) gets the reader's defaults
+    down, res, cfg = int(encode["downsampling"]), int(encode["resolution"]), encode["vae_config"]
     return Encoder(
-        source(encode["model"], stated_sha256), encode.get("autoencoder_class", "AutoencoderKL"),
-        bool(encode.get("stochastic", True)), (int(cfg.get("latent_channels", 4)), res // down, res // down),
+        source(encode["model"], stated_sha256), encode["autoencoder_class"],
+        bool(encode["stochastic"]), (int(cfg["latent_channels"]), res // down, res // down),
         tuple((metrics["feature_sets"][fs]["label"], width(metrics, fs)) for fs in sets_of_kind(metrics, "vae")),
-        res, cfg.get("sample_size"))
+        res, cfg["sample_size"])
 
 
 @dataclass(frozen=True)
@@ -548,3 +553,42 @@ class Limits:
     limit: int | None
     n_train: int
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the Summary says: the question, what was run, the best result and its test
+    against the equal-width pixel PCA."""
+    encoder: Encoder
+    dataset: str  # dataset.json's "dataset": "cifar10" or "imagefolder:PATH"
+    n_train: int
+    n_test: int
+    n_models: int  # real classifiers (the random predictor besides)
+    n_baselines: int
+    best: Best
+    pca: Versus | None  # the best model's feature set against its pixel PCA
+
+
+def summary(metrics: dict, enc: Encoder, dataset: dict, n_baselines: int) -> Summary:
+    top = metrics["best"]
+    pca = versus(metrics, top["model"], f"{top['feature_set']}_vs_pixels_pca_{top['feature_set']}")
+    return Summary(enc, dataset["dataset"], dataset["n_train"], dataset["n_test"],
+                   len(real_models(metrics)), n_baselines, best_of(metrics), pca)
+
+
+@dataclass(frozen=True)
+class Baselines:
+    """The pixel baselines and their widths against the VAE feature sets they are set against."""
+    pooled: int | None  # width of the pooled pixels; None: no pooled baseline
+    pcas: tuple[tuple[int, str, int], ...]  # (components, VAE feature set label, its width)
+    n_train: int  # training images: a PCA has at most as many components
+
+
+def baselines(metrics: dict, n_train: int) -> Baselines:
+    sets = metrics["feature_sets"]
+    kept = sets_of_kind(metrics, "baseline")
+    return Baselines(
+        next((width(metrics, fs) for fs in kept if not sets[fs].get("matches")), None),
+        tuple((width(metrics, fs), sets[sets[fs]["matches"]]["label"], width(metrics, sets[fs]["matches"]))
+              for fs in kept if sets[fs].get("matches")),
+        metrics.get("n_train", n_train))

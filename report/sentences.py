@@ -22,14 +22,46 @@ rest in the table it came from; each fact stated once, pointed to afterwards.
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from analysis.autoencoders import FEATURE_SETS
 from report.facts import (ALPHA, CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFUSED,
-                          ORIGINAL_ENCODER, Best, Curves, Gap, LatentShare, Limits,
-                          PixelTally, Probes, Recon, SampleVsMeanStd, Score, Source, Upcast, Versus)
+                          ORIGINAL_ENCODER, Baselines, Best, Curves, Gap, LatentShare, Limits,
+                          PixelTally, Probes, Recon, SampleVsMeanStd, Score, Source, Summary,
+                          Upcast, Versus)
 from report.formatting import acc, count, joined, p_is, pct, plural, pts, size, unsigned
 
 
 # ---- naming ------------------------------------------------------------------------------
+
+# How a title names each encoder class.
+TITLE_FAMILY = {"AutoencoderKL": "VAE", "AutoencoderTiny": "tiny autoencoder (TAESD)",
+                "AutoencoderDC": "DC-AE"}
+
+
+def dataset_name(dataset: str) -> str:
+    """The dataset (dataset.json's "dataset") as prose names it: 'CIFAR-10', or 'the image
+    folder “NAME”' (its path is in Appendix A)."""
+    if dataset == "cifar10":
+        return "CIFAR-10"
+    root = str(dataset).removeprefix("imagefolder:")
+    return f"the image folder “{PurePath(root.rstrip('/')).name or root}”"
+
+
+def capitalised(text: str) -> str:
+    """'the image folder …' at the start of a sentence: 'The image folder …'."""
+    return text[:1].upper() + text[1:]
+
+
+def default_title(dataset: str, cls: str) -> str:
+    """The title when report.toml gives none: 'Predicting CIFAR-10 from VAE latents'."""
+    return f"Predicting {dataset_name(dataset)} from {TITLE_FAMILY.get(cls, 'autoencoder')} latents"
+
+
+def encoder_word(cls: str) -> str:
+    """How the prose names the encoder: only a KL autoencoder is variational ('VAE')."""
+    return "VAE" if cls == "AutoencoderKL" else "encoder"
+
 
 def weights(src: Source) -> str:
     """How prose names the weights, saying only what the run knows."""
@@ -62,6 +94,26 @@ def score_text(s: Score) -> str:
 
 
 # ---- the primary run ---------------------------------------------------------------------
+
+def summary_sentences(s: Summary) -> list[str]:
+    """The Summary: the question, what was run, the best result and its equal-width baseline."""
+    enc = s.encoder
+    c, h, w = enc.shape
+    sets = joined([f"{'the latent itself' if label == 'latent' else label} ({count(n)} features)"
+                   for label, n in enc.feature_sets])
+    out = [f"Can the {c}×{h}×{w} latent of a {enc.family} tell the classes of "
+           f"{dataset_name(s.dataset)} apart?",
+           f"This run encoded {count(s.n_train)} training and {count(s.n_test)} "
+           f"test images with {weights(enc.source)} and trained {s.n_models} classifiers and a "
+           f"random predictor on {'its feature sets' if len(enc.feature_sets) > 1 else 'its one feature set'}, "
+           f"{sets}" + (f", and on {s.n_baselines} pixel baselines for comparison (Table 4 gives their widths)."
+                        if s.n_baselines else ".")]
+    out.append(best_sentence(s.best, table=False))
+    if s.pca:
+        out.append(versus_sentence(s.pca))
+    out.append("The Discussion sets this against the original study's figures.")
+    return out
+
 
 def best_sentence(b: Best, table: bool = True) -> str:
     """The best classifier, ties named, against chance and the random predictor."""
@@ -432,8 +484,9 @@ def upcast_text(u: Upcast) -> str:
     return text
 
 
-def baselines_sentence(pooled: int | None, pcas: list[tuple[int, str, int]], n_train: int) -> str:
+def baselines_sentence(b: Baselines) -> str:
     """What the pixel baselines are and how wide each is against its VAE feature set."""
+    pooled, pcas, n_train = b.pooled, b.pcas, b.n_train
     parts = []
     if pooled is not None:
         parts.append(f"the pixels average-pooled over 8×8 blocks to 4×4×3 = {count(pooled)} values")

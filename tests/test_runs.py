@@ -1,0 +1,157 @@
+"""The one run-file reader (analysis.runs): its defaults, its one-line errors, and that the
+report and analysis.variants read through it."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis import runs
+from analysis.common import VaelabError, save_npz
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(path: Path, obj) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj), encoding="utf-8")
+    return path
+
+
+def current_encode() -> dict:
+    """An encode.json as analysis.encode writes it now: every field present."""
+    return {"resolution": 64, "downsampling": 32, "stochastic": False,
+            "autoencoder_class": "AutoencoderDC", "compile_requested": "no", "precision": "bf16",
+            "precision_reason": "asked for", "encoder_sha256": "e" * 64, "latents_sha256": "l" * 64,
+            "vae_config": {"latent_channels": 32, "scaling_factor": 0.4, "shift_factor": None,
+                           "force_upcast": False, "sample_size": 512},
+            "model": {"name": "mit-han-lab/dc-ae", "autoencoder_class": "AutoencoderDC",
+                      "revision": "f" * 40, "untrained": False, "weights_sha256": "w" * 64,
+                      "has_decoder": False, "layout": "", "decoder_file": "", "decoder_sha256": "",
+                      "untrained_note": ""}}
+
+
+def test_read_encode_fills_what_older_files_lack(tmp_path):
+    write(tmp_path / "encode.json", {"precision": "fp32", "vae_config": {"scaling_factor": 0.18},
+                                     "model": {"name": "stabilityai/sd-vae-ft-ema", "untrained": False}})
+    encode = runs.read_encode(tmp_path)
+    assert (encode["resolution"], encode["downsampling"], encode["stochastic"]) == (32, 8, True)
+    assert encode["autoencoder_class"] == encode["model"]["autoencoder_class"] == "AutoencoderKL"
+    assert (encode["model"]["revision"], encode["model"]["has_decoder"]) == ("local", True)
+    assert encode["vae_config"] == {"scaling_factor": 0.18, "latent_channels": 4, "shift_factor": None,
+                                    "force_upcast": None, "sample_size": None}
+    assert encode["latents_sha256"] is None and runs.has_decoder(encode)
+
+
+def test_read_encode_keeps_every_field_of_a_current_file(tmp_path):
+    write(tmp_path / "encode.json", current_encode())
+    assert runs.read_encode(tmp_path) == current_encode()
+    assert not runs.has_decoder(runs.read_encode(tmp_path))
+
+
+def test_read_config_defaults_resolution_and_seed(tmp_path):
+    write(tmp_path / "config.json", {"vae": "x"})
+    assert runs.read_config(tmp_path) == {"vae": "x", "resolution": 32, "seed": 0}
+    write(tmp_path / "config.json", {"vae": "x", "resolution": 64, "seed": 3})
+    assert runs.read_config(tmp_path) == {"vae": "x", "resolution": 64, "seed": 3}
+
+
+def test_read_variants_labels_a_row_by_its_run_name(tmp_path):
+    write(tmp_path / "variants.json", [{"name": "a"}, {"name": "b", "label": "b @ 64 px",
+                                                        "resolution": 64, "has_decoder": False}])
+    old, new = runs.read_variants(tmp_path)
+    assert (old["label"], old["resolution"], old["has_decoder"], old["revision"]) == ("a", 32, True, "local")
+    assert (new["label"], new["resolution"], new["has_decoder"]) == ("b @ 64 px", 64, False)
+
+
+def test_feature_sets_without_kind_are_vae_feature_sets():
+    metrics = {"feature_set_order": ["sample", "pixels_pooled", "mean_std"],
+               "feature_sets": {"sample": {}, "mean_std": {"kind": "vae"},
+                                "pixels_pooled": {"kind": "baseline"}}}
+    assert runs.sets_of_kind(metrics, "vae") == ["sample", "mean_std"]
+    assert runs.sets_of_kind(metrics, "baseline") == ["pixels_pooled"]
+
+
+def test_filled_leaves_its_input_alone():
+    record = {"model": {"name": "m"}}
+    runs.filled("encode", record)
+    assert record == {"model": {"name": "m"}}
+
+
+@pytest.mark.parametrize("reader,name", [(runs.read_encode, "encode.json"), (runs.read_config, "config.json"),
+                                         (runs.read_metrics, "metrics.json"), (runs.read_probes, "probes.json"),
+                                         (runs.read_provenance, "provenance.json"),
+                                         (runs.read_figures_info, "figures/figures.json")])
+def test_missing_or_corrupt_run_file_is_one_line_naming_it(tmp_path, reader, name):
+    with pytest.raises(VaelabError, match=f"not found at {tmp_path / name}; run `make report`"):
+        reader(tmp_path)
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_text("{not json")
+    with pytest.raises(VaelabError, match="is corrupt .*; delete it and rerun") as err:
+        reader(tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_read_predictions_gives_integer_columns(tmp_path):
+    (tmp_path / "predictions.csv").write_text("y_true,svc__sample\n1,1\n0,2\n")
+    assert runs.read_predictions(tmp_path) == {"y_true": [1, 0], "svc__sample": [1, 2]}
+
+
+@pytest.mark.parametrize("text", ["", "y_true,svc__sample\n1,x\n", "y_true,svc__sample\n1\n"])
+def test_corrupt_predictions_are_one_line(tmp_path, text):
+    (tmp_path / "predictions.csv").write_text(text)
+    with pytest.raises(VaelabError, match="predictions at .* are corrupt .*; delete them and rerun"):
+        runs.read_predictions(tmp_path)
+
+
+def test_missing_predictions_ask_for_a_finished_run(tmp_path):
+    with pytest.raises(VaelabError, match="is .* a finished run directory"):
+        runs.read_predictions(tmp_path)
+
+
+def test_reconstructions_lacking_an_array_are_one_line(tmp_path):
+    save_npz(tmp_path / "reconstructions.npz", psnr=np.zeros(2))
+    assert runs.read_reconstructions(tmp_path, ("psnr",))["psnr"].shape == (2,)
+    with pytest.raises(VaelabError, match="lacks ssim; delete it and rerun"):
+        runs.read_reconstructions(tmp_path, ("psnr", "ssim"))
+
+
+def test_figure_list_is_one_list():
+    from analysis import figures
+
+    assert figures.FIGURES is runs.FIGURES
+    assert all(name.endswith(".png") for name in runs.FIGURES)
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_reader_imports_only_common_and_the_standard_library():
+    import sys
+
+    project = {m for m in imported_modules(ROOT / "analysis/runs.py")
+               if m.split(".")[0] not in sys.stdlib_module_names and m != "__future__"}
+    assert project == {"analysis.common"}
+
+
+@pytest.mark.parametrize("module", ["report/context.py", "report/compare.py", "report/diff.py",
+                                    "report/provenance.py", "analysis/variants.py"])
+def test_run_files_are_read_only_through_the_reader(module):
+    """No other module names a run file or calls read_json / load_npz on one."""
+    text = (ROOT / module).read_text(encoding="utf-8")
+    assert "read_json" not in text and "load_npz" not in text
+    for name in ("config.json", "encode.json", "metrics.json", "probes.json", "figures.json",
+                 "provenance.json", "variants.json", "dataset.json", "predictions.csv"):
+        assert f'"{name}"' not in text, f"{module} names {name}"
