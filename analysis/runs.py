@@ -68,7 +68,7 @@ DEFAULTS = {
     # A variants.json row from before encoder classes, RESOLUTION and encoder-only models
     # (and its "label": the run's name).
     "variant": {"autoencoder_class": "AutoencoderKL", "revision": "local", "resolution": 32,
-                "has_decoder": True},
+                "has_decoder": True, "encoder_sha256": None, "latents_sha256": None},
 }
 
 

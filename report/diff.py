@@ -23,8 +23,10 @@ import numpy as np
 
 from analysis.common import VaelabError, run_main, write_text
 from analysis.runs import (FIGURES_DIR, filled, has_decoder, read_config, read_encode, read_metrics,
-                           read_predictions, sets_of_kind)
+                           read_predictions)
 from analysis.stats import delta_ci, holm, mcnemar_exact
+from report import facts as F
+from report import sentences as S
 
 ALPHA = 0.05
 
@@ -92,39 +94,11 @@ def compare(a: dict, b: dict, seed: int = 0) -> list[dict]:
 
 
 def feature_set_notes(a: dict, b: dict) -> list[str]:
-    """A sentence when the two encoders yield different feature sets (a KL autoencoder's
-    .sample() and mean & std, a deterministic one's latent) or widths: the table compares
-    only what both have, at the widths each has."""
-    sets_a, sets_b = sets_of_kind(a["metrics"], "vae"), sets_of_kind(b["metrics"], "vae")
-    fa, fb = a["metrics"]["feature_sets"], b["metrics"]["feature_sets"]
-    out = []
-    if sets_a != sets_b:
-        def names(run: dict, sets: list[str]) -> str:
-            cls = run["encode"]["model"]["autoencoder_class"]
-            labels = [run["metrics"]["feature_sets"][fs]["label"] for fs in sets]
-            return f"{run['name']} ({cls}) has {' and '.join(labels)}"
-
-        common = [fa[fs]["label"] for fs in sets_a if fs in sets_b]
-        out.append(f"The two encoders yield different feature sets: {names(a, sets_a)}; "
-                   f"{names(b, sets_b)}. " + (
-                       f"Only {' and '.join(common)} are compared below." if common else
-                       "They have none in common, so no paired comparison is made; compare "
-                       "their accuracies in each run's report."))
-    wider = [f"{fa[fs]['label']} ({fa[fs]['n_features']} vs {fb[fs]['n_features']} features)"
-             for fs in sets_a if fs in sets_b and fa[fs]["n_features"] != fb[fs]["n_features"]]
-    if wider:
-        out.append("Feature sets of different widths are compared as each encoder gives them: "
-                   + ", ".join(wider) + ".")
-    return out
+    return S.sets_diff_sentences(F.sets_diff(a, b))
 
 
 def decoder_notes(a: dict, b: dict) -> list[str]:
-    """A sentence naming the run(s) without a decoder: no reconstructions to compare."""
-    missing = [run["name"] for run in (a, b) if not has_decoder(run["encode"])]
-    if not missing:
-        return []
-    return [f"{' and '.join(missing)} had no decoder (no decoder file came with the encoder), so "
-            "no reconstructions, PSNR or SSIM are compared."]
+    return S.diff_decoder_sentences([run["name"] for run in (a, b) if not has_decoder(run["encode"])])
 
 
 def changed_figures(a: dict, b: dict, out_dir: Path) -> list[dict]:
@@ -176,10 +150,10 @@ def shared_encoder(a: dict, b: dict) -> list[str]:
     """The comparison section's sentence when A and B share an encoder (identical latents:
     every row below is then zero), else nothing."""
     from analysis.variants import summarise
-    from report.compare import encoder_groups, shared_encoder_sentences
+    from report.compare import encoder_groups
 
     variants = [filled("variant", summarise(run["dir"])) for run in (a, b)]
-    return shared_encoder_sentences(variants, encoder_groups(variants))
+    return [S.shared_encoder_sentence(s) for s in F.shared_encoders(variants, encoder_groups(variants))]
 
 
 def render_diff(a: dict, b: dict, rows: list[dict], out: Path, shared: list[str]) -> str:
