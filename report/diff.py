@@ -27,8 +27,7 @@ from analysis.runs import (FIGURES_DIR, filled, has_decoder, read_config, read_e
 from analysis.stats import delta_ci, holm, mcnemar_exact
 from report import facts as F
 from report import sentences as S
-
-ALPHA = 0.05
+from report.facts import ALPHA  # the report's significance level, after Holm's correction
 
 CONFIG_KEYS = ("vae", "revision", "seed", "device", "precision", "batch_size", "compile", "resolution")
 ENCODE_KEYS = ("device", "device_name", "precision", "compiled", "dataset_sha256", "parameters", "cache_key")

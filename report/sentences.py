@@ -211,7 +211,7 @@ def latent_share_sentence(s: LatentShare, untrained: bool) -> str:
                      f"the {count(s.pixels)} pixel values), {'reaches' if t.fs_label == 'latent' else 'reach'} at most {pct(t.accuracy)} "
                      f"({t.model}; {verdict})")
     text = joined(parts)
-    text = text[0].upper() + text[1:] + "."
+    text = capitalised(text) + "."
     if untrained:
         text += " With an untrained encoder this measures the pipeline, not what a pretrained latent keeps."
     return text
@@ -432,7 +432,7 @@ def limitation_items(lim: Limits) -> list[str]:
     if lim.curves or lim.probes:
         what = joined([w for w, on in (("the learning curves", lim.curves),
                                        ("the channel and position probes", lim.probes)) if on])
-        out.append(f"{what[0].upper() + what[1:]} are descriptive: their bands are not tests and "
+        out.append(f"{capitalised(what)} are descriptive: their bands are not tests and "
                    "are not corrected for how many there are. Paired tests across seeds would "
                    "turn them into findings.")
     if lim.limit:
@@ -472,7 +472,7 @@ def variants_sentences(v: Variants) -> list[str]:
     reconstructs best and which variants have no decoder."""
     per = "encoder and resolution" if v.by_resolution else "encoder"
     first = (f"Best accuracy per {per}: " + "; ".join(
-        f"{joined(e.labels)} {e.accuracy:.4f} ({e.model})" for e in v.ranked) + ". ")
+        f"{joined(e.labels)} {acc(e.accuracy)} ({e.model})" for e in v.ranked) + ". ")
     if len(v.ranked) > 1:
         if not v.n_compared_rows:
             first += ("The encoders share no feature set, so no row of Table C1 sets them side by "
@@ -514,7 +514,7 @@ def shared_encoder_sentence(s: SharedEncoder, quality: bool = True) -> str:
 
 def resolution_sentence(r: Resolutions) -> str:
     """One VAE at several resolutions: its best accuracy at each, and what the higher costs."""
-    parts = [f"{p.accuracy:.4f} at {p.resolution} px ({p.model}, {p.fs_label}, {p.width} features)"
+    parts = [f"{acc(p.accuracy)} at {p.resolution} px ({p.model}, {p.fs_label}, {p.width} features)"
              for p in r.points]
     change = r.change
     verdict = ("the same best accuracy" if change == 0 else
@@ -588,8 +588,8 @@ def separability(figures_info: dict, n_classes: int, primary: str = "sample") ->
     label = FEATURE_SETS[primary].label if primary in FEATURE_SETS else primary
     label = "" if label == "latent" else f"{label} "
     return (f"Assigning each {label}test latent to the nearest class centre (centres from the "
-            f"projected training latents) gives an accuracy of {p_acc:.4f} "
-            f"({p_acc / chance:.1f} times chance) in the PCA plane and {l_acc:.4f} "
+            f"projected training latents) gives an accuracy of {acc(p_acc)} "
+            f"({p_acc / chance:.1f} times chance) in the PCA plane and {acc(l_acc)} "
             f"({l_acc / chance:.1f} times chance) in the LDA plane, {reading}.")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from report import facts as F
 from report.facts import (BASELINE_COMPARISONS, FAMILIES, ORIGINAL_ACCURACY, sets_of_kind,
                           significant, with_holm)
-from report.formatting import ci_text, p_text, pts
+from report.formatting import acc, ci_text, p_text, pts
 
 
 def shown_baselines(metrics: dict) -> list[str]:
@@ -46,7 +46,7 @@ def results_rows(metrics: dict) -> list[dict]:
 
     def cell(key: str, fs: str) -> dict:
         res = metrics["results"][key][fs]
-        return {"value": f"{res['accuracy']:.4f}", "ci": ci_text(res.get("accuracy_ci")),
+        return {"value": acc(res["accuracy"]), "ci": ci_text(res.get("accuracy_ci")),
                 "best": key != "random" and res["accuracy"] == best_per_fs[fs]}
 
     rows = []
