@@ -8,8 +8,8 @@ numbers (also as the templates' Jinja filters).
 
 Where a sentence lives (the rule, also in ``report.sentences``): a sentence whose wording
 depends on the run's results is built in Python, in ``report.sentences`` and nowhere else;
-fixed text, and text that only inserts a value or shows a passage on a setting, is template
-text. Nothing is typed in except the original study's reported figures
+fixed text, and text that only inserts a value or shows a passage on a setting or a flag,
+is template text. Nothing is typed in except the original study's reported figures
 (``report.facts.ORIGINAL_ACCURACY``), shown as such. Wall-clock times (timings-*.json) are
 left out on purpose: they differ between identical runs, and the report is byte-identical
 across them (``report.timings`` gathers them).

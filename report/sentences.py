@@ -14,9 +14,11 @@ The rule for where a sentence lives:
   on both sides, the test or its absence, ties.
 * Everything else is template text: fixed text, text that only inserts a value (formatted by
   ``report.formatting``'s filters), and captions and alt text naming what a figure shows. A
-  template may show or leave out a passage, or pick a singular or plural, on a setting or a
-  count the run was given (``encoder.stochastic``, ``has_decoder``, a latent with one
-  channel, the number of VAEs), but never compares two results itself.
+  template may show or leave out a fixed passage, or pick a singular or plural, on a setting
+  or a flag: one the run was given (``encoder.stochastic``, ``has_decoder``, a latent with
+  one channel, the number of VAEs) or one Python computed (``prf.recall_is_accuracy``, an
+  empty list of confused pairs). It never compares results itself: which is higher, whether
+  a difference is significant, how many do something, are the first kind.
 
 Style, for a reader: models and datasets by name (paths only in Appendix A); thousands
 separators (``formatting.count``); at most one interval and one p-value per sentence, the
