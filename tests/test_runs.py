@@ -155,3 +155,45 @@ def test_run_files_are_read_only_through_the_reader(module):
     for name in ("config.json", "encode.json", "metrics.json", "probes.json", "figures.json",
                  "provenance.json", "variants.json", "dataset.json", "predictions.csv"):
         assert f'"{name}"' not in text, f"{module} names {name}"
+
+
+def made_up_metrics(accuracy: float) -> dict:
+    """A metrics.json of one classifier on .sample(), from before feature-set kinds."""
+    return {"model_order": ["svc", "random"], "feature_set_order": ["sample"],
+            "feature_sets": {"sample": {"label": ".sample()", "n_features": 64}},
+            "models": {"svc": {"label": "SVC"}, "random": {"label": "Random"}},
+            "results": {"svc": {"sample": {"accuracy": accuracy}}, "random": {"sample": {"accuracy": 0.1}}},
+            "best": {"model": "svc", "feature_set": "sample", "accuracy": accuracy}}
+
+
+def test_compare_section_reads_a_variants_json_from_before_labels(tmp_path):
+    from report.compare import build_compare
+
+    row = {"model": "m/vae-a", "precision": "fp32", "untrained": False, "force_upcast": False,
+           "scaling_factor": 0.18, "psnr_mean": 20.0, "ssim_mean": 0.6, "images": 10}
+    write(tmp_path / "compare/variants.json", [row | {"name": "vae-a"},
+                                               row | {"name": "vae-b", "model": "m/vae-b", "ssim_mean": 0.7}])
+    for name, accuracy in (("vae-a", 0.5), ("vae-b", 0.6)):
+        write(tmp_path / "runs" / name / "metrics.json", made_up_metrics(accuracy))
+    compare = build_compare([tmp_path / "runs/vae-a", tmp_path / "runs/vae-b"], tmp_path / "compare", tmp_path)
+    assert compare["labels"] == ["vae-a", "vae-b"] and compare["resolutions"] is None
+    assert compare["sentences"][0] == ("Best accuracy per encoder: vae-b 0.6000 (SVC); vae-a 0.5000 (SVC). "
+                                       "vae-b gives the highest accuracy in 1 of the 1 model/feature-set "
+                                       "rows of Table C1 that more than one encoder has.")
+    assert "By PSNR vae-a and vae-b (tied) reconstructs best (20.00 dB), by SSIM vae-b" in compare["sentences"][1]
+
+
+def test_compare_section_names_encoder_only_variants(tmp_path):
+    from report.compare import build_compare
+
+    row = {"model": "m/taesd", "precision": "fp32", "untrained": False, "force_upcast": False,
+           "scaling_factor": 1.0, "psnr_mean": None, "ssim_mean": None, "images": 0, "has_decoder": False}
+    write(tmp_path / "compare/variants.json", [row | {"name": "taef2", "encoder_sha256": "ab" * 32,
+                                                      "latents_sha256": "cd" * 32},
+                                               row | {"name": "taesana"}])
+    for name in ("taef2", "taesana"):
+        write(tmp_path / "runs" / name / "metrics.json", made_up_metrics(0.5))
+    compare = build_compare([tmp_path / "runs/taef2", tmp_path / "runs/taesana"], tmp_path / "compare", tmp_path)
+    assert compare["panel"] is None and compare["decoded"] == []
+    assert compare["sentences"][-1].startswith("taef2 and taesana have no decoder (no decoder file came "
+                                               "with their encoder), so they have no reconstructions")
