@@ -726,7 +726,7 @@ def upcast(variants: list[dict], metrics: list[dict]) -> Upcast | None:
         v["label"], primary["label"], PRECISION_NAMES[v["precision"]], v["force_upcast"],
         v["psnr_mean"] - primary["psnr_mean"], v["ssim_mean"], primary["ssim_mean"],
         metrics[i]["best"]["accuracy"] - metrics[0]["best"]["accuracy"],
-        max(x["ssim_mean"] for x in variants) > CLOSE_SSIM)
+        max(x["ssim_mean"] for x in variants if x["has_decoder"]) > CLOSE_SSIM)
 
 
 # ---- comparing two runs (report.diff) ----------------------------------------------------

@@ -205,7 +205,7 @@ class Values:
 
     def paired(self, name: str, a: str, b: str, model: str, where: str, text: str) -> str:
         """A paired comparison of metrics.json, either way round (a minus b)."""
-        from report.context import p_text, pts
+        from report.formatting import p_text, pts
 
         per = self.comparisons.get(model, {})
         for comp in per.values():

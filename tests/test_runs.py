@@ -197,3 +197,16 @@ def test_compare_section_names_encoder_only_variants(tmp_path):
     assert compare["panel"] is None and compare["decoded"] == []
     assert compare["sentences"][-1].startswith("taef2 and taesana have no decoder (no decoder file came "
                                                "with their encoder), so they have no reconstructions")
+
+
+def test_upcast_fact_leaves_encoder_only_variants_out():
+    from report import facts
+
+    row = {"precision": "fp32", "force_upcast": True, "has_decoder": True}
+    variants = [row | {"model": "m/ema", "label": "ema", "psnr_mean": 25.0, "ssim_mean": 0.8},
+                row | {"model": "m/sdxl-vae", "label": "sdxl", "psnr_mean": 20.0, "ssim_mean": 0.7},
+                row | {"model": "m/taesd", "label": "taesd", "psnr_mean": None, "ssim_mean": None,
+                       "has_decoder": False}]
+    metrics = [made_up_metrics(0.5), made_up_metrics(0.45), made_up_metrics(0.4)]
+    upcast = facts.upcast(variants, metrics)
+    assert (upcast.name, upcast.psnr_gap, upcast.any_close) == ("sdxl", -5.0, True)
