@@ -49,7 +49,8 @@ from analysis.autoencoders import (FEATURE_SETS, feature_set_keys, feature_sets,
                                    load_latents)
 from analysis.common import (VaelabError, atomic_path, load_npz, read_json,  # noqa: E402
                              run_main, write_json)
-from analysis.vae import has_decoder  # noqa: E402
+# FIGURES: the one list of a run's figures, kept in analysis.runs (light for report/).
+from analysis.runs import FIGURES, has_decoder  # noqa: E402
 
 DPI = 150
 WIDTH = 6.7  # inches: about 17 cm, one A4 text width
@@ -70,8 +71,6 @@ CONFUSION_CMAP = "Blues"
 MODEL_ORDER = ("logreg", "rf", "knn", "svc", "histgb", "lightgbm", "xgboost")
 FEATURE_SET_ORDER = tuple(FEATURE_SETS)
 LAST = ("random",)
-FIGURES = ("examples.png", "confusion_best.png", "confusion_all.png", "pca.png", "lda.png",
-           "kde.png", "reconstructions.png", "learning_curves.png", "probes.png")
 
 
 def class_colours(n: int) -> list:

@@ -60,11 +60,6 @@ class ResolvedModel:
     has_decoder: bool = True  # False: encoder only, no reconstructions
 
 
-def has_decoder(encode: dict) -> bool:
-    """Whether the run described by an ``encode.json`` had a decoder (older files: yes)."""
-    return bool(encode.get("model", {}).get("has_decoder", True))
-
-
 def hub_cache_dir() -> str:
     from huggingface_hub import constants
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.common import VaelabError, atomic_path, load_npz, read_json, run_main, write_json
+from analysis.common import VaelabError, atomic_path, run_main, write_json
+from analysis.runs import VARIANTS, has_decoder, read_encode, read_reconstructions
 from analysis.taesd import CHECKPOINT_SUFFIXES
-from analysis.vae import has_decoder
 
 PRINT_WIDTH = 6.7  # inches: one A4 text width, as analysis.figures.WIDTH
 
@@ -36,23 +36,22 @@ def vae_name(model: str) -> str:
 
 def summarise(run: Path) -> dict:
     """One run's row; PSNR and SSIM are None (and images 0) for an encoder-only run."""
-    encode = read_json(run / "encode.json", "encoder description")
+    encode = read_encode(run)
     decoder = has_decoder(encode)
-    recon = (load_npz(run / "reconstructions.npz", "reconstructions", ("psnr", "ssim", "originals"))
-             if decoder else None)
+    recon = read_reconstructions(run, ("psnr", "ssim", "originals")) if decoder else None
     return {
         "name": run.name, "model": encode["model"]["name"], "precision": encode["precision"],
         "vae_name": vae_name(encode["model"]["name"]),
-        "resolution": int(encode.get("resolution", 32)),  # encode.json from before RESOLUTION: 32
+        "resolution": int(encode["resolution"]),
         "untrained": encode["model"]["untrained"],
-        "autoencoder_class": encode["model"].get("autoencoder_class", "AutoencoderKL"),
-        "revision": encode["model"].get("revision", "local"),
+        "autoencoder_class": encode["model"]["autoencoder_class"],
+        "revision": encode["model"]["revision"],
         # Equal latents checksums: one encoder under the same settings, so the same latents
-        # and classifier results (encode.json from before they were recorded: never equal).
-        "encoder_sha256": encode.get("encoder_sha256"),
-        "latents_sha256": encode.get("latents_sha256"),
-        "force_upcast": encode["vae_config"].get("force_upcast"),
-        "scaling_factor": encode["vae_config"].get("scaling_factor"),
+        # and classifier results (None, in files from before they were recorded: never equal).
+        "encoder_sha256": encode["encoder_sha256"],
+        "latents_sha256": encode["latents_sha256"],
+        "force_upcast": encode["vae_config"]["force_upcast"],
+        "scaling_factor": encode["vae_config"]["scaling_factor"],
         "has_decoder": decoder,
         "psnr_mean": round(float(np.mean(recon["psnr"])), 2) if decoder else None,
         "ssim_mean": round(float(np.mean(recon["ssim"])), 4) if decoder else None,
@@ -87,8 +86,7 @@ def plot_panel(runs: list[Path], stats: list[dict], out: Path) -> None:
         plt.close(fig)
         return
     runs, stats = [run for run, _ in kept], [s for _, s in kept]
-    recons = [load_npz(r / "reconstructions.npz", "reconstructions", ("originals", "reconstructions"))
-              for r in runs]
+    recons = [read_reconstructions(r, ("originals", "reconstructions")) for r in runs]
     originals = recons[0]["originals"]
     for run, rec in zip(runs, recons):
         if not np.array_equal(rec["originals"], originals):
@@ -123,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     stats = summarise_all(args.runs)
     # variants.json first: make tracks the panel, so it must be the last file written.
-    write_json(args.out.with_name("variants.json"), stats)
+    write_json(args.out.with_name(VARIANTS), stats)
     plot_panel(args.runs, stats, args.out)
 
 

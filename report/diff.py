@@ -15,43 +15,31 @@ different test sets are refused: paired tests need the same images in the same o
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from analysis.common import VaelabError, read_json, run_main, write_text
+from analysis.common import VaelabError, run_main, write_text
+from analysis.runs import (FIGURES_DIR, filled, has_decoder, read_config, read_encode, read_metrics,
+                           read_predictions)
 from analysis.stats import delta_ci, holm, mcnemar_exact
-from analysis.vae import has_decoder
-
-ALPHA = 0.05
+from report import facts as F
+from report import sentences as S
+from report.facts import ALPHA  # the report's significance level, after Holm's correction
 
 CONFIG_KEYS = ("vae", "revision", "seed", "device", "precision", "batch_size", "compile", "resolution")
 ENCODE_KEYS = ("device", "device_name", "precision", "compiled", "dataset_sha256", "parameters", "cache_key")
 
 
-def read_predictions(run: Path) -> dict[str, np.ndarray]:
-    path = run / "predictions.csv"
-    try:
-        with open(path, newline="") as fh:
-            rows = list(csv.reader(fh))
-    except FileNotFoundError:
-        raise VaelabError(f"{path} not found; is {run} a finished run directory?") from None
-    header, body = rows[0], np.asarray(rows[1:], dtype=np.int64)
-    return {name: body[:, i] for i, name in enumerate(header)}
-
-
 def load_run(run: Path) -> dict:
     if not run.is_dir():
         raise VaelabError(f"run {run} does not exist; pass a run name under build/runs/ or a run directory")
-    return {"dir": run, "name": run.name,
-            # config.json from before RESOLUTION: the images' own 32 px
-            "config": {"resolution": 32} | read_json(run / "config.json", "run configuration"),
-            "encode": read_json(run / "encode.json", "encoder description"),
-            "metrics": read_json(run / "metrics.json", "metrics"),
-            "predictions": read_predictions(run)}
+    return {"dir": run, "name": run.name, "config": read_config(run), "encode": read_encode(run),
+            "metrics": read_metrics(run),
+            "predictions": {name: np.asarray(column, dtype=np.int64)
+                            for name, column in read_predictions(run).items()}}
 
 
 def config_differences(a: dict, b: dict) -> list[dict]:
@@ -104,52 +92,18 @@ def compare(a: dict, b: dict, seed: int = 0) -> list[dict]:
     return rows
 
 
-def vae_sets(run: dict) -> list[str]:
-    metrics = run["metrics"]
-    return [fs for fs in metrics["feature_set_order"]
-            if metrics["feature_sets"][fs].get("kind", "vae") == "vae"]
-
-
 def feature_set_notes(a: dict, b: dict) -> list[str]:
-    """A sentence when the two encoders yield different feature sets (a KL autoencoder's
-    .sample() and mean & std, a deterministic one's latent) or widths: the table compares
-    only what both have, at the widths each has."""
-    sets_a, sets_b = vae_sets(a), vae_sets(b)
-    fa, fb = a["metrics"]["feature_sets"], b["metrics"]["feature_sets"]
-    out = []
-    if sets_a != sets_b:
-        def names(run: dict, sets: list[str]) -> str:
-            cls = run["encode"]["model"].get("autoencoder_class", "AutoencoderKL")
-            labels = [run["metrics"]["feature_sets"][fs]["label"] for fs in sets]
-            return f"{run['name']} ({cls}) has {' and '.join(labels)}"
-
-        common = [fa[fs]["label"] for fs in sets_a if fs in sets_b]
-        out.append(f"The two encoders yield different feature sets: {names(a, sets_a)}; "
-                   f"{names(b, sets_b)}. " + (
-                       f"Only {' and '.join(common)} are compared below." if common else
-                       "They have none in common, so no paired comparison is made; compare "
-                       "their accuracies in each run's report."))
-    wider = [f"{fa[fs]['label']} ({fa[fs]['n_features']} vs {fb[fs]['n_features']} features)"
-             for fs in sets_a if fs in sets_b and fa[fs]["n_features"] != fb[fs]["n_features"]]
-    if wider:
-        out.append("Feature sets of different widths are compared as each encoder gives them: "
-                   + ", ".join(wider) + ".")
-    return out
+    return S.sets_diff_sentences(F.sets_diff(a, b))
 
 
 def decoder_notes(a: dict, b: dict) -> list[str]:
-    """A sentence naming the run(s) without a decoder: no reconstructions to compare."""
-    missing = [run["name"] for run in (a, b) if not has_decoder(run["encode"])]
-    if not missing:
-        return []
-    return [f"{' and '.join(missing)} had no decoder (no decoder file came with the encoder), so "
-            "no reconstructions, PSNR or SSIM are compared."]
+    return S.diff_decoder_sentences([run["name"] for run in (a, b) if not has_decoder(run["encode"])])
 
 
 def changed_figures(a: dict, b: dict, out_dir: Path) -> list[dict]:
     """Figures whose bytes differ, copied next to the diff so that it is self-contained."""
     rows = []
-    fig_a, fig_b = a["dir"] / "figures", b["dir"] / "figures"
+    fig_a, fig_b = a["dir"] / FIGURES_DIR, b["dir"] / FIGURES_DIR
     if not fig_a.is_dir() or not fig_b.is_dir():
         return rows
     # An encoder-only run has no reconstructions to compare (its figure only says so).
@@ -195,10 +149,10 @@ def shared_encoder(a: dict, b: dict) -> list[str]:
     """The comparison section's sentence when A and B share an encoder (identical latents:
     every row below is then zero), else nothing."""
     from analysis.variants import summarise
-    from report.compare import encoder_groups, shared_encoder_sentences
+    from report.compare import encoder_groups
 
-    variants = [summarise(a["dir"]), summarise(b["dir"])]
-    return shared_encoder_sentences(variants, encoder_groups(variants))
+    variants = [filled("variant", summarise(run["dir"])) for run in (a, b)]
+    return [S.shared_encoder_sentence(s) for s in F.shared_encoders(variants, encoder_groups(variants))]
 
 
 def render_diff(a: dict, b: dict, rows: list[dict], out: Path, shared: list[str]) -> str:

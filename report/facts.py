@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from analysis.autoencoders import FEATURE_SETS
+from analysis.runs import feature_set_kind, filled, sets_of_kind
 from analysis.stats import holm
 from analysis.taesd import CHECKPOINT_SUFFIXES
+from analysis.vae import PRECISION_NAMES
 
 # The study this report reproduces: Hidalgo Pujol, P. (2024), Lab 10: Predicting CIFAR10
 # using VAEs, APRNS, GIA-UPC. Its reported test accuracies, typed in from it; it used
@@ -53,13 +55,6 @@ FAMILY = {
 
 # ---- metrics helpers ---------------------------------------------------------------------
 
-def sets_of_kind(metrics: dict, kind: str) -> list[str]:
-    """Feature sets of one kind ("vae" or "baseline") in display order; older metrics.json
-    files without "kind" hold VAE feature sets only."""
-    return [fs for fs in metrics["feature_set_order"]
-            if metrics["feature_sets"][fs].get("kind", "vae") == kind]
-
-
 def real_models(metrics: dict) -> list[str]:
     return [m for m in metrics["model_order"] if m != "random"]
 
@@ -71,7 +66,7 @@ def width(metrics: dict, fs: str) -> int:
 def fs_name(metrics: dict, fs: str) -> str:
     """A feature set as prose names it, without its width: '.sample() latents', 'pixel PCA'."""
     info = metrics["feature_sets"][fs]
-    if info.get("kind", "vae") == "vae":
+    if feature_set_kind(info) == "vae":
         return "latents" if info["label"] == "latent" else f"{info['label']} latents"
     return "pixel PCA" if info.get("matches") else "pooled pixels"
 
@@ -229,6 +224,18 @@ def pixel_tally(metrics: dict) -> PixelTally | None:
                       sum(significant(c) and c["delta"] > 0 for _, _, c in tests),
                       sum(significant(c) and c["delta"] < 0 for _, _, c in tests),
                       sum(c["p_value"] < ALPHA for _, _, c in tests))
+
+
+def confused_pairs(confusion: list[list[int]], classes: list[str], top: int = 3) -> list[dict]:
+    """Class pairs with the most mistakes in either direction, most first."""
+    pairs = []
+    for i in range(len(classes)):
+        for j in range(i + 1, len(classes)):
+            n = confusion[i][j] + confusion[j][i]
+            pairs.append({"a": classes[i], "b": classes[j], "count": n,
+                          "a_as_b": confusion[i][j], "b_as_a": confusion[j][i]})
+    pairs.sort(key=lambda p: (-p["count"], p["a"], p["b"]))
+    return [p for p in pairs[:top] if p["count"] > 0]
 
 
 @dataclass(frozen=True)
@@ -392,15 +399,15 @@ class Source:
 
 
 def source(model: dict, stated_sha256: str = "") -> Source:
-    name, revision = model["name"], model.get("revision") or "local"
-    cls = model.get("autoencoder_class", "AutoencoderKL")
-    if model.get("untrained"):
+    model = filled("model", model)
+    name, revision, cls = model["name"], model["revision"], model["autoencoder_class"]
+    if model["untrained"]:
         return Source("random", PurePath(name).name or name, None, None, cls)
     if revision != "local" and re.fullmatch(r"[0-9a-f]{40}", revision) and "/" in name \
             and not PurePath(name).is_absolute():
         org = name.split("/")[0]
         return Source("hub", name, revision, PUBLISHERS.get(org), cls)
-    stated = bool(stated_sha256) and stated_sha256.strip().lower() == model.get("weights_sha256", "")
+    stated = bool(stated_sha256) and stated_sha256.strip().lower() == model["weights_sha256"]
     return Source("folder", PurePath(name.rstrip("/")).name, None, None, cls, stated)
 
 
@@ -431,14 +438,13 @@ class Encoder:
 
 
 def encoder(encode: dict, metrics: dict, stated_sha256: str = "") -> Encoder:
-    down = int(encode.get("downsampling", 8))
-    res = int(encode.get("resolution", 32))
-    cfg = encode.get("vae_config", {})
+    encode = filled("encode", encode)  # a made-up record (tests) gets the reader's defaults
+    down, res, cfg = int(encode["downsampling"]), int(encode["resolution"]), encode["vae_config"]
     return Encoder(
-        source(encode["model"], stated_sha256), encode.get("autoencoder_class", "AutoencoderKL"),
-        bool(encode.get("stochastic", True)), (int(cfg.get("latent_channels", 4)), res // down, res // down),
+        source(encode["model"], stated_sha256), encode["autoencoder_class"],
+        bool(encode["stochastic"]), (int(cfg["latent_channels"]), res // down, res // down),
         tuple((metrics["feature_sets"][fs]["label"], width(metrics, fs)) for fs in sets_of_kind(metrics, "vae")),
-        res, cfg.get("sample_size"))
+        res, cfg["sample_size"])
 
 
 @dataclass(frozen=True)
@@ -548,3 +554,211 @@ class Limits:
     limit: int | None
     n_train: int
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the Summary says: the question, what was run, the best result and its test
+    against the equal-width pixel PCA."""
+    encoder: Encoder
+    dataset: str  # dataset.json's "dataset": "cifar10" or "imagefolder:PATH"
+    n_train: int
+    n_test: int
+    n_models: int  # real classifiers (the random predictor besides)
+    n_baselines: int
+    best: Best
+    pca: Versus | None  # the best model's feature set against its pixel PCA
+
+
+def summary(metrics: dict, enc: Encoder, dataset: dict, n_baselines: int) -> Summary:
+    top = metrics["best"]
+    pca = versus(metrics, top["model"], f"{top['feature_set']}_vs_pixels_pca_{top['feature_set']}")
+    return Summary(enc, dataset["dataset"], dataset["n_train"], dataset["n_test"],
+                   len(real_models(metrics)), n_baselines, best_of(metrics), pca)
+
+
+@dataclass(frozen=True)
+class Baselines:
+    """The pixel baselines and their widths against the VAE feature sets they are set against."""
+    pooled: int | None  # width of the pooled pixels; None: no pooled baseline
+    pcas: tuple[tuple[int, str, int], ...]  # (components, VAE feature set label, its width)
+    n_train: int  # training images: a PCA has at most as many components
+
+
+def baselines(metrics: dict, n_train: int) -> Baselines:
+    sets = metrics["feature_sets"]
+    kept = sets_of_kind(metrics, "baseline")
+    return Baselines(
+        next((width(metrics, fs) for fs in kept if not sets[fs].get("matches")), None),
+        tuple((width(metrics, fs), sets[sets[fs]["matches"]]["label"], width(metrics, sets[fs]["matches"]))
+              for fs in kept if sets[fs].get("matches")),
+        metrics.get("n_train", n_train))
+
+
+# ---- comparing encoders (variants.json and each variant's metrics.json) ------------------
+
+@dataclass(frozen=True)
+class EncoderBest:
+    """One distinct encoder of Table C1 (the variants that share it) and its best result."""
+    labels: tuple[str, ...]
+    accuracy: float
+    model: str  # label
+    wins: int  # Table C1 rows where it has the highest accuracy
+
+
+@dataclass(frozen=True)
+class Variants:
+    """The encoders compared in Table C1 and what their decoders allow to compare."""
+    ranked: tuple[EncoderBest, ...]  # highest best accuracy first (ties in column order)
+    by_resolution: bool  # the variants differ in resolution
+    n_compared_rows: int  # Table C1 rows that more than one encoder has
+    n_tied_rows: int  # of those, rows where several encoders share the highest accuracy
+    recon: Recon | None  # reconstruction quality, when more than one variant has a decoder
+    no_decoder: tuple[str, ...]  # labels of the encoder-only variants
+
+
+def compared_rows(table: list[dict]) -> list[dict]:
+    """Table C1 rows (real classifiers) that more than one encoder has: only those compare."""
+    return [r for r in table if not r["random"] and sum(c["value"] is not None for c in r["cells"]) > 1]
+
+
+def variants_fact(variants: list[dict], metrics: list[dict], groups: list[list[int]],
+                  table: list[dict]) -> Variants:
+    """``table``: Table C1's rows, one column per group of ``groups`` (report.compare)."""
+    wins = [0] * len(groups)
+    for row in table:
+        if not row["random"]:
+            for i, cell in enumerate(row["cells"]):
+                wins[i] += cell["best"]
+    encoders = []
+    for i, group in enumerate(groups):
+        m = metrics[group[0]]
+        encoders.append(EncoderBest(tuple(variants[j]["label"] for j in group), m["best"]["accuracy"],
+                                    m["models"][m["best"]["model"]]["label"], wins[i]))
+    shared = compared_rows(table)
+    decoded = [v for v in variants if v["has_decoder"]]
+    return Variants(
+        tuple(sorted(encoders, key=lambda e: -e.accuracy)), len({v["resolution"] for v in variants}) > 1,
+        len(shared), sum(sum(c["best"] for c in r["cells"]) > 1 for r in shared),
+        recon(decoded, [v["label"] for v in decoded]) if len(decoded) > 1 else None,
+        tuple(v["label"] for v in variants if not v["has_decoder"]))
+
+
+@dataclass(frozen=True)
+class SharedEncoder:
+    """Variants with one encoder (same checksum, same settings): identical latents."""
+    labels: tuple[str, ...]
+    checksum: str  # encoder_sha256, "unknown" when not recorded
+    quality: tuple[tuple[str, float | None, float | None], ...]  # (label, PSNR, SSIM); None: no decoder
+
+
+def shared_encoders(variants: list[dict], groups: list[list[int]]) -> tuple[SharedEncoder, ...]:
+    out = []
+    for group in groups:
+        if len(group) < 2:
+            continue
+        members = [variants[i] for i in group]
+        out.append(SharedEncoder(
+            tuple(v["label"] for v in members), members[0]["encoder_sha256"] or "unknown",
+            tuple((v["label"], v["psnr_mean"], v["ssim_mean"]) if v["has_decoder"] else (v["label"], None, None)
+                  for v in members)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ResolutionPoint:
+    resolution: int
+    accuracy: float  # the best
+    model: str  # label
+    fs_label: str
+    width: int
+
+
+@dataclass(frozen=True)
+class Resolutions:
+    """One VAE run at several resolutions: its best result at each, lowest first."""
+    name: str
+    points: tuple[ResolutionPoint, ...]
+
+    @property
+    def change(self) -> float:
+        """Best accuracy at the highest resolution minus at the lowest."""
+        return self.points[-1].accuracy - self.points[0].accuracy
+
+    @property
+    def cost(self) -> float:
+        """The encoder's work per image at the highest resolution, against the lowest."""
+        return (self.points[-1].resolution / self.points[0].resolution) ** 2
+
+
+def resolutions(variants: list[dict], metrics: list[dict]) -> tuple[Resolutions, ...]:
+    by_model: dict[str, list[int]] = {}
+    for i, v in enumerate(variants):
+        by_model.setdefault(v["model"], []).append(i)
+    out = []
+    for members in by_model.values():
+        members = sorted(members, key=lambda i: variants[i]["resolution"])
+        if len({variants[i]["resolution"] for i in members}) < 2:
+            continue
+        points = []
+        for i in members:
+            best = metrics[i]["best"]
+            fs = metrics[i]["feature_sets"][best["feature_set"]]
+            points.append(ResolutionPoint(variants[i]["resolution"], best["accuracy"],
+                                          metrics[i]["models"][best["model"]]["label"], fs["label"],
+                                          fs["n_features"]))
+        low = variants[members[0]]
+        out.append(Resolutions(low.get("vae_name", low["model"]), tuple(points)))
+    return tuple(out)
+
+
+def upcast(variants: list[dict], metrics: list[dict]) -> Upcast | None:
+    """The original sdxl-vae problem (broken reconstructions), as the first sdxl variant shows
+    it against the primary; None without one, or without decoders to compare."""
+    suspects = [i for i, v in enumerate(variants) if "sdxl" in v["model"].lower()]
+    if not suspects:
+        return None
+    i = suspects[0]
+    v, primary = variants[i], variants[0]
+    if not (v["has_decoder"] and primary["has_decoder"]):
+        return None  # the problem is about reconstructions: nothing to compare without them
+    return Upcast(
+        v["label"], primary["label"], PRECISION_NAMES[v["precision"]], v["force_upcast"],
+        v["psnr_mean"] - primary["psnr_mean"], v["ssim_mean"], primary["ssim_mean"],
+        metrics[i]["best"]["accuracy"] - metrics[0]["best"]["accuracy"],
+        max(x["ssim_mean"] for x in variants if x["has_decoder"]) > CLOSE_SSIM)
+
+
+# ---- comparing two runs (report.diff) ----------------------------------------------------
+
+@dataclass(frozen=True)
+class RunSets:
+    """One run of a diff and its VAE feature sets."""
+    name: str
+    cls: str  # its encoder class
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SetsDiff:
+    """The two runs' VAE feature sets: the same ones or not, and widths that differ."""
+    a: RunSets
+    b: RunSets
+    same: bool
+    common: tuple[str, ...]  # labels of the feature sets both have
+    wider: tuple[tuple[str, int, int], ...]  # (label, width in A, width in B) where they differ
+
+
+def sets_diff(a: dict, b: dict) -> SetsDiff:
+    """``a``, ``b``: runs as report.diff loads them (name, encode, metrics)."""
+    sets_a, sets_b = sets_of_kind(a["metrics"], "vae"), sets_of_kind(b["metrics"], "vae")
+    fa, fb = a["metrics"]["feature_sets"], b["metrics"]["feature_sets"]
+
+    def run_sets(run: dict, sets: list[str]) -> RunSets:
+        return RunSets(run["name"], run["encode"]["model"]["autoencoder_class"],
+                       tuple(run["metrics"]["feature_sets"][fs]["label"] for fs in sets))
+
+    return SetsDiff(run_sets(a, sets_a), run_sets(b, sets_b), sets_a == sets_b,
+                    tuple(fa[fs]["label"] for fs in sets_a if fs in sets_b),
+                    tuple((fa[fs]["label"], fa[fs]["n_features"], fb[fs]["n_features"]) for fs in sets_a
+                          if fs in sets_b and fa[fs]["n_features"] != fb[fs]["n_features"]))

@@ -35,13 +35,13 @@ import difflib
 import os
 import re
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.common import VaelabError, run_main, write_text
 from analysis.vae import PRECISION_NAMES
 from report import labels
+from report.metadata import read_toml
 
 # Sections author text can be appended to (the standard ones with prose of their own) and
 # those an author section can follow.
@@ -71,16 +71,6 @@ def nearest(word: str, names) -> str:
     names = list(names)
     close = difflib.get_close_matches(word, names, n=3, cutoff=0.5)
     return f"; nearest: {', '.join(close)}" if close else f"; valid: {', '.join(names)}"
-
-
-def read_toml(path: Path) -> dict:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise VaelabError(f"report metadata file {path} not found; create it or set METADATA=") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise VaelabError(f"report metadata file {path} cannot be read ({err})") from None
 
 
 def slug(text: str) -> str:
@@ -158,10 +148,10 @@ PLACEHOLDERS = {
 
 class Values:
     """What placeholders resolve to: the run's metrics.json and encode.json, formatted by
-    the same functions as the report (report.context)."""
+    the same functions as the report (report.formatting)."""
 
     def __init__(self, metrics: dict, encode: dict):
-        from report.context import with_holm
+        from report.facts import with_holm
 
         self.metrics, self.encode = metrics, encode
         self.comparisons = with_holm(metrics).get("comparisons") or {}
@@ -170,7 +160,7 @@ class Values:
         return list(self.metrics["model_order"] if kind == "model" else self.metrics["feature_set_order"])
 
     def resolve(self, text: str, where: str) -> str:
-        from report.context import ci_text
+        from report.formatting import ci_text
 
         words = text.split()
         if not words or not all(WORD.fullmatch(w) for w in words):
@@ -215,7 +205,7 @@ class Values:
 
     def paired(self, name: str, a: str, b: str, model: str, where: str, text: str) -> str:
         """A paired comparison of metrics.json, either way round (a minus b)."""
-        from report.context import p_text, pts
+        from report.formatting import p_text, pts
 
         per = self.comparisons.get(model, {})
         for comp in per.values():

@@ -18,7 +18,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from analysis.common import read_json, run_main, write_json
+from analysis.common import run_main, write_json
+from analysis.runs import read_classify, read_config, read_dataset, read_encode
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("torch", "torchvision", "diffusers", "huggingface_hub", "safetensors", "numpy",
@@ -49,10 +50,8 @@ def package_versions() -> dict[str, str]:
 
 
 def build_provenance(run_dir: Path, data_dir: Path, variables: dict[str, str]) -> dict:
-    config = read_json(run_dir / "config.json", "run configuration")
-    encode = read_json(run_dir / "encode.json", "encoder description")
-    dataset = read_json(data_dir / "dataset.json", "dataset description")
-    classify = read_json(run_dir / "classify.json", "classifier record")
+    config, encode, classify = read_config(run_dir), read_encode(run_dir), read_classify(run_dir)
+    dataset = read_dataset(data_dir)
     return {
         "vaelab": git_state(),
         "model": {k: encode["model"].get(k) for k in ("name", "revision", "weights_file",

@@ -77,7 +77,7 @@ def pdf_date(document) -> str | None:
     """The PDF's creation and modification date: the report date from the HTML's
     dcterms.created (itself from SOURCE_DATE_EPOCH when set), else SOURCE_DATE_EPOCH's day,
     else none at all. Never "now": the same HTML always gives the same PDF bytes."""
-    from report.context import source_date
+    from report.metadata import source_date
 
     return document.metadata.created or source_date()
 

@@ -1,19 +1,24 @@
 """Sentences: each fact of ``report.facts`` rendered as prose.
 
-Not run on its own. ``report.context`` and ``report.compare`` call these; tests
-(tests/test_sentences.py) assert each sentence against the fact it renders.
+Not run on its own. ``report.context``, ``report.compare`` and ``report.diff`` call these;
+tests (tests/test_sentences.py) assert each sentence against the fact it renders.
 
-Which sentences are Python and which are template text:
+The rule for where a sentence lives:
 
-* Python (here) writes every sentence that could be false for some run: a comparison
-  (best, beats/trails, same size, reconstructs best), a count (N of M), a trend (rises,
-  crosses), an extreme (costs most), a verdict (significant, above chance) or a claim about
-  the weights (published, pretrained). Each takes one fact object and says only what that
-  fact holds: values, widths on both sides, the test or its absence, ties.
-* The templates hold text true by construction for every run: how the method works, with
-  the run's settings and sizes substituted, and captions and alt text naming what a figure
-  shows. A template may choose between texts on a fact's field (``encoder.stochastic``), but
-  never compares two numbers itself.
+* A sentence whose wording depends on the run's results is built in Python, here and in no
+  other module: a comparison (best, beats/trails, same size, reconstructs best), a count
+  (N of M), a trend (rises, crosses), an extreme (costs most), a verdict (significant, above
+  chance), a claim about the weights (published, pretrained); and so is every name the
+  prose derives from the run's files (the dataset's, the weights', "VAE" or "encoder"). Each
+  takes one fact object (or a few plain values) and says only what it holds: values, widths
+  on both sides, the test or its absence, ties.
+* Everything else is template text: fixed text, text that only inserts a value (formatted by
+  ``report.formatting``'s filters), and captions and alt text naming what a figure shows. A
+  template may show or leave out a fixed passage, or pick a singular or plural, on a setting
+  or a flag: one the run was given (``encoder.stochastic``, ``has_decoder``, a latent with
+  one channel, the number of VAEs) or one Python computed (``prf.recall_is_accuracy``, an
+  empty list of confused pairs). It never compares results itself: which is higher, whether
+  a difference is significant, how many do something, are the first kind.
 
 Style, for a reader: models and datasets by name (paths only in Appendix A); thousands
 separators (``formatting.count``); at most one interval and one p-value per sentence, the
@@ -22,14 +27,46 @@ rest in the table it came from; each fact stated once, pointed to afterwards.
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from analysis.autoencoders import FEATURE_SETS
 from report.facts import (ALPHA, CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFUSED,
-                          ORIGINAL_ENCODER, Best, Curves, Gap, LatentShare, Limits,
-                          PixelTally, Probes, Recon, SampleVsMeanStd, Score, Source, Upcast, Versus)
+                          ORIGINAL_ENCODER, Baselines, Best, Curves, Gap, LatentShare, Limits,
+                          PixelTally, Probes, Recon, Resolutions, SampleVsMeanStd, Score,
+                          SetsDiff, SharedEncoder, Source, Summary, Upcast, Variants, Versus)
 from report.formatting import acc, count, joined, p_is, pct, plural, pts, size, unsigned
 
 
 # ---- naming ------------------------------------------------------------------------------
+
+# How a title names each encoder class.
+TITLE_FAMILY = {"AutoencoderKL": "VAE", "AutoencoderTiny": "tiny autoencoder (TAESD)",
+                "AutoencoderDC": "DC-AE"}
+
+
+def dataset_name(dataset: str) -> str:
+    """The dataset (dataset.json's "dataset") as prose names it: 'CIFAR-10', or 'the image
+    folder “NAME”' (its path is in Appendix A)."""
+    if dataset == "cifar10":
+        return "CIFAR-10"
+    root = str(dataset).removeprefix("imagefolder:")
+    return f"the image folder “{PurePath(root.rstrip('/')).name or root}”"
+
+
+def capitalised(text: str) -> str:
+    """'the image folder …' at the start of a sentence: 'The image folder …'."""
+    return text[:1].upper() + text[1:]
+
+
+def default_title(dataset: str, cls: str) -> str:
+    """The title when report.toml gives none: 'Predicting CIFAR-10 from VAE latents'."""
+    return f"Predicting {dataset_name(dataset)} from {TITLE_FAMILY.get(cls, 'autoencoder')} latents"
+
+
+def encoder_word(cls: str) -> str:
+    """How the prose names the encoder: only a KL autoencoder is variational ('VAE')."""
+    return "VAE" if cls == "AutoencoderKL" else "encoder"
+
 
 def weights(src: Source) -> str:
     """How prose names the weights, saying only what the run knows."""
@@ -62,6 +99,26 @@ def score_text(s: Score) -> str:
 
 
 # ---- the primary run ---------------------------------------------------------------------
+
+def summary_sentences(s: Summary) -> list[str]:
+    """The Summary: the question, what was run, the best result and its equal-width baseline."""
+    enc = s.encoder
+    c, h, w = enc.shape
+    sets = joined([f"{'the latent itself' if label == 'latent' else label} ({count(n)} features)"
+                   for label, n in enc.feature_sets])
+    out = [f"Can the {c}×{h}×{w} latent of a {enc.family} tell the classes of "
+           f"{dataset_name(s.dataset)} apart?",
+           f"This run encoded {count(s.n_train)} training and {count(s.n_test)} "
+           f"test images with {weights(enc.source)} and trained {s.n_models} classifiers and a "
+           f"random predictor on {'its feature sets' if len(enc.feature_sets) > 1 else 'its one feature set'}, "
+           f"{sets}" + (f", and on {s.n_baselines} pixel baselines for comparison (Table 4 gives their widths)."
+                        if s.n_baselines else ".")]
+    out.append(best_sentence(s.best, table=False))
+    if s.pca:
+        out.append(versus_sentence(s.pca))
+    out.append("The Discussion sets this against the original study's figures.")
+    return out
+
 
 def best_sentence(b: Best, table: bool = True) -> str:
     """The best classifier, ties named, against chance and the random predictor."""
@@ -156,7 +213,7 @@ def latent_share_sentence(s: LatentShare, untrained: bool) -> str:
                      f"the {count(s.pixels)} pixel values), {'reaches' if t.fs_label == 'latent' else 'reach'} at most {pct(t.accuracy)} "
                      f"({t.model}; {verdict})")
     text = joined(parts)
-    text = text[0].upper() + text[1:] + "."
+    text = capitalised(text) + "."
     if untrained:
         text += " With an untrained encoder this measures the pipeline, not what a pretrained latent keeps."
     return text
@@ -377,7 +434,7 @@ def limitation_items(lim: Limits) -> list[str]:
     if lim.curves or lim.probes:
         what = joined([w for w, on in (("the learning curves", lim.curves),
                                        ("the channel and position probes", lim.probes)) if on])
-        out.append(f"{what[0].upper() + what[1:]} are descriptive: their bands are not tests and "
+        out.append(f"{capitalised(what)} are descriptive: their bands are not tests and "
                    "are not corrected for how many there are. Paired tests across seeds would "
                    "turn them into findings.")
     if lim.limit:
@@ -412,6 +469,65 @@ def recon_sentence(r: Recon) -> str:
     return text
 
 
+def variants_sentences(v: Variants) -> list[str]:
+    """Best accuracy per distinct encoder, who wins the rows they share, which decoder
+    reconstructs best and which variants have no decoder."""
+    per = "encoder and resolution" if v.by_resolution else "encoder"
+    first = (f"Best accuracy per {per}: " + "; ".join(
+        f"{joined(e.labels)} {acc(e.accuracy)} ({e.model})" for e in v.ranked) + ". ")
+    if len(v.ranked) > 1:
+        if not v.n_compared_rows:
+            first += ("The encoders share no feature set, so no row of Table C1 sets them side by "
+                      "side; their best accuracies above come from different feature sets.")
+        else:
+            top = v.ranked[0]
+            first += (f"{joined(top.labels)} gives the highest accuracy in {top.wins} of "
+                      f"the {v.n_compared_rows} model/feature-set rows of Table C1 that more than one "
+                      "encoder has" + (f" ({v.n_tied_rows} of them tied)." if v.n_tied_rows else "."))
+    out = [first]
+    if v.recon:  # one decoder alone has nothing to be compared with (Table C2 has it)
+        out.append(recon_sentence(v.recon))
+    if v.no_decoder:
+        out.append(no_decoder_sentence(v.no_decoder))
+    return out
+
+
+def no_decoder_sentence(labels: tuple[str, ...]) -> str:
+    """The encoder-only variants (a TAESD checkpoint without its decoder file): they have no
+    reconstructions, PSNR or SSIM."""
+    one = len(labels) == 1
+    return (f"{joined(list(labels))} {'has' if one else 'have'} no decoder (no decoder file came with "
+            f"{'its' if one else 'their'} encoder), so {'it has' if one else 'they have'} no "
+            "reconstructions, PSNR or SSIM (a dash in Table C2, no row in Figure C1).")
+
+
+def shared_encoder_sentence(s: SharedEncoder, quality: bool = True) -> str:
+    """What is the same and what differs for variants that share an encoder. ``quality``:
+    name each decoder's PSNR and SSIM (the report has them in Table C2 instead)."""
+    def each(label: str, psnr: float | None, ssim: float | None) -> str:
+        return f"{label} has no decoder" if psnr is None else f"{label} PSNR {psnr:.2f} dB, SSIM {ssim:.3f}"
+
+    return (f"{joined(list(s.labels))} share one encoder (encoder checksum "
+            f"{s.checksum[:12]}…, sha256 over its weights and config): their latents are "
+            "bit-for-bit identical, so they were encoded and classified once and Table C1 shows "
+            "their results in one column. Only their decoders differ" + (": " + "; ".join(
+                each(*q) for q in s.quality) + "." if quality else " (their PSNR and SSIM are in Table C2)."))
+
+
+def resolution_sentence(r: Resolutions) -> str:
+    """One VAE at several resolutions: its best accuracy at each, and what the higher costs."""
+    parts = [f"{acc(p.accuracy)} at {p.resolution} px ({p.model}, {p.fs_label}, {p.width} features)"
+             for p in r.points]
+    change = r.change
+    verdict = ("the same best accuracy" if change == 0 else
+               f"a best accuracy {100 * abs(change):.1f} points "
+               f"{'higher' if change > 0 else 'lower'}")
+    low, high = r.points[0], r.points[-1]
+    return (f"Resolution, for {r.name}: best accuracy " + "; ".join(parts) + f". Encoding at "
+            f"{high.resolution} instead of {low.resolution} px gives {verdict}, for about "
+            f"{r.cost:.0f} times the encoder's work per image.")
+
+
 def upcast_text(u: Upcast) -> str:
     """The original's sdxl-vae finding, without speculation passed off as a cause."""
     text = (f"The original study (Hidalgo Pujol, 2024) found {u.name} worse, with broken reconstructions. Here it ran in "
@@ -432,8 +548,9 @@ def upcast_text(u: Upcast) -> str:
     return text
 
 
-def baselines_sentence(pooled: int | None, pcas: list[tuple[int, str, int]], n_train: int) -> str:
+def baselines_sentence(b: Baselines) -> str:
     """What the pixel baselines are and how wide each is against its VAE feature set."""
+    pooled, pcas, n_train = b.pooled, b.pcas, b.n_train
     parts = []
     if pooled is not None:
         parts.append(f"the pixels average-pooled over 8×8 blocks to 4×4×3 = {count(pooled)} values")
@@ -473,6 +590,36 @@ def separability(figures_info: dict, n_classes: int, primary: str = "sample") ->
     label = FEATURE_SETS[primary].label if primary in FEATURE_SETS else primary
     label = "" if label == "latent" else f"{label} "
     return (f"Assigning each {label}test latent to the nearest class centre (centres from the "
-            f"projected training latents) gives an accuracy of {p_acc:.4f} "
-            f"({p_acc / chance:.1f} times chance) in the PCA plane and {l_acc:.4f} "
+            f"projected training latents) gives an accuracy of {acc(p_acc)} "
+            f"({p_acc / chance:.1f} times chance) in the PCA plane and {acc(l_acc)} "
             f"({l_acc / chance:.1f} times chance) in the LDA plane, {reading}.")
+
+
+# ---- comparing two runs (report.diff) ----------------------------------------------------
+
+def sets_diff_sentences(d: SetsDiff) -> list[str]:
+    """A sentence when the two encoders yield different feature sets (a KL autoencoder's
+    .sample() and mean & std, a deterministic one's latent) or widths: the table compares
+    only what both have, at the widths each has."""
+    out = []
+    if not d.same:
+        def names(run) -> str:
+            return f"{run.name} ({run.cls}) has {' and '.join(run.labels)}"
+
+        out.append(f"The two encoders yield different feature sets: {names(d.a)}; "
+                   f"{names(d.b)}. " + (
+                       f"Only {' and '.join(d.common)} are compared below." if d.common else
+                       "They have none in common, so no paired comparison is made; compare "
+                       "their accuracies in each run's report."))
+    if d.wider:
+        out.append("Feature sets of different widths are compared as each encoder gives them: "
+                   + ", ".join(f"{label} ({wa} vs {wb} features)" for label, wa, wb in d.wider) + ".")
+    return out
+
+
+def diff_decoder_sentences(missing: list[str]) -> list[str]:
+    """A sentence naming the run(s) without a decoder: no reconstructions to compare."""
+    if not missing:
+        return []
+    return [f"{' and '.join(missing)} had no decoder (no decoder file came with the encoder), so "
+            "no reconstructions, PSNR or SSIM are compared."]

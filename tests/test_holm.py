@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from analysis.stats import holm
-from report.context import comparison_tables, conclusions, with_holm
+from report.context import conclusions
+from report.facts import with_holm
+from report.tables import comparison_tables
 from report.diff import compare, format_table
 
 

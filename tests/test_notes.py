@@ -91,7 +91,7 @@ def author_html(html: Path) -> str:
 # ---- the rendered report --------------------------------------------------------------------
 
 def test_notes_author_section_renders_markdown_with_run_numbers(notes_report, demo_build):
-    from report.context import pts
+    from report.formatting import pts
 
     metrics = json.loads((demo_build / "runs/tiny-vae/metrics.json").read_text())
     svc = metrics["results"]["svc"]["mean_std"]

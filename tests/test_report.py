@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from report.context import confused_pairs, conclusions, load_metadata, results_rows
+from report.context import conclusions
+from report.facts import confused_pairs
+from report.metadata import load_metadata
+from report.tables import results_rows
 
 
 class Collector(HTMLParser):

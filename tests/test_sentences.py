@@ -10,7 +10,8 @@ import pytest
 
 from report import facts as F
 from report import sentences as S
-from report.context import conclusions, prf_table, summary_sentences
+from report.context import conclusions, summary_sentences
+from report.tables import prf_table
 
 CLASSES = [f"c{i}" for i in range(10)]
 

@@ -1,0 +1,115 @@
+"""Table rows: what each of the report's tables shows, one function per table.
+
+Not run on its own. ``report.context`` calls these and hands the rows to the template, which
+lays them out; numbers are written by ``report.formatting`` (its functions here, its Jinja
+filters there). A row holds values and flags (best, significant), never a sentence.
+"""
+
+from __future__ import annotations
+
+from report import facts as F
+from report.facts import (BASELINE_COMPARISONS, FAMILIES, ORIGINAL_ACCURACY, sets_of_kind,
+                          significant, with_holm)
+from report.formatting import acc, ci_text, p_text, pts
+
+
+def shown_baselines(metrics: dict) -> list[str]:
+    """The pixel baselines Table 3 shows: one that repeats an earlier one in every row (two
+    PCAs capped at the same number of components are the same features) is shown once."""
+    shown: list[str] = []
+    for fs in sets_of_kind(metrics, "baseline"):
+        def column(key):
+            return [(metrics["results"][m][key]["accuracy"], metrics["results"][m][key].get("accuracy_ci"))
+                    for m in metrics["model_order"]]
+        if not any(F.width(metrics, fs) == F.width(metrics, other) and column(fs) == column(other)
+                   for other in shown):
+            shown.append(fs)
+    return shown
+
+
+def baseline_columns(metrics: dict) -> list[dict]:
+    """Headers of the "Pixel baselines" column group: 'Pooled 48', 'PCA 64', 'PCA 128'."""
+    columns = []
+    for fs in shown_baselines(metrics):
+        info = metrics["feature_sets"][fs]
+        short = "PCA" if info.get("matches") else "Pooled"
+        columns.append({"key": fs, "label": f"{short} {info['n_features']}", "title": info["label"]})
+    return columns
+
+
+def results_rows(metrics: dict) -> list[dict]:
+    """The original's table: Model | Accuracy .sample() | Accuracy mean & std (+ original),
+    then the pixel baselines; every accuracy with its 95% bootstrap interval."""
+    fs_order = metrics["feature_set_order"]
+    best_per_fs = {fs: max(metrics["results"][m][fs]["accuracy"] for m in metrics["model_order"]
+                           if m != "random") for fs in fs_order}
+
+    def cell(key: str, fs: str) -> dict:
+        res = metrics["results"][key][fs]
+        return {"value": acc(res["accuracy"]), "ci": ci_text(res.get("accuracy_ci")),
+                "best": key != "random" and res["accuracy"] == best_per_fs[fs]}
+
+    rows = []
+    for key in metrics["model_order"]:
+        rows.append({
+            "key": key, "label": metrics["models"][key]["label"],
+            "cells": [cell(key, fs) for fs in sets_of_kind(metrics, "vae")],
+            "baseline_cells": [cell(key, fs) for fs in shown_baselines(metrics)],
+            "original": ORIGINAL_ACCURACY.get(key, "–"),
+            "scaled": metrics["models"][key]["scaled"],
+            "description": metrics["models"][key]["description"],
+        })
+    return rows
+
+
+def comparison_cell(comp: dict) -> dict:
+    lo, hi = comp["ci"]
+    return {"delta": pts(comp["delta"]), "ci": f"[{pts(lo)}, {pts(hi)}]",
+            "p": p_text(comp["p_value"]), "p_adjusted": p_text(comp["p_adjusted"]),
+            "significant": significant(comp), "only_a": comp["only_a_correct"],
+            "only_b": comp["only_b_correct"],
+            "sign": "up" if lo > 0 else "down" if hi < 0 else ""}
+
+
+def comparison_tables(metrics: dict) -> dict | None:
+    """Rows for the "VAE vs pixels" and "mean & std vs .sample()" tables, or None when the
+    run has no comparisons (metrics.json from before the pixel baselines)."""
+    comps = with_holm(metrics).get("comparisons")
+    if not comps:
+        return None
+    keys = [m for m in metrics["model_order"] if m in comps]
+    names = [n for n in BASELINE_COMPARISONS if all(n in comps[m] for m in keys)]
+    columns = []
+    for name in names:
+        first = comps[keys[0]][name]
+        a, b = metrics["feature_sets"][first["a"]], metrics["feature_sets"][first["b"]]
+        short = "PCA" if b.get("matches") else "pooled"
+        columns.append({"name": name, "a": f"{a['label']} {a['n_features']}",
+                        "b": f"{short} {b['n_features']}"})
+    sizes = {family: sum(c.get("family") == family for per in comps.values() for c in per.values())
+             for family in FAMILIES}
+    return {
+        "family_sizes": sizes,
+        "columns": columns,
+        "baseline_rows": [{"label": metrics["models"][m]["label"],
+                           "cells": [comparison_cell(comps[m][n]) for n in names]} for m in keys],
+        "sample_rows": [{"label": metrics["models"][m]["label"],
+                         **comparison_cell(comps[m]["mean_std_vs_sample"])}
+                        for m in keys if "mean_std_vs_sample" in comps[m]],
+    }
+
+
+def prf_table(metrics: dict) -> dict:
+    """Table 6: macro precision, recall and F1 per model and VAE feature set. A column that
+    repeats another in every row (macro recall is accuracy on balanced test classes) is left
+    out, and the table says so."""
+    keys = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+    rows = []
+    for key in metrics["model_order"]:
+        for fs in sets_of_kind(metrics, "vae"):
+            res = metrics["results"][key][fs]
+            rows.append({"label": metrics["models"][key]["label"],
+                         "feature_set": metrics["feature_sets"][fs]["label"],
+                         **{k: f"{res[k]:.4f}" for k in keys}})
+    recall_is_accuracy = all(r["recall_macro"] == r["accuracy"] for r in rows)
+    return {"rows": rows, "recall_is_accuracy": recall_is_accuracy}
