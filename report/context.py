@@ -17,7 +17,7 @@ import os
 import tomllib
 from pathlib import Path, PurePath
 
-from analysis.autoencoders import CLASSES
+from analysis.autoencoders import CLASSES, MEAN_STD_VS_SAMPLE, is_real_model, pca_baseline, versus
 from analysis.common import VaelabError, load_npz, read_json
 from analysis.vae import has_decoder
 from report import facts as F
@@ -130,17 +130,17 @@ def results_rows(metrics: dict) -> list[dict]:
     then the pixel baselines; every accuracy with its 95% bootstrap interval."""
     fs_order = metrics["feature_set_order"]
     best_per_fs = {fs: max(metrics["results"][m][fs]["accuracy"] for m in metrics["model_order"]
-                           if m != "random") for fs in fs_order}
+                           if is_real_model(m)) for fs in fs_order}
 
     def cell(key: str, fs: str) -> dict:
         res = metrics["results"][key][fs]
         return {"value": f"{res['accuracy']:.4f}", "ci": ci_text(res.get("accuracy_ci")),
-                "best": key != "random" and res["accuracy"] == best_per_fs[fs]}
+                "best": is_real_model(key) and res["accuracy"] == best_per_fs[fs]}
 
     rows = []
     for key in metrics["model_order"]:
         rows.append({
-            "key": key, "label": metrics["models"][key]["label"],
+            "key": key, "label": metrics["models"][key]["label"], "random": not is_real_model(key),
             "cells": [cell(key, fs) for fs in sets_of_kind(metrics, "vae")],
             "baseline_cells": [cell(key, fs) for fs in shown_baselines(metrics)],
             "original": ORIGINAL_ACCURACY.get(key, "–"),
@@ -182,8 +182,8 @@ def comparison_tables(metrics: dict) -> dict | None:
         "baseline_rows": [{"label": metrics["models"][m]["label"],
                            "cells": [comparison_cell(comps[m][n]) for n in names]} for m in keys],
         "sample_rows": [{"label": metrics["models"][m]["label"],
-                         **comparison_cell(comps[m]["mean_std_vs_sample"])}
-                        for m in keys if "mean_std_vs_sample" in comps[m]],
+                         **comparison_cell(comps[m][MEAN_STD_VS_SAMPLE])}
+                        for m in keys if MEAN_STD_VS_SAMPLE in comps[m]],
     }
 
 
@@ -252,7 +252,7 @@ def summary_sentences(metrics: dict, enc: F.Encoder, dataset: dict, n_baselines:
                         if n_baselines else ".")]
     out.append(S.best_sentence(best, table=False))
     top = metrics["best"]
-    pca = F.versus(metrics, top["model"], f"{top['feature_set']}_vs_pixels_pca_{top['feature_set']}")
+    pca = F.versus(metrics, top["model"], versus(top["feature_set"], pca_baseline(top["feature_set"])))
     if pca:
         out.append(S.versus_sentence(pca))
     out.append("The Discussion sets this against the original study's figures.")

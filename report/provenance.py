@@ -18,6 +18,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from analysis import deps
 from analysis.common import read_json, run_main, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     variables = dict(v.split("=", 1) for v in args.variable if "=" in v)
     write_json(args.out, build_provenance(args.run, args.data, variables))
+    deps.write(args.out, __file__)  # OUT.d: the modules this runs, for make
 
 
 if __name__ == "__main__":
