@@ -164,7 +164,7 @@ $(BUILD)/report-inputs.json: FORCE | $(SETUP)
 # syntax (analysis/deps.py). So a product depends on the code its stage imports, not on a
 # list kept by hand; before the first build there are none, and nothing to be stale.
 # Each rule names its own script as well.
--include $(wildcard $(BUILD)/runs/*/*.d $(BUILD)/runs/*/figures/*.d $(BUILD)/*.d)
+-include $(wildcard $(BUILD)/runs/*/*.d $(BUILD)/*.d)
 
 $(DATA_DIR)/dataset.npz: $(DATA_DIR)/config.json analysis/data.py $(COMMON)
 	$(PY) -m analysis.data $< $@

@@ -132,15 +132,17 @@ def escape(path: str) -> str:
     return path.replace("$", "$$").replace("#", r"\#").replace(" ", r"\ ").replace(":", r"\:")
 
 
-def write(targets: str | os.PathLike | list, script: str | os.PathLike) -> Path:
-    """Write ``<first target>.d``: every target depends on the modules ``script`` runs, each
-    module with an empty rule of its own. Targets are named as make named them (the paths
-    the stage was given); modules relative to the repository, where make runs."""
+def write(targets: str | os.PathLike | list, script: str | os.PathLike,
+          path: str | os.PathLike | None = None) -> Path:
+    """Write ``path`` (default ``<first target>.d``): every target depends on the modules
+    ``script`` runs, each module with an empty rule of its own. Targets are named as make
+    named them (the paths the stage was given); modules relative to the repository, where
+    make runs."""
     targets = [targets] if isinstance(targets, (str, os.PathLike)) else list(targets)
     deps = modules(script)
     lines = [" ".join(escape(str(t)) for t in targets) + ": " + " ".join(escape(d) for d in deps)]
     lines += [f"{escape(d)}:" for d in deps]
-    path = Path(f"{targets[0]}.d")
+    path = Path(path or f"{targets[0]}.d")
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -614,7 +614,9 @@ def main(argv: list[str] | None = None) -> None:
     # figures.json last, after every PNG exists.
     write_json(out / "figures.json", summary)
     print(f"figures: {len(FIGURES)} PNGs -> {out}", file=sys.stderr)
-    deps.write([out / "figures.json", *(out / name for name in FIGURES)], __file__)
+    # Beside the folder, not in it: the folder holds the figures alone.
+    deps.write([out / "figures.json", *(out / name for name in FIGURES)], __file__,
+               out.parent / f"{out.name}.d")
 
 
 if __name__ == "__main__":
