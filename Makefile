@@ -160,44 +160,48 @@ $(BUILD)/report-inputs.json: FORCE | $(SETUP)
 	@$(PY) -m report.notes deps --metadata $(call q,$(METADATA)) --out $(BUILD)/report-notes.mk
 
 # ---- pipeline -----------------------------------------------------------------------
+# Each stage writes PRODUCT.d beside its product: the project modules it runs, in make's
+# syntax (analysis/deps.py). So a product depends on the code its stage imports, not on a
+# list kept by hand; before the first build there are none, and nothing to be stale.
+# Each rule names its own script as well.
+-include $(wildcard $(BUILD)/runs/*/*.d $(BUILD)/*.d)
+
 $(DATA_DIR)/dataset.npz: $(DATA_DIR)/config.json analysis/data.py $(COMMON)
 	$(PY) -m analysis.data $< $@
 
-$(BUILD)/runs/%/latents.npz: $(BUILD)/runs/%/config.json $(DATA_DIR)/dataset.npz analysis/encode.py analysis/vae.py \
-                             analysis/taesd.py analysis/autoencoders.py analysis/threads.py $(COMMON)
+$(BUILD)/runs/%/latents.npz: $(BUILD)/runs/%/config.json $(DATA_DIR)/dataset.npz analysis/encode.py
 	$(PY) -m analysis.encode $< $(DATA_DIR)/dataset.npz $@ --cache $(CACHE)
 
 # Pixel baselines depend on the images, SEED and the VAE feature widths only: each is fitted
 # once under $(BUILD)/baselines/ and shared by every run (the run's baselines.json names them).
-CLASSIFIER_CODE := analysis/classify.py analysis/baselines.py analysis/stats.py analysis/curves.py analysis/threads.py $(COMMON)
 # Under make -j they are fitted once every run is encoded (order-only: no rebuild when another
 # run's latents change), when nothing else heavy runs: so on every core (VAELAB_RUNS=1), as a
 # serial build fits them, while the other runs' baselines steps wait on its lock.
 ALL_LATENTS := $(foreach r,$(RUN_DIRS),$(r)/latents.npz)
-$(BUILD)/runs/%/baselines.json: $(BUILD)/runs/%/latents.npz $(DATA_DIR)/dataset.npz $(CLASSIFIER_CODE) | $(ALL_LATENTS)
+$(BUILD)/runs/%/baselines.json: $(BUILD)/runs/%/latents.npz $(DATA_DIR)/dataset.npz analysis/baselines.py | $(ALL_LATENTS)
 	VAELAB_RUNS=1 $(PY) -m analysis.baselines $(DATA_DIR)/dataset.npz $(BUILD)/baselines $@ --latents $<
 
 # Results are cached by latents checksum, baselines, seed and code: runs that share an
 # encoder train once.
-$(BUILD)/runs/%/metrics.json: $(BUILD)/runs/%/latents.npz $(BUILD)/runs/%/baselines.json $(DATA_DIR)/dataset.npz $(CLASSIFIER_CODE)
+$(BUILD)/runs/%/metrics.json: $(BUILD)/runs/%/latents.npz $(BUILD)/runs/%/baselines.json $(DATA_DIR)/dataset.npz analysis/classify.py
 	$(PY) -m analysis.classify $< $(DATA_DIR)/dataset.npz $@ --baselines $(BUILD)/runs/$*/baselines.json \
 	  --cache $(CACHE)
 
 # Where the class information sits in the latent: one fast model on its channels and
 # positions (cached like the results).
-$(BUILD)/runs/%/probes.json: $(BUILD)/runs/%/latents.npz analysis/probes.py $(CLASSIFIER_CODE)
+$(BUILD)/runs/%/probes.json: $(BUILD)/runs/%/latents.npz analysis/probes.py
 	$(PY) -m analysis.probes $< $@ --cache $(CACHE)
 
 # A pattern rule with several targets makes them all in one run of its recipe.
 $(call figures_of,$(BUILD)/runs/%): $(BUILD)/runs/%/metrics.json $(BUILD)/runs/%/probes.json $(DATA_DIR)/dataset.npz \
-                                    analysis/figures.py $(COMMON)
+                                    analysis/figures.py
 	$(PY) -m analysis.figures $(BUILD)/runs/$* $(DATA_DIR)/dataset.npz $(BUILD)/runs/$*/figures \
 	  --seed $(call q,$(SEED))
 
 # Make variables as typed (BUILD left out: where outputs go does not change them).
 PROVENANCE_VARS := $(foreach v,VAES REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH COMPILE RESOLUTION SVC DATA_ROOT METADATA,\
                      --variable $(call q,$(v)=$($(v))))
-$(BUILD)/runs/%/provenance.json: $(BUILD)/runs/%/metrics.json report/provenance.py $(COMMON)
+$(BUILD)/runs/%/provenance.json: $(BUILD)/runs/%/metrics.json report/provenance.py
 	$(PY) -m report.provenance $(BUILD)/runs/$* $(DATA_DIR) $@ $(PROVENANCE_VARS)
 
 # Several variants: a reconstruction panel over all of them (one run needs none).
@@ -205,11 +209,9 @@ COMPARE := $(if $(word 2,$(RUN_DIRS)),$(BUILD)/compare/reconstructions.png)
 $(BUILD)/compare/reconstructions.png: $(BUILD)/report-inputs.json $(foreach r,$(RUN_DIRS),$(r)/latents.npz) analysis/variants.py $(COMMON)
 	$(PY) -m analysis.variants $@ $(RUN_DIRS)
 
-$(BUILD)/report.html: $(BUILD)/report-inputs.json $(RUN_PRODUCTS) $(COMPARE) report/context.py \
-                      report/facts.py report/sentences.py report/formatting.py \
-                      report/compare.py report/render.py templates/report.html.j2 templates/compare.html.j2 \
-                      templates/report.css $(wildcard $(METADATA)) \
-                      report/notes.py report/labels.py templates/notes.html.j2 $(NOTE_FILES)
+$(BUILD)/report.html: $(BUILD)/report-inputs.json $(RUN_PRODUCTS) $(COMPARE) report/render.py \
+                      templates/report.html.j2 templates/compare.html.j2 templates/notes.html.j2 \
+                      templates/report.css $(wildcard $(METADATA)) $(NOTE_FILES)
 	$(PY) -m report.render html $(RUN_DIRS) $@ --data $(DATA_DIR) --metadata $(call q,$(METADATA))
 
 $(BUILD)/report.pdf: $(BUILD)/report.html report/render.py

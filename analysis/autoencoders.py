@@ -6,6 +6,11 @@ looks it up here; ``analysis.encode`` stores the arrays a class yields; ``analys
 from its latents file (``feature_sets``), so a variant gets exactly the feature sets its
 encoder has, and comparisons are made only where both sides have one.
 
+It also owns the names built from the feature sets, spelt nowhere else: the pixel baselines
+(``BASELINES``, ``POOLED``, ``pca_baseline``, ``baseline_label``), the paired comparisons
+(``COMPARISONS``, ``PIXEL_COMPARISONS``, ``MEAN_STD_VS_SAMPLE``, ``versus``) and the random predictor that is no
+real model (``RANDOM``, ``is_real_model``).
+
 Classes:
 * ``AutoencoderKL`` (SD 1.x/2.x, SDXL, SD3 and FLUX.1 with 16 channels and ``shift_factor``):
   a diagonal Gaussian per image, stored as ``mean``, ``std`` and one seeded ``sample``;
@@ -29,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analysis.common import VaelabError, load_npz
+
 
 @dataclass(frozen=True)
 class FeatureSet:
@@ -42,6 +49,50 @@ FEATURE_SETS = {fs.key: fs for fs in (
     FeatureSet("mean_std", "mean & std", ("mean", "std")),
     FeatureSet("latent", "latent", ("latent",)),
 )}
+
+
+# ---- names: the one place that spells the feature sets' rivals and comparisons -----------
+# Pixel baselines as metrics.json names them (analysis.baselines fits them): key -> the VAE
+# feature set whose width a PCA matches (None: pooling, whose width is fixed by the image
+# size). A run gets those whose feature set its encoder yields.
+POOLED = "pixels_pooled"
+
+
+def pca_baseline(fs: str) -> str:
+    """The pixel PCA as wide as VAE feature set ``fs``: 'pixels_pca_sample'."""
+    return f"pixels_pca_{fs}"
+
+
+BASELINES = {POOLED: None, **{pca_baseline(fs): fs for fs in FEATURE_SETS}}
+
+
+def baseline_label(kind: str, n_features: int) -> str:
+    """How tables label a pixel baseline of ``kind`` ("pooled" or "pca")."""
+    return "pixels, pooled to 4x4x3" if kind == "pooled" else f"pixels, PCA-{n_features}"
+
+
+def versus(a: str, b: str) -> str:
+    """The name of the paired comparison of feature set ``a`` against ``b``: 'a_vs_b'."""
+    return f"{a}_vs_{b}"
+
+
+# The comparisons that pit a VAE feature set against a pixel baseline, in the report's order:
+# the primary set (.sample() or a deterministic latent) against pooled pixels, then every
+# VAE feature set against its equal-width pixel PCA.
+PIXEL_COMPARISONS = {versus(a, b): (a, b) for a, b in (
+    ("sample", POOLED), ("latent", POOLED), *((fs, pca_baseline(fs)) for fs in FEATURE_SETS))}
+# Paired comparisons written to metrics.json: name -> (a, b); delta = acc(a) - acc(b). Each
+# is made where a run has both sides; a KL autoencoder's mean & std is also set against its
+# .sample().
+MEAN_STD_VS_SAMPLE = versus("mean_std", "sample")
+COMPARISONS = {MEAN_STD_VS_SAMPLE: ("mean_std", "sample"), **PIXEL_COMPARISONS}
+# The random predictor: a chance reference among the models, never "the best" nor compared.
+RANDOM = "random"
+
+
+def is_real_model(key: str) -> bool:
+    """False for the random predictor (RANDOM), True for every classifier that learns."""
+    return key != RANDOM
 
 
 @dataclass(frozen=True)
@@ -126,8 +177,6 @@ def feature_sets(latents: dict[str, np.ndarray], split: str) -> dict[str, np.nda
 def load_latents(path) -> dict[str, np.ndarray]:
     """A latents.npz with labels and every array of one autoencoder class for both splits;
     anything less is a one-line error."""
-    from analysis.common import VaelabError, load_npz
-
     latents = load_npz(path, "latents", ("y_train", "y_test"))
     arrays = stored_arrays(latents, "test")
     missing = [f"{s}_{a}" for s in ("train", "test") for a in arrays or ("mean", "std", "sample")

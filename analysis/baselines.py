@@ -11,11 +11,13 @@ seed and the width, never on the VAE, so each is fitted once and kept in its own
 ``baseline.json`` (every model's scores and, for a PCA baseline, its learning curves:
 analysis.curves), ``predictions.npz`` (test predictions, for paired tests),
 ``timings-baseline.json`` and ``timings-curves.json``. The key covers the dataset checksum, the seed, the
-kind and width, the SVC implementation (analysis.classify.svc_implementation: libsvm and
-oneDAL results never mix) and the classifier code (analysis.classify.code_checksum), so adding,
+kind and width, the SVC implementation (analysis.models.svc_implementation: libsvm and
+oneDAL results never mix) and the code this stage runs (analysis.models.code_checksum), so adding,
 removing or re-encoding a VAE variant refits nothing, while another DATASET, LIMIT or SEED
 (or edited classifier code) fits new ones. ``OUT`` (the run's ``baselines.json``) names the
-baselines a run is compared with; ``analysis.classify`` reads it.
+baselines a run is compared with; ``analysis.classify`` reads it. Each folder is a cache entry
+(analysis.cache): sealed by ``<folder>.sha256`` once complete, refitted when damaged.
+``OUT.d`` lists the modules this stage runs, for make (analysis.deps).
 
 The features, from DATASET_NPZ (uint8 (N, 32, 32, 3), scaled to [0, 1]), fitted on the
 training images only:
@@ -34,17 +36,15 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import threads
-from analysis.autoencoders import FEATURE_SETS, feature_sets
+from analysis import cache, deps, threads
+from analysis.autoencoders import BASELINES, baseline_label, feature_sets
 from analysis.common import (VaelabError, file_lock, load_npz, read_json, run_main, save_npz,
-                             sha256_file, sha256_json, write_json)
+                             sha256_file, write_json)
+from analysis.curves import learning_curves
+from analysis.models import code_checksum, fit_all, read_run, run_svc, svc_implementation
 
 BASELINE_VERSION = 2  # 2: PCA baselines carry learning curves
 POOL = 8  # pixels per side averaged into one pooled feature: 32x32 -> 4x4
-# Pixel baselines as metrics.json names them: key -> the VAE feature set whose width a PCA
-# matches (None: pooling, whose width is fixed by the image size). A run gets those whose
-# feature set its encoder yields (analysis.autoencoders).
-BASELINES = {"pixels_pooled": None, **{f"pixels_pca_{fs}": fs for fs in FEATURE_SETS}}
 
 
 def scaled(x: np.ndarray) -> np.ndarray:
@@ -107,39 +107,26 @@ def folder_name(kind: str, width: int, key: str) -> str:
     return f"{kind}-{width}-{key}" if width else f"{kind}-{key}"
 
 
-def complete(folder: Path) -> bool:
-    """A baseline folder is reused only when both its files read back; a damaged or half-deleted
-    one is simply fitted again (its files are replaced atomically)."""
-    try:
-        info = read_json(folder / "baseline.json", "pixel baseline")
-        load_npz(folder / "predictions.npz", "baseline predictions", tuple(info["model_order"]))
-    except (VaelabError, KeyError, TypeError):
-        return False
-    return True
-
-
 def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
            classes: list[str], svc: dict | None = None) -> tuple[dict[str, str], list[str]]:
     """The baselines for a run with VAE feature sets of these ``widths``, fitting only those
     not already under ``root``: (metrics key -> folder name, folders fitted now). ``svc``:
-    the run's analysis.classify.svc_implementation() (None: that of SVC=auto)."""
-    from analysis.classify import code_checksum, fit_all, svc_implementation
-    from analysis.curves import learning_curves
-
+    the run's analysis.models.svc_implementation() (None: that of SVC=auto)."""
     svc = svc or svc_implementation("auto")
 
     dataset_sha256 = sha256_file(data_file)
-    code = code_checksum()
+    code = code_checksum(__file__)
     needed = wanted(widths)
     folders = {}
     for name, (kind, width) in needed.items():
-        key = sha256_json({"baseline_version": BASELINE_VERSION, "kind": kind, "width": width,
-                           "dataset_sha256": dataset_sha256, "seed": seed, "svc": svc,
-                           "code": code})[:16]
+        key = cache.key({"baseline_version": BASELINE_VERSION, "kind": kind, "width": width,
+                         "dataset_sha256": dataset_sha256, "seed": seed, "svc": svc}, code)
         folders[name] = root / folder_name(kind, width, key)
     # One lock for the folder: parallel runs (make -j) fit each baseline once.
     with file_lock(root / ".lock"):
-        missing = {name: folder for name, folder in folders.items() if not complete(folder)}
+        # A damaged or half-written folder is fitted again (its files replaced atomically).
+        stale = {folder for folder in set(folders.values()) if not cache.reusable(folder)}
+        missing = {name: folder for name, folder in folders.items() if folder in stale}
         # Two metrics keys can need one folder (tiny subsets cap both PCAs alike): fit it once.
         todo = {folder: needed[name] for name, folder in missing.items()}
         if todo:
@@ -157,19 +144,20 @@ def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
                 data["y_train"], data["y_test"], len(classes), seed, results)
             for folder, (kind, width) in todo.items():
                 n_features = train[folder.name].shape[1]
-                label = "pixels, pooled to 4x4x3" if kind == "pooled" else f"pixels, PCA-{n_features}"
+                label = baseline_label(kind, n_features)
                 preds = {model: predictions[f"{model}__{folder.name}"] for model in results}
                 save_npz(folder / "predictions.npz", **preds)
                 write_json(folder / "timings-baseline.json",
                            {model: per[folder.name] for model, per in timings.items()})
                 write_json(folder / "timings-curves.json", curve_timings.get(folder.name, {}))
-                write_json(folder / "baseline.json", {  # last: its presence marks a finished folder
+                write_json(folder / "baseline.json", {
                     "kind": kind, "requested_width": width, "n_features": n_features, "label": label,
                     "seed": seed, "svc": svc, "dataset_sha256": dataset_sha256, "code": code,
                     "n_train": int(len(data["y_train"])), "n_test": int(len(data["y_test"])),
                     "results": {model: per[folder.name] for model, per in results.items()},
                     "curves": curves.get(folder.name, {}),
                     "model_order": list(results)})
+                cache.seal(folder)  # last: the folder is complete
     return {name: folder.name for name, folder in folders.items()}, sorted(f.name for f in todo)
 
 
@@ -198,8 +186,6 @@ def main(argv: list[str] | None = None) -> None:
                         help="the run's latents.npz: the VAE feature widths to match")
     args = parser.parse_args(argv)
     threads.apply()
-    from analysis.classify import read_run, run_svc
-
     seed, classes, latents = read_run(args.latents)
     widths = {fs: feats.shape[1] for fs, feats in feature_sets(latents, "test").items()}
     baselines, fitted = ensure(args.data, args.root, widths, seed, classes, run_svc(args.latents))
@@ -207,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
                           "widths": widths, "baselines": baselines})
     print(f"baselines: {'fitted ' + ', '.join(fitted) if fitted else 'all reused'} -> {args.out}",
           file=sys.stderr)
+    deps.write(args.out, __file__)
 
 
 if __name__ == "__main__":

@@ -231,7 +231,7 @@ def bench_svc(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_te
     """Both SVC implementations on the same features, one after the other: implementation ->
     fit/predict seconds, accuracy, support vectors; ``agreement``: share of equal test
     predictions (oneDAL only where scikit-learn-intelex imports)."""
-    from analysis.classify import make_model, svc_implementation
+    from analysis.models import make_model, svc_implementation
 
     out, predictions = {}, {}
     for impl in ("libsvm", "onedal"):
@@ -260,7 +260,7 @@ def bench_classifiers(rows: int, seed: int, zip_path: Path = CIFAR_ZIP) -> dict:
     and 128 components, as the baselines compute it), else a Gaussian mixture; ``features``
     in the result says which."""
     from analysis.baselines import pca
-    from analysis.classify import MODELS, make_model, svc_implementation
+    from analysis.models import MODELS, make_model, svc_implementation
     from analysis.probes import probe
 
     cifar = cifar_pixels(zip_path, rows)
@@ -307,7 +307,7 @@ def curve_seconds(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
     """Fit+predict seconds of the learning-curve subsets (analysis.curves) of each curve model;
     the full-size point is the main fit and costs nothing extra."""
     from analysis import curves
-    from analysis.classify import fit_predict
+    from analysis.models import fit_predict
 
     plan = curves.sizes(len(y_train), 10)[:-1]
     out = {}

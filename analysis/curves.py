@@ -1,6 +1,6 @@
 """Learning curves: test accuracy against training-set size, on nested, seeded subsets.
 
-Not run on its own. ``analysis.classify`` draws the curves of a run's VAE feature sets and
+Not run on its own; it fits with analysis.models. ``analysis.classify`` draws the curves of a run's VAE feature sets and
 ``analysis.baselines`` those of the equal-width pixel PCA baselines (once per dataset, like
 the baselines themselves); both land in ``metrics.json`` under ``learning_curves`` and
 ``analysis.figures`` draws them. They answer two questions the single full-size fit cannot:
@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis import stats
+from analysis.models import fit_predict
 
 CURVE_MODELS = ("logreg", "lightgbm")
 STANDARD_SIZES = (1000, 2000, 5000, 10000, 20000)
@@ -86,8 +87,6 @@ def learning_curves(train: dict[str, np.ndarray], test: dict[str, np.ndarray], y
     last point. curves: feature set -> model -> [point, ...] by ascending size; timings:
     feature set -> model -> {"fit_predict_seconds": seconds of its subset fits}.
     """
-    from analysis.classify import fit_predict
-
     plan = sizes(len(y_train), n_classes)
     chosen = subsets(y_train, plan[:-1], seed)
     curves: dict = {}

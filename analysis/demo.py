@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from analysis.autoencoders import pca_baseline
 from analysis.common import run_main, write_json
 from analysis.vae import UNTRAINED_MARKER
 
@@ -178,9 +179,9 @@ EXAMPLE_DISCUSSION = """\
 <!-- An example note (analysis/demo.py): a section of the author's own, placed after the
      Conclusions by report.toml and numbered with the rest. -->
 The numbers below come from this run and change with it: SVC on mean & std reaches
-{{ accuracy svc mean_std }} {{ ci svc mean_std }}, {{ delta mean_std pixels_pca_mean_std svc }}
+{{ accuracy svc mean_std }} {{ ci svc mean_std }}, {{ delta mean_std PCA_MEAN_STD svc }}
 points from the pixel PCA of the same width (Holm-adjusted
-p = {{ p_adj mean_std pixels_pca_mean_std svc }}; @tab:vae-vs-pixels).
+p = {{ p_adj mean_std PCA_MEAN_STD svc }}; @tab:vae-vs-pixels).
 
 | Question | Where to look |
 |---|---|
@@ -191,7 +192,7 @@ p = {{ p_adj mean_std pixels_pca_mean_std svc }}; @tab:vae-vs-pixels).
 - @sec:conclusions states the same from the numbers alone.
 
 [^1]: {{ vae }}, run on {{ device }} in {{ dtype }}.
-"""
+""".replace("PCA_MEAN_STD", pca_baseline("mean_std"))  # the pixel PCA's key (analysis.autoencoders)
 
 
 def save_example_notes(out: Path, metadata: Path | None) -> Path:

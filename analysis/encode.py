@@ -42,6 +42,9 @@ sd-vae-ft-mse fine-tuned only their decoders) encode once, and a second ``make r
 latent means through each variant's own decoder, cached as ``recon-KEY.npz`` keyed by the
 whole weights file as well. Work is written in chunks, so an interrupted run resumes from
 the last complete chunk; a lock per entry makes parallel runs (``make -j``) encode once.
+Each entry has its checksum file beside it (``latents-KEY.sha256``, analysis.cache): one that
+fails it is encoded again, never trusted. ``latents.npz.d`` lists the modules this stage
+runs, for make (analysis.deps).
 """
 
 from __future__ import annotations
@@ -56,12 +59,12 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import threads
+from analysis import cache, deps, threads
 from analysis.autoencoders import CLASSES, downsampling
 from analysis.common import (VaelabError, copy_file, file_lock, load_npz, progress, read_json,
-                             run_main, save_npz, sha256_file, sha256_json, write_json, write_text)
+                             run_main, save_npz, write_json)
 from analysis.config import RunConfig, load_run_config
-from analysis.vae import (choose_device, choose_precision, device_name, load_vae,
+from analysis.vae import (PRECISION_NAMES, choose_device, choose_precision, device_name, load_vae,
                           precision_reason, resolve_model)
 
 # Bump when a change here alters the latents, so that old cache entries are not reused.
@@ -70,7 +73,6 @@ CHUNK = 4096  # images per resumable chunk
 RECON_PER_CLASS = 10  # test images per class decoded for PSNR/SSIM
 # COMPILE=auto compiles from this many images: below it the compile outweighs the gain.
 COMPILE_MIN_IMAGES = 10_000
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 IMAGE_SIDE = 32  # the stored images' side; other resolutions are resampled from it
 
 
@@ -131,7 +133,7 @@ class Encoder:
 
         self.device, self.precision, self.resolution = device, precision, resolution
         self.batch_size, self.compiled = batch_size, compiled
-        self.dtype = getattr(torch, DTYPES[precision])
+        self.dtype = getattr(torch, PRECISION_NAMES[precision])
         self.autoencoder = CLASSES[type(vae).__name__]
         # KL: a Gaussian's mean and std (the sample is drawn later); else the latent itself.
         self.outputs = ("mean", "std") if self.autoencoder.stochastic else ("latent",)
@@ -299,23 +301,10 @@ def reconstruct(encoder: Encoder, test_mean: np.ndarray, x_test: np.ndarray, y_t
             "psnr": np.minimum(psnr, 100.0), "ssim": ssim}
 
 
-def cached(path: Path) -> bool:
-    """A cache entry is usable when its checksum file matches its bytes."""
-    checksum_file = path.with_suffix(".sha256")
-    if not (path.exists() and checksum_file.exists()):
-        return False
-    if sha256_file(path) == checksum_file.read_text().strip():
-        return True
-    print(f"vaelab: cache entry {path} fails its checksum; computing it again", file=sys.stderr)
-    return False
-
-
-def save_cached(path: Path, **arrays: np.ndarray) -> str:
-    """Write a cache entry and then its checksum file; the checksum."""
+def save_cached(path: Path, **arrays: np.ndarray) -> None:
+    """Write a cache entry, then its checksum file (analysis.cache)."""
     save_npz(path, **arrays)
-    checksum = sha256_file(path)
-    write_text(path.with_suffix(".sha256"), checksum + "\n")
-    return checksum
+    cache.seal(path)
 
 
 def encode_dataset(encoder: Encoder, data: dict[str, np.ndarray], config: RunConfig,
@@ -373,19 +362,19 @@ def main(argv: list[str] | None = None) -> None:
     compiled = choose_compile(config.compile, device,
                               int(data_info["n_train"] + data_info["n_test"]))
     key_fields["compiled"] = compiled  # compiled latents differ from eager in the last bits
-    key = sha256_json(key_fields)[:24]
+    key = cache.key(key_fields)
     latents_file = args.cache / f"latents-{key}.npz"
     # Reconstructions go through each variant's own decoder: keyed by the whole weights file.
     # A TAESD checkpoint's decoder is a file of its own, so its checksum joins the key.
     recon_fields = {"weights_sha256": model.weights_sha256} | (
         {"decoder_sha256": model.decoder_sha256} if model.decoder_sha256 else {})
-    recon_key = sha256_json(key_fields | recon_fields)[:24]
+    recon_key = cache.key(key_fields | recon_fields)
     # Encoder only (a TAESD checkpoint without its decoder file): no reconstructions at all.
     recon_file = args.cache / f"recon-{recon_key}.npz" if model.has_decoder else None
 
     with file_lock(args.cache / f"latents-{key}.lock"):
-        reused = {"latents": cached(latents_file),
-                  "reconstructions": recon_file is None or cached(recon_file)}
+        reused = {"latents": cache.reusable(latents_file),
+                  "reconstructions": recon_file is None or cache.reusable(recon_file)}
         compile_seconds = None
         if not all(reused.values()):
             data = load_npz(args.data, "dataset", ("x_train", "y_train", "x_test", "y_test"))
@@ -407,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
                 save_cached(recon_file, **reconstruct(encoder, test_mean, data["x_test"],
                                                       data["y_test"], len(data_info["classes"]),
                                                       config.vae, config.batch_size))
-        latents_sha256 = latents_file.with_suffix(".sha256").read_text().strip()
+        latents_sha256 = cache.checksum_file(latents_file).read_text().strip()
         info = {
             "model": asdict(model),
             "vae_config": {k: vae_config.get(k) for k in (
@@ -450,6 +439,7 @@ def main(argv: list[str] | None = None) -> None:
         copy_file(latents_file, args.out)
     print(f"latents: {'reused cache' if reused['latents'] else 'encoded'} {latents_file.name} -> "
           f"{args.out}", file=sys.stderr)
+    deps.write(args.out, __file__)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from analysis.autoencoders import (FEATURE_SETS, feature_set_keys, feature_sets,  # noqa: E402
-                                   load_latents)
+from analysis import deps  # noqa: E402
+from analysis.autoencoders import (FEATURE_SETS, RANDOM, feature_set_keys,  # noqa: E402
+                                   feature_sets, load_latents)
 from analysis.common import (VaelabError, atomic_path, load_npz, read_json,  # noqa: E402
                              run_main, write_json)
 # FIGURES: the one list of a run's figures, kept in analysis.runs (light for report/).
@@ -70,7 +71,7 @@ CONFUSION_CMAP = "Blues"
 # without them these are used. Unknown keys follow in file order, the random baseline last.
 MODEL_ORDER = ("logreg", "rf", "knn", "svc", "histgb", "lightgbm", "xgboost")
 FEATURE_SET_ORDER = tuple(FEATURE_SETS)
-LAST = ("random",)
+LAST = (RANDOM,)
 
 
 def class_colours(n: int) -> list:
@@ -612,6 +613,9 @@ def main(argv: list[str] | None = None) -> None:
     # figures.json last, after every PNG exists.
     write_json(out / "figures.json", summary)
     print(f"figures: {len(FIGURES)} PNGs -> {out}", file=sys.stderr)
+    # Beside the folder, not in it: the folder holds the figures alone.
+    deps.write([out / "figures.json", *(out / name for name in FIGURES)], __file__,
+               out.parent / f"{out.name}.d")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ deterministic one; shape (N, C, h, w), e.g. (N, 4, 4, 4) for SD VAEs at 32 px):
 Every score is on the full test set with a seeded 95% bootstrap interval. ``all`` is the
 model on the whole latent (the reference the drops are measured from).
 
-Results are cached under ``--cache`` as ``probes-KEY.json``, keyed by the latents' checksum,
-the seed and the code, so a variant whose encoder another shares fits nothing. Writes OUT
-and ``timings-probes.json`` next to it (seconds; the only non-deterministic output).
+Results are cached under ``--cache`` as ``probes-KEY.json`` (analysis.cache: sealed with a
+checksum, refitted when damaged), keyed by the latents' checksum, the seed and the code this
+stage runs, so a variant whose encoder another shares fits nothing. Writes OUT,
+``timings-probes.json`` next to it (seconds; the only non-deterministic output) and
+``OUT.d``, the modules this stage runs, for make (analysis.deps).
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import stats, threads
+from analysis import cache, deps, stats, threads
 from analysis.autoencoders import FEATURE_SETS, feature_set_keys
-from analysis.common import (VaelabError, copy_file, file_lock, progress, read_json, run_main, sha256_file,
-                             sha256_json, write_json)
+from analysis.common import copy_file, file_lock, progress, run_main, sha256_file, write_json
+from analysis.models import check_latents, code_checksum, fit_predict, read_run
 
 PROBE_MODEL = "logreg"
 ROUND = 4
@@ -93,8 +95,6 @@ def probe(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_test: np.n
     ``without_channel`` (C entries, each with ``drop`` = acc(all) - acc(without) and its
     paired ``drop_ci``; empty when C = 1). A single channel or position is the whole latent.
     """
-    from analysis.classify import fit_predict
-
     shape = tuple(int(s) for s in train.shape[1:])
     plan = probe_plan(shape)
     correct: dict[tuple, np.ndarray] = {}
@@ -129,25 +129,10 @@ def probe(train: np.ndarray, test: np.ndarray, y_train: np.ndarray, y_test: np.n
     return result, seconds
 
 
-CODE_FILES = ("probes.py", "classify.py", "stats.py")
-
-
 def cache_key(latents_file: Path, seed: int) -> str:
-    from analysis.classify import code_checksum
-
-    return sha256_json({"latents_sha256": sha256_file(latents_file), "seed": seed,
-                        "code": code_checksum(CODE_FILES)})[:24]
-
-
-def reusable(entry: Path | None) -> bool:
-    """A cache entry that reads back; a damaged one is fitted again (and replaced atomically)."""
-    if entry is None or not entry.is_file():
-        return False
-    try:
-        cached = read_json(entry, "cached probes")
-    except VaelabError:
-        return False
-    return isinstance(cached, dict) and "all" in cached
+    """The probes' cache key: the latents, the seed and the code this stage runs."""
+    return cache.key({"latents_sha256": sha256_file(latents_file), "seed": seed},
+                     code_checksum(__file__))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -157,8 +142,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=None, help="cache directory (none: always fit)")
     args = parser.parse_args(argv)
     threads.apply()
-    from analysis.classify import check_latents, read_run
-
     seed, classes, latents = read_run(args.latents)
     check_latents(latents)
     primary = feature_set_keys(latents)[0]  # .sample() or the latent
@@ -167,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     entry = args.cache / f"probes-{key}.json" if args.cache is not None else None
     seconds = None
     with file_lock(args.cache / f"probes-{key}.lock") if entry else contextlib.nullcontext():
-        if reusable(entry):
+        if cache.reusable(entry):
             print(f"probes: latents, seed and code as in {entry.name}; reusing it", file=sys.stderr)
         else:
             t0 = time.perf_counter()
@@ -177,12 +160,15 @@ def main(argv: list[str] | None = None) -> None:
                       "classes": classes, "n_train": int(len(latents["y_train"])),
                       "n_test": int(len(latents["y_test"]))} | result
             write_json(entry or args.out, result)
+            if entry is not None:
+                cache.seal(entry)
             print(f"probes: {len(probe_plan(tuple(result['shape'])))} fits of {PROBE_MODEL} in "
                   f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
     write_json(args.out.parent / "timings-probes.json",
                {} if seconds is None else {"fit_predict_seconds": round(seconds, 3)})
     if entry is not None:
         copy_file(entry, args.out)
+    deps.write(args.out, __file__)
 
 
 if __name__ == "__main__":

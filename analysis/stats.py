@@ -2,7 +2,9 @@
 correction for families of tests.
 
 Not run on its own. Used by the report (intervals for every accuracy, sample vs mean & std)
-and by ``report.diff`` (paired comparison of two runs on the same test images).
+and by ``report.diff`` (paired comparison of two runs on the same test images); ``paired``
+is the one paired comparison of two prediction vectors (analysis.classify and report.diff)
+and ``holm`` the one correction of a family of tests (report.facts and report.diff).
 All rest on maintained implementations: ``scipy.stats.bootstrap``, statsmodels' ``mcnemar``
 and ``multipletests``; nothing here re-derives a formula.
 """
@@ -13,6 +15,8 @@ import numpy as np
 
 N_RESAMPLES = 2000
 LEVEL = 0.95
+ROUND = 4  # decimals kept for accuracies and their differences
+P_DIGITS = 4  # significant digits kept for p-values (they can be tiny)
 
 
 def accuracy_ci(correct: np.ndarray, seed: int, level: float = LEVEL) -> tuple[float, float]:
@@ -56,6 +60,21 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     table = [[int(np.sum(a & b)), only_a], [only_b, int(np.sum(~a & ~b))]]
     p = 1.0 if only_a + only_b == 0 else float(mcnemar(table, exact=True).pvalue)
     return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": p}
+
+
+def paired(correct_a: np.ndarray, correct_b: np.ndarray, seed: int) -> dict:
+    """The paired comparison of A against B on the same test images, from their 0/1
+    "prediction correct" vectors (M,): ``delta`` = acc(A) - acc(B) with its paired bootstrap
+    interval ``ci``, and McNemar's exact ``p_value`` on the images where exactly one is right
+    (``only_a_correct``, ``only_b_correct``). Rounded as metrics.json and diffs keep them."""
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    low, high = delta_ci(b, a, seed)  # acc(second) - acc(first) = acc(A) - acc(B)
+    test = mcnemar_exact(a, b)
+    return {"delta": round(float(a.mean() - b.mean()), ROUND),
+            "ci": [round(low, ROUND), round(high, ROUND)],
+            "p_value": float(f"{test['p_value']:.{P_DIGITS}g}"),
+            "only_a_correct": test["only_a_correct"], "only_b_correct": test["only_b_correct"]}
 
 
 def holm(p_values: list[float]) -> list[float]:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from analysis.runs import VARIANTS_PANEL, feature_set_kind, read_metrics, read_variants
+from analysis.autoencoders import is_real_model
 from report import facts as F
 from report import sentences as S
 
@@ -58,8 +59,8 @@ def accuracy_table(metrics: list[dict]) -> list[dict]:
             rows.append({"model": first["models"][model]["label"],
                          "feature_set": info['label'] + (f" ({'/'.join(map(str, widths))})"
                                                          if len(widths) > 1 else ""),
-                         "random": model == "random",
-                         "cells": [{"value": v, "best": v == top and model != "random"} for v in values]})
+                         "random": not is_real_model(model),
+                         "cells": [{"value": v, "best": v == top and is_real_model(model)} for v in values]})
     return rows
 
 

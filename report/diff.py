@@ -24,7 +24,7 @@ import numpy as np
 from analysis.common import VaelabError, run_main, write_text
 from analysis.runs import (FIGURES_DIR, filled, has_decoder, read_config, read_encode, read_metrics,
                            read_predictions)
-from analysis.stats import delta_ci, holm, mcnemar_exact
+from analysis.stats import holm, paired
 from report import facts as F
 from report import sentences as S
 from report.facts import ALPHA  # the report's significance level, after Holm's correction
@@ -76,14 +76,12 @@ def compare(a: dict, b: dict, seed: int = 0) -> list[dict]:
                 if len(widths) > 1 else "")
             correct_a = a["predictions"][column] == ya
             correct_b = b["predictions"][column] == yb
-            low, high = delta_ci(correct_a, correct_b, seed)
-            test = mcnemar_exact(correct_a, correct_b)
-            acc_a, acc_b = float(correct_a.mean()), float(correct_b.mean())
+            test = paired(correct_b, correct_a, seed)  # B against A: delta = acc(B) - acc(A)
             rows.append({
                 "model": ma["models"][model]["label"], "feature_set": fs_label,
-                "acc_a": round(acc_a, 4), "acc_b": round(acc_b, 4), "delta": round(acc_b - acc_a, 4),
-                "ci": [round(low, 4), round(high, 4)], "p_value": float(f"{test['p_value']:.4g}"),
-                "only_a": test["only_a_correct"], "only_b": test["only_b_correct"],
+                "acc_a": round(float(correct_a.mean()), 4), "acc_b": round(float(correct_b.mean()), 4),
+                "delta": test["delta"], "ci": test["ci"], "p_value": test["p_value"],
+                "only_a": test["only_b_correct"], "only_b": test["only_a_correct"],
             })
     # The table is one family of tests: Holm-adjusted over its rows, significant on that only.
     for row, p in zip(rows, holm([r["p_value"] for r in rows])):

@@ -15,7 +15,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from analysis.autoencoders import FEATURE_SETS
+from analysis.autoencoders import (MEAN_STD_VS_SAMPLE, PIXEL_COMPARISONS, RANDOM, is_real_model,
+                                   pca_baseline)
+from analysis.autoencoders import versus as comparison_name
 from analysis.runs import feature_set_kind, filled, sets_of_kind
 from analysis.stats import holm
 from analysis.taesd import CHECKPOINT_SUFFIXES
@@ -26,7 +28,7 @@ from analysis.vae import PRECISION_NAMES
 # stabilityai/sd-vae-ft-ema (also -mse and sdxl-vae) on CIFAR-10, 4x4x4 latents.
 ORIGINAL_ACCURACY = {
     "logreg": "0.44–0.46", "rf": "0.44–0.47", "knn": "0.53", "svc": "0.61",
-    "histgb": "0.57", "lightgbm": "0.57–0.58", "xgboost": "0.55–0.56", "random": "≈0.10",
+    "histgb": "0.57", "lightgbm": "0.57–0.58", "xgboost": "0.55–0.56", RANDOM: "≈0.10",
 }
 ORIGINAL_BEST = 0.61
 ORIGINAL_BEST_MODEL = "SVC"
@@ -37,10 +39,9 @@ ALPHA = 0.05  # significance level for McNemar's test, after Holm's correction
 # a working SD VAE about 0.8 on CIFAR-10. Only used to say a run cannot judge "broken".
 CLOSE_SSIM = 0.5
 # metrics.json "comparisons" that pit a VAE feature set against a pixel baseline, in order.
-BASELINE_COMPARISONS = ("sample_vs_pixels_pooled", "latent_vs_pixels_pooled",
-                        *(f"{fs}_vs_pixels_pca_{fs}" for fs in FEATURE_SETS))
+BASELINE_COMPARISONS = tuple(PIXEL_COMPARISONS)
 # Families of paired tests, each Holm-corrected on its own.
-FAMILIES = {"vae_vs_pixels": BASELINE_COMPARISONS, "mean_std_vs_sample": ("mean_std_vs_sample",)}
+FAMILIES = {"vae_vs_pixels": BASELINE_COMPARISONS, "mean_std_vs_sample": (MEAN_STD_VS_SAMPLE,)}
 # Hub organisations whose names the report can spell out.
 PUBLISHERS = {"stabilityai": "Stability AI", "madebyollin": "Ollin Boer Bohan",
               "mit-han-lab": "MIT HAN Lab", "black-forest-labs": "Black Forest Labs"}
@@ -56,7 +57,7 @@ FAMILY = {
 # ---- metrics helpers ---------------------------------------------------------------------
 
 def real_models(metrics: dict) -> list[str]:
-    return [m for m in metrics["model_order"] if m != "random"]
+    return [m for m in metrics["model_order"] if is_real_model(m)]
 
 
 def width(metrics: dict, fs: str) -> int:
@@ -135,8 +136,8 @@ def best_of(metrics: dict, feature_sets: list[str] | None = None) -> Best:
                 == (s.model, chosen.get("feature_set"))), tied[0])
     chance = 1 / len(metrics["classes"])
     return Best(top, tuple(s for s in tied if s is not top), chance, len(metrics["classes"]),
-                max(metrics["results"]["random"][fs]["accuracy"] for fs in sets)
-                if "random" in metrics["results"] else chance)
+                max(metrics["results"][RANDOM][fs]["accuracy"] for fs in sets)
+                if RANDOM in metrics["results"] else chance)
 
 
 @dataclass(frozen=True)
@@ -277,13 +278,13 @@ def sample_vs_mean_std(metrics: dict) -> SampleVsMeanStd | None:
                metrics["results"][m]["mean_std"]["accuracy"] - metrics["results"][m]["sample"]["accuracy"])
               for m in real_models(metrics)]
     comps = with_holm(metrics).get("comparisons") or {}
-    tests = [per["mean_std_vs_sample"] for per in comps.values() if "mean_std_vs_sample" in per]
+    tests = [per[MEAN_STD_VS_SAMPLE] for per in comps.values() if MEAN_STD_VS_SAMPLE in per]
     return SampleVsMeanStd(
         width(metrics, "sample"), width(metrics, "mean_std"), len(deltas),
         sum(d > 0 for _, d in deltas), sum(d < 0 for _, d in deltas),
         sum(d for _, d in deltas) / len(deltas), max(deltas, key=lambda t: abs(t[1])),
         len(tests), sum(significant(t) for t in tests), sum(t["p_value"] < ALPHA for t in tests),
-        versus(metrics, metrics["best"]["model"], "mean_std_vs_sample"))
+        versus(metrics, metrics["best"]["model"], MEAN_STD_VS_SAMPLE))
 
 
 @dataclass(frozen=True)
@@ -572,7 +573,7 @@ class Summary:
 
 def summary(metrics: dict, enc: Encoder, dataset: dict, n_baselines: int) -> Summary:
     top = metrics["best"]
-    pca = versus(metrics, top["model"], f"{top['feature_set']}_vs_pixels_pca_{top['feature_set']}")
+    pca = versus(metrics, top["model"], comparison_name(top["feature_set"], pca_baseline(top["feature_set"])))
     return Summary(enc, dataset["dataset"], dataset["n_train"], dataset["n_test"],
                    len(real_models(metrics)), n_baselines, best_of(metrics), pca)
 

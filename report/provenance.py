@@ -18,6 +18,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from analysis import deps
 from analysis.common import run_main, write_json
 from analysis.runs import read_classify, read_config, read_dataset, read_encode
 
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     variables = dict(v.split("=", 1) for v in args.variable if "=" in v)
     write_json(args.out, build_provenance(args.run, args.data, variables))
+    deps.write(args.out, __file__)  # OUT.d: the modules this runs, for make
 
 
 if __name__ == "__main__":

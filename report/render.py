@@ -17,6 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from analysis import deps
 from analysis.common import VaelabError, atomic_path, run_main, write_text
 from report.compare import build_compare
 from report.context import build_context
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         render_pdf(args.html, args.out)
     print(f"report: wrote {args.out}", file=sys.stderr)
+    deps.write(args.out, __file__)  # OUT.d: the modules this renders with, for make
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ filters there). A row holds values and flags (best, significant), never a senten
 
 from __future__ import annotations
 
+from analysis.autoencoders import MEAN_STD_VS_SAMPLE, is_real_model
 from report import facts as F
 from report.facts import (BASELINE_COMPARISONS, FAMILIES, ORIGINAL_ACCURACY, sets_of_kind,
                           significant, with_holm)
@@ -42,17 +43,17 @@ def results_rows(metrics: dict) -> list[dict]:
     then the pixel baselines; every accuracy with its 95% bootstrap interval."""
     fs_order = metrics["feature_set_order"]
     best_per_fs = {fs: max(metrics["results"][m][fs]["accuracy"] for m in metrics["model_order"]
-                           if m != "random") for fs in fs_order}
+                           if is_real_model(m)) for fs in fs_order}
 
     def cell(key: str, fs: str) -> dict:
         res = metrics["results"][key][fs]
         return {"value": acc(res["accuracy"]), "ci": ci_text(res.get("accuracy_ci")),
-                "best": key != "random" and res["accuracy"] == best_per_fs[fs]}
+                "best": is_real_model(key) and res["accuracy"] == best_per_fs[fs]}
 
     rows = []
     for key in metrics["model_order"]:
         rows.append({
-            "key": key, "label": metrics["models"][key]["label"],
+            "key": key, "label": metrics["models"][key]["label"], "random": not is_real_model(key),
             "cells": [cell(key, fs) for fs in sets_of_kind(metrics, "vae")],
             "baseline_cells": [cell(key, fs) for fs in shown_baselines(metrics)],
             "original": ORIGINAL_ACCURACY.get(key, "–"),
@@ -94,8 +95,8 @@ def comparison_tables(metrics: dict) -> dict | None:
         "baseline_rows": [{"label": metrics["models"][m]["label"],
                            "cells": [comparison_cell(comps[m][n]) for n in names]} for m in keys],
         "sample_rows": [{"label": metrics["models"][m]["label"],
-                         **comparison_cell(comps[m]["mean_std_vs_sample"])}
-                        for m in keys if "mean_std_vs_sample" in comps[m]],
+                         **comparison_cell(comps[m][MEAN_STD_VS_SAMPLE])}
+                        for m in keys if MEAN_STD_VS_SAMPLE in comps[m]],
     }
 
 

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 from analysis import baselines, classify, stats
-from analysis.baselines import BASELINES, pixel_features
-from analysis.autoencoders import CLASSES
-from analysis.classify import COMPARISONS
+from analysis.autoencoders import BASELINES, CLASSES, COMPARISONS
+from analysis.baselines import pixel_features
 from analysis.common import VaelabError, save_npz, write_json
 
 pytestmark = pytest.mark.usefixtures("one_thread")

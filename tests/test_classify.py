@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import classify
-from analysis.autoencoders import CLASSES
-from analysis.classify import (MODELS, best_of, check_latents, feature_sets, metrics_csv,
-                               predictions_csv, score, train_and_score)
-from analysis.baselines import BASELINES
+from analysis import classify, models
+from analysis.autoencoders import BASELINES, CLASSES, feature_sets
+from analysis.classify import best_of, metrics_csv, predictions_csv, train_and_score
+from analysis.models import MODELS, check_latents, score
 from analysis.common import VaelabError, save_npz, write_json
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -141,19 +140,19 @@ def test_train_and_score_seed_reaches_the_models():
 
 
 def test_make_model_knn_uses_at_most_n_train_neighbours():
-    model = classify.make_model("knn", 0, n_train=6)
+    model = models.make_model("knn", 0, n_train=6)
     assert model[-1].n_neighbors == 6
-    assert classify.make_model("knn", 0, n_train=1000)[-1].n_neighbors == 25
+    assert models.make_model("knn", 0, n_train=1000)[-1].n_neighbors == 25
 
 
 def test_make_model_unknown_key():
     with pytest.raises(ValueError):
-        classify.make_model("perceptron", 0, 10)
+        models.make_model("perceptron", 0, 10)
 
 
 def test_models_cover_every_make_model_key():
     for spec in MODELS:
-        assert classify.make_model(spec.key, 0, 50) is not None
+        assert models.make_model(spec.key, 0, 50) is not None
 
 
 # ---- checks and CSVs --------------------------------------------------------------------------
@@ -254,7 +253,7 @@ def test_classify_main_writes_metrics_for_every_model(tmp_path):
     record = json.loads((run / "classify.json").read_text())
     assert record["from_cache"] is False
     # The SVC implementation (config.json has no SVC: auto) is named and keys the results.
-    assert metrics["svc"] == record["key_fields"]["svc"] == classify.svc_implementation("auto")
+    assert metrics["svc"] == record["key_fields"]["svc"] == models.svc_implementation("auto")
     assert metrics["models"]["svc"]["description"].endswith(metrics["svc"]["label"])
 
 

@@ -41,7 +41,7 @@ def test_subsets_seeded():
 
 @pytest.mark.usefixtures("one_thread")
 def test_learning_curves_points_end_at_the_main_fit():
-    from analysis.classify import MODELS, fit_all
+    from analysis.models import MODELS, fit_all
 
     rng = np.random.default_rng(0)
     y_train, y_test = np.tile(np.arange(3), 60), np.tile(np.arange(3), 30)  # 180 / 90 images

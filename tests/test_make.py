@@ -15,10 +15,16 @@ EXPECTED_FILES = sorted([
     "cache/latents-{key}.npz", "cache/latents-{key}.sha256", "cache/latents-{key}.lock",
     "cache/recon-{recon}.npz", "cache/recon-{recon}.sha256", "cache/results-{results}.lock",
     *[f"cache/results-{{results}}/{n}" for n in ("metrics.json", "metrics.csv", "predictions.csv")],
+    "cache/results-{results}.sha256",
     "baselines/.lock",
     *[f"baselines/{{{b}}}/{n}" for b in ("pixels_pooled", "pixels_pca_sample", "pixels_pca_mean_std")
       for n in ("baseline.json", "predictions.npz", "timings-baseline.json", "timings-curves.json")],
-    "cache/probes-{probes}.json", "cache/probes-{probes}.lock",
+    *[f"baselines/{{{b}}}.sha256" for b in ("pixels_pooled", "pixels_pca_sample", "pixels_pca_mean_std")],
+    "cache/probes-{probes}.json", "cache/probes-{probes}.lock", "cache/probes-{probes}.sha256",
+    # make's dependency files (analysis.deps), beside the products
+    *[f"runs/tiny-vae/{n}.d" for n in ("latents.npz", "baselines.json", "metrics.json", "probes.json",
+                                       "provenance.json", "figures")],
+    "report.html.d", "report.pdf.d",
     "runs/tiny-vae/baselines.json", "runs/tiny-vae/classify.json",
     "data/config.json", "data/dataset.json", "data/dataset.npz", "data/timings-data.json",
     "report-inputs.json", "report-notes.mk", "report.html", "report.pdf", "timings.json",
@@ -84,8 +90,8 @@ def touch_later(path: Path) -> None:
 
 @pytest.mark.parametrize("source, expected", [
     ("templates/report.html.j2", {"report.render html", "report.render pdf"}),
-    ("analysis/classify.py", {"analysis.classify", "analysis.probes", "analysis.figures",
-                              "report.render html", "report.render pdf"}),
+    ("analysis/models.py", {"analysis.classify", "analysis.probes", "analysis.figures",
+                            "report.render html", "report.render pdf"}),
 ])
 def test_make_source_edit_reruns_only_downstream(demo_build, tiny_vae, synthetic_images,
                                                  source_copy, tmp_path, source, expected):
@@ -166,10 +172,11 @@ def test_make_j2_products_equal_the_serial_ones(demo_build, tiny_vae, synthetic_
     run_make("-j2", "report", *make_vars(build, tiny_vae, synthetic_images, 6))
 
     def products(root: Path) -> dict[str, bytes]:
-        # Not compared: wall-clock timings; report-inputs.json, which names the build folder;
-        # classify.json, the stage's run record (whether it came from the cache).
+        # Not compared: wall-clock timings; report-inputs.json and make's *.d files, which
+        # name the build folder; classify.json, the stage's run record (whether it came from
+        # the cache).
         return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-                if p.is_file() and not p.name.startswith("timings")
+                if p.is_file() and not p.name.startswith("timings") and p.suffix != ".d"
                 and p.name not in ("report-inputs.json", "classify.json")}
 
     serial, parallel = products(demo_build), products(build)

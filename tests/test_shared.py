@@ -160,7 +160,7 @@ def test_make_another_variant_refits_no_baseline_but_another_seed_does(shared_bu
 
 def test_damaged_baseline_folder_is_fitted_again(tmp_path):
     """A baseline folder whose predictions are truncated (or deleted) is refitted, not reused."""
-    from analysis import baselines
+    from analysis import baselines, cache
     from analysis.common import save_npz
 
     rng = np.random.default_rng(0)
@@ -174,4 +174,4 @@ def test_damaged_baseline_folder_is_fitted_again(tmp_path):
     damaged.write_bytes(damaged.read_bytes()[:40])
     again, fitted = baselines.ensure(tmp_path / "dataset.npz", root, {"sample": 4}, 0, ["a", "b", "c"])
     assert again == folders and fitted == [folders["pixels_pooled"]]
-    assert baselines.complete(root / folders["pixels_pooled"])
+    assert cache.reusable(root / folders["pixels_pooled"])

@@ -1,4 +1,4 @@
-"""The two SVC implementations (analysis.classify.svc_implementation): libsvm and oneDAL."""
+"""The two SVC implementations (analysis.models.svc_implementation): libsvm and oneDAL."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from analysis import classify
+from analysis.models import fit_predict, make_model, svc_implementation
 from analysis.common import VaelabError
 from analysis.config import make_run_config
 
@@ -33,8 +34,8 @@ def mixture(n_train: int = 1500, n_test: int = 1000, n_features: int = 16, seed:
 def test_svc_onedal_agrees_with_libsvm_on_99_percent_of_predictions():
     onedal_or_skip()
     x_train, y_train, x_test, y_test = mixture()
-    libsvm, _, _ = classify.fit_predict("svc", 0, x_train, y_train, x_test, svc="libsvm")
-    onedal, _, _ = classify.fit_predict("svc", 0, x_train, y_train, x_test, svc="onedal")
+    libsvm, _, _ = fit_predict("svc", 0, x_train, y_train, x_test, svc="libsvm")
+    onedal, _, _ = fit_predict("svc", 0, x_train, y_train, x_test, svc="onedal")
     assert 0.3 < np.mean(libsvm == y_test) < 0.95  # a problem where the boundaries matter
     assert np.mean(libsvm == onedal) >= 0.99
 
@@ -42,7 +43,7 @@ def test_svc_onedal_agrees_with_libsvm_on_99_percent_of_predictions():
 def test_svc_two_onedal_runs_are_identical():
     onedal_or_skip()
     x_train, y_train, x_test, _ = mixture()
-    models = [classify.make_model("svc", 0, len(y_train), "onedal").fit(x_train, y_train)
+    models = [make_model("svc", 0, len(y_train), "onedal").fit(x_train, y_train)
               for _ in range(2)]
     assert type(models[0][-1]).__module__.startswith("sklearnex")
     np.testing.assert_array_equal(models[0][-1].n_support_, models[1][-1].n_support_)
@@ -53,7 +54,7 @@ def test_svc_two_onedal_runs_are_identical():
 
 def test_svc_same_hyper_parameters_in_both_implementations():
     onedal_or_skip()
-    params = {impl: classify.make_model("svc", 3, 100, impl)[-1].get_params()
+    params = {impl: make_model("svc", 3, 100, impl)[-1].get_params()
               for impl in ("libsvm", "onedal")}
     for impl in params:
         assert (params[impl]["kernel"], params[impl]["C"], params[impl]["gamma"],
@@ -62,7 +63,7 @@ def test_svc_same_hyper_parameters_in_both_implementations():
 
 def test_svc_implementation_auto_is_onedal_where_it_imports():
     onedal_or_skip()
-    info = classify.svc_implementation("auto")
+    info = svc_implementation("auto")
     assert info["implementation"] == "onedal" and info["package"] == "scikit-learn-intelex"
     assert info["version"] in info["label"] and info["threads"] >= 1
 
@@ -70,7 +71,7 @@ def test_svc_implementation_auto_is_onedal_where_it_imports():
 def test_svc_implementation_libsvm_names_scikit_learn():
     from importlib import metadata
 
-    info = classify.svc_implementation("libsvm")
+    info = svc_implementation("libsvm")
     assert info == {"implementation": "libsvm", "package": "scikit-learn",
                     "version": metadata.version("scikit-learn"),
                     "label": f"libsvm (scikit-learn {metadata.version('scikit-learn')})"}
@@ -78,9 +79,9 @@ def test_svc_implementation_libsvm_names_scikit_learn():
 
 def test_svc_implementation_falls_back_to_libsvm_when_sklearnex_fails(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearnex.svm", None)  # import now raises ImportError
-    assert classify.svc_implementation("auto")["implementation"] == "libsvm"
+    assert svc_implementation("auto")["implementation"] == "libsvm"
     with pytest.raises(VaelabError, match="SVC=onedal needs scikit-learn-intelex.*SVC=libsvm"):
-        classify.svc_implementation("onedal")
+        svc_implementation("onedal")
 
 
 def test_svc_unknown_choice_is_refused():

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from analysis import classify, threads
+from analysis import models, threads
 from conftest import ROOT
 
 
@@ -91,7 +91,7 @@ def test_classify_results_do_not_depend_on_the_thread_count(monkeypatch):
     for n in (1, 2):
         monkeypatch.setattr(threads, "budget", lambda environ=None, n=n: n)
         with threadpool_limits(limits=n):
-            outputs.append(classify.fit_all(train, test, y[:1200], y[1200:], list("abcde"), seed=0,
+            outputs.append(models.fit_all(train, test, y[:1200], y[1200:], list("abcde"), seed=0,
                                             n_jobs=1, svc="libsvm"))
     assert outputs[0][0] == outputs[1][0]  # every metric of every model
     for key, pred in outputs[0][1].items():

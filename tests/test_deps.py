@@ -1,0 +1,116 @@
+"""The code each product depends on (analysis.deps): the module lists, make's dependency files,
+no import circle, and an edit of analysis/autoencoders.py rebuilding what it feeds.
+
+Run:
+    .venv/bin/python -m pytest -p no:xdist -o addopts= -q tests/test_deps.py
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+from analysis import deps
+from conftest import ROOT, make_vars, run_make
+
+STEPS = ("analysis.data", "analysis.encode", "analysis.baselines", "analysis.classify",
+         "analysis.probes", "analysis.figures", "report.provenance", "report.render html",
+         "report.render pdf")
+
+
+def steps_run(proc) -> set[str]:
+    """Which pipeline modules make ran (or, under -n, would run), from its echoed commands."""
+    return {m for m in STEPS if f"-m {m}" in proc.stdout}
+
+
+def test_deps_modules_follow_every_import_of_a_stage():
+    probes = deps.modules("analysis/probes.py")
+    assert probes == sorted(probes)
+    for name in ("analysis/__init__.py", "analysis/probes.py", "analysis/models.py",
+                 "analysis/autoencoders.py", "analysis/stats.py", "analysis/common.py"):
+        assert name in probes
+    # Layers: probes sits beside classify, not on it, and needs no encoder.
+    assert "analysis/classify.py" not in probes and "analysis/encode.py" not in probes
+    assert "analysis/autoencoders.py" in deps.modules("analysis/classify.py")
+    render = deps.modules("report/render.py")
+    assert {"report/context.py", "report/facts.py", "analysis/autoencoders.py"} <= set(render)
+
+
+def test_deps_imported_keeps_project_files_of_sys_modules(tmp_path):
+    venv = tmp_path / ".venv/lib/python3/site-packages/numpy"
+    loaded = {"a": types.SimpleNamespace(__file__=str(ROOT / "analysis/stats.py")),
+              "b": types.SimpleNamespace(__file__=str(ROOT / "report/__init__.py")),
+              "c": types.SimpleNamespace(__file__=str(venv / "__init__.py")),
+              "d": types.SimpleNamespace(__file__=None), "e": types.SimpleNamespace()}
+    assert deps.imported(loaded) == ["analysis/stats.py", "report/__init__.py"]
+
+
+def test_deps_modules_cover_what_importing_each_stage_loads():
+    """The source-read list holds every project module the stage's import really loads."""
+    for module in ("analysis.classify", "analysis.probes", "analysis.baselines", "report.render"):
+        code = f"import {module}; from analysis import deps; print('\\n'.join(deps.imported()))"
+        loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout.split()
+        script = module.replace(".", "/") + ".py"
+        assert set(loaded) <= set(deps.modules(script)), module
+        assert script in loaded
+
+
+def test_deps_no_import_circle_among_project_modules():
+    """Imports anywhere in a file count, inside functions too: none may close a circle."""
+    files = sorted(p for pkg in deps.packages() for p in (ROOT / pkg).glob("*.py"))
+    graph = {deps.module_name(p): deps.imports_of(p) for p in files}
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for dep in sorted(graph.get(name, ())):
+            if dep in ("analysis", "report"):  # the packages' empty __init__ files
+                continue
+            assert state.get(dep) != "open", " -> ".join(path + [dep])
+            if dep not in state:
+                visit(dep, path + [dep])
+        state[name] = "done"
+
+    for name in graph:
+        if name not in state:
+            visit(name, [name])
+
+
+def test_deps_write_names_each_target_and_gives_each_module_an_empty_rule(tmp_path):
+    out = tmp_path / "b$x" / "metrics.json"
+    path = deps.write(out, ROOT / "analysis/probes.py")
+    assert path == Path(f"{out}.d")
+    lines = path.read_text().splitlines()
+    modules = deps.modules(ROOT / "analysis/probes.py")
+    target = str(out).replace("$", "$$")
+    assert lines[0] == f"{target}: " + " ".join(modules)
+    assert lines[1:] == [f"{m}:" for m in modules]
+    two = deps.write([tmp_path / "figures.json", tmp_path / "pca.png"], ROOT / "analysis/figures.py",
+                     tmp_path / "figures.d")
+    assert two == tmp_path / "figures.d"
+    assert two.read_text().startswith(f"{tmp_path / 'figures.json'} {tmp_path / 'pca.png'}: ")
+
+
+def test_make_edit_of_autoencoders_refits_classify_probes_and_the_report(
+        tmp_path, source_copy, tiny_vae, synthetic_images):
+    """On a copy of the sources: a comment added to analysis/autoencoders.py reruns every stage
+    that imports it (encode too, which reuses its cached latents), and the results are fitted
+    again rather than taken from the cache. Built once more, nothing is stale."""
+    args = make_vars(tmp_path / "b", tiny_vae, synthetic_images, 3)
+    run_make("report", *args, cwd=source_copy)
+    run = tmp_path / "b" / "runs" / "tiny-vae"
+    assert "analysis/autoencoders.py" in (run / "metrics.json.d").read_text()
+
+    with open(source_copy / "analysis/autoencoders.py", "a", encoding="utf-8") as fh:
+        fh.write("# an edit\n")
+    proc = run_make("report", *args, cwd=source_copy)
+    assert steps_run(proc) == set(STEPS) - {"analysis.data"}
+    assert json.loads((run / "classify.json").read_text())["from_cache"] is False
+    assert "baselines: fitted" in proc.stderr and "probes: latents, seed and code" not in proc.stderr
+    assert json.loads((run / "timings-encode.json").read_text())["from_cache"] is True
+    # Not `make -n`: it would list every step, as the FORCE'd config stamps count as remade.
+    assert steps_run(run_make("report", *args, cwd=source_copy)) == set()
