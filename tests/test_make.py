@@ -20,7 +20,7 @@ EXPECTED_FILES = sorted([
     "cache/probes-{probes}.json", "cache/probes-{probes}.lock",
     "runs/tiny-vae/baselines.json", "runs/tiny-vae/classify.json",
     "data/config.json", "data/dataset.json", "data/dataset.npz", "data/timings-data.json",
-    "report-inputs.json", "report-notes.mk", "report.html", "report.pdf", "timings.json",
+    "plan.mk", "report-inputs.json", "report-notes.mk", "report.html", "report.pdf", "timings.json",
     "runs/tiny-vae/config.json",
     "runs/tiny-vae/encode.json", "runs/tiny-vae/latents.npz", "runs/tiny-vae/metrics.csv",
     "runs/tiny-vae/metrics.json", "runs/tiny-vae/predictions.csv", "runs/tiny-vae/provenance.json",
