@@ -55,12 +55,12 @@ ifneq ($(words $(BUILD)),1)
 endif
 # The run plan, written by analysis/config.py (it checks VAE, VAES and RESOLUTION and names
 # the runs): RUN_NAMES, each run's RUN_VAE.<name> and RUN_RESOLUTION.<name>, VAELAB_RUNS,
-# FIGURE_FILES, DIFF_DIR. A run is one VAE at one resolution, named after the VAE's last
+# FIGURE_FILES. A run is one VAE at one resolution, named after the VAE's last
 # path component: build/runs/sd-vae-ft-ema/ at 32 px, build/runs/sd-vae-ft-ema-r64/ at 64 px;
 # a TAESD checkpoint file without its _encoder and suffix (taef2_encoder.pth -> build/runs/taef2/).
 # Goals that build nothing from the runs skip it (they need no virtualenv).
 PLAN := $(BUILD)/plan.mk
-NO_PLAN_GOALS := help setup clean distclean test notes demo bench check
+NO_PLAN_GOALS := help setup clean distclean test notes demo bench check diff
 ifneq ($(filter-out $(NO_PLAN_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
   include $(PLAN)
 endif
@@ -133,7 +133,7 @@ $(SETUP): pyproject.toml
 ifndef MAKE_RESTARTS
 $(PLAN): FORCE | $(SETUP)
 	@$(PY) -m analysis.config plan --vaes $(call q,$(VAES)) --vae $(call q,$(VAE)) \
-	  --resolution $(call q,$(RESOLUTION)) --diff-a $(call q,$(A)) --diff-b $(call q,$(B)) --out $@
+	  --resolution $(call q,$(RESOLUTION)) --out $@
 endif
 
 $(DATA_DIR)/config.json: FORCE | $(SETUP)
@@ -217,6 +217,10 @@ $(BUILD)/timings.json: $(DATA_DIR)/dataset.npz $(foreach r,$(RUN_DIRS),$(r)/late
 # ---- diffs between runs -------------------------------------------------------------
 # A and B: a run name under $(BUILD)/runs/ or a run directory.
 run_dir_of = $(if $(wildcard $(1)/metrics.json),$(1),$(BUILD)/runs/$(1))
+# Named like the runs (analysis.config name): build/diff-taef2-vs-sd-vae-ft-mse.
+ifneq ($(filter diff,$(MAKECMDGOALS)),)
+  DIFF_DIR := $(BUILD)/diff-$(shell $(PY) -m analysis.config name $(call q,$(A)))-vs-$(shell $(PY) -m analysis.config name $(call q,$(B)))
+endif
 
 diff: ## compare two runs: make diff A=<run> B=<run> (build/diff-A-vs-B/diff.html and .pdf)
 	@if [[ -z $(call q,$(A)) || -z $(call q,$(B)) ]]; then \

@@ -3,6 +3,7 @@
 Run:
     python -m analysis.config plan --vaes "stabilityai/sd-vae-ft-ema taef2_encoder.pth" \
         --vae stabilityai/sd-vae-ft-ema --resolution "32 64" --out build/plan.mk
+    python -m analysis.config name build/runs/taef2 stabilityai/sd-vae-ft-mse   # -> taef2 sd-vae-ft-mse
     python -m analysis.config data --dataset cifar10 --limit 0 --data-root DIR --out build/data/config.json
     python -m analysis.config run --vae stabilityai/sd-vae-ft-ema --seed 0 --resolution 64 \
         --compile auto --out build/runs/NAME/config.json
@@ -224,9 +225,9 @@ def make_value(text: str) -> str:
     return text.replace("$", "$$").replace("#", r"\#")
 
 
-def make_plan(vaes: str, vae: str, resolution: str, diff_a: str = "", diff_b: str = "") -> str:
-    """build/plan.mk: the run names, each run's VAE and resolution, the figure files and, for
-    `make diff A=.. B=..`, its folder. Checks what make needs before anything runs."""
+def make_plan(vaes: str, vae: str, resolution: str) -> str:
+    """build/plan.mk: the run names, each run's VAE and resolution and the figure files.
+    Checks what make needs before anything runs."""
     if len(vae.split()) != 1:
         raise VaelabError(f"VAE={vae!r} must be one hub id or one directory without spaces")
     resolutions = parse_resolutions(resolution)
@@ -245,7 +246,6 @@ def make_plan(vaes: str, vae: str, resolution: str, diff_a: str = "", diff_b: st
         lines += [f"RUN_VAE.{name} := {make_value(v)}", f"RUN_RESOLUTION.{name} := {r}"]
     # Under make -jN each stage takes its share of the cores (analysis/threads.py).
     lines += [f"VAELAB_RUNS := {len(runs)}", f"FIGURE_FILES := {' '.join(figure_files())}"]
-    lines.append(f"DIFF_DIR := $(BUILD)/diff-{make_value(run_name(diff_a))}-vs-{make_value(run_name(diff_b))}")
     return "\n".join(lines) + "\n"
 
 
@@ -264,8 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     plan.add_argument("--vaes", default=DEFAULT_VAE, help="the VAES list, as typed")
     plan.add_argument("--vae", default=DEFAULT_VAE, help="VAE, as typed")
     plan.add_argument("--resolution", default="32", help="RESOLUTION, as typed")
-    plan.add_argument("--diff-a", default="", help="make diff's A")
-    plan.add_argument("--diff-b", default="", help="make diff's B")
+    name = sub.add_parser("name", help="print the run name of each VAE or run folder (make diff)")
+    name.add_argument("vaes", nargs="*")
     data = sub.add_parser("data")
     data.add_argument("--dataset", default="cifar10")
     data.add_argument("--limit", default="")
@@ -288,8 +288,10 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     if args.kind == "plan":
-        write_text_if_changed(args.out, make_plan(args.vaes, args.vae, args.resolution,
-                                                  args.diff_a, args.diff_b))
+        write_text_if_changed(args.out, make_plan(args.vaes, args.vae, args.resolution))
+        return
+    if args.kind == "name":
+        print(" ".join(run_name(v) for v in args.vaes))
         return
     if args.kind == "data":
         config: object = make_data_config(args.dataset, args.limit, args.data_root)

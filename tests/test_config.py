@@ -214,7 +214,7 @@ def plan_variables(text: str, tmp_path: Path) -> dict[str, str]:
     import subprocess
 
     (tmp_path / "plan.mk").write_text(text)
-    names = ["RUN_NAMES", "VAELAB_RUNS", "FIGURE_FILES", "DIFF_DIR"]
+    names = ["RUN_NAMES", "VAELAB_RUNS", "FIGURE_FILES"]
     names += [f"{kind}.{name}" for name in text.split("RUN_NAMES := ")[1].split("\n")[0].split()
               for kind in ("RUN_VAE", "RUN_RESOLUTION")]
     lines = ["BUILD := B", "include plan.mk", *(f"$(info {n}=$({n}))" for n in names), "all: ; @:"]
@@ -225,13 +225,17 @@ def plan_variables(text: str, tmp_path: Path) -> dict[str, str]:
 
 def test_make_plan_names_a_run_per_vae_and_resolution(tmp_path):
     text = config.make_plan("owner/sd-vae-ft-ema /w/taef2_encoder.pth /w/my-vae/", "owner/sd-vae-ft-ema",
-                            "32 64", diff_a="sd-vae-ft-ema", diff_b="/b/runs/taef2")
+                            "32 64")
     got = plan_variables(text, tmp_path)
     assert got["RUN_NAMES"] == "sd-vae-ft-ema sd-vae-ft-ema-r64 taef2 taef2-r64 my-vae my-vae-r64"
     assert got["RUN_VAE.taef2-r64"] == "/w/taef2_encoder.pth" and got["RUN_RESOLUTION.taef2-r64"] == "64"
     assert got["RUN_VAE.my-vae"] == "/w/my-vae/" and got["RUN_RESOLUTION.my-vae"] == "32"
     assert got["VAELAB_RUNS"] == "6"
-    assert got["DIFF_DIR"] == "B/diff-sd-vae-ft-ema-vs-taef2"
+
+
+def test_config_main_name_prints_run_names(capsys):
+    config.main(["name", "build/runs/taef2/", "/w/taesd_encoder.safetensors", "owner/sd-vae-ft-mse"])
+    assert capsys.readouterr().out == "taef2 taesd sd-vae-ft-mse\n"
 
 
 def test_make_plan_values_reach_make_unchanged(tmp_path):
