@@ -343,6 +343,7 @@ def test_taesd_checkpoints_share_encoder_checksum(taesd_models, tmp_path):
 
 # ---- make: run names and an encoder-only variant in the report ----------------------------
 
+@pytest.mark.e2e
 def test_make_names_checkpoint_runs_after_the_file(taesd_models, tmp_path):
     from tests.conftest import run_make
 
@@ -354,6 +355,7 @@ def test_make_names_checkpoint_runs_after_the_file(taesd_models, tmp_path):
     assert "_encoder" not in proc.stdout.replace("_encoder.pth", "")
 
 
+@pytest.mark.e2e
 def test_make_report_with_encoder_only_variant(tmp_path, taesd_models, cifar_subset):
     """The issue's "done when" at a tiny size: both runs, TAESana said to have no decoder,
     no image of its reconstructions anywhere, TAEF2's reconstructions in the panel."""
