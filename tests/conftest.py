@@ -142,8 +142,10 @@ def run_make(*args: str, check: bool = True, env: dict | None = None, cwd: Path 
     full_env = {**os.environ, **(env or {})}
     if cwd != ROOT:  # a copy of the sources, run with this checkout's virtualenv
         args = (f"VENV={ROOT / '.venv'}", *args)
+    # A guard against a hung build, not a budget: the three-variant build takes minutes on an
+    # idle 2-core machine, several times that on a busy one.
     proc = subprocess.run(["make", "--no-print-directory", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=1800)
     if check and proc.returncode != 0:
         raise AssertionError(f"make {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
