@@ -50,41 +50,25 @@ PY := $(VENV)/bin/python
 SETUP := $(VENV)/.installed
 # Values reach the shell single-quoted, so metacharacters in them are never executed.
 q = '$(subst ','\'',$(1))'
-ifneq ($(words $(VAE)),1)
-  $(error VAE='$(VAE)' must be one hub id or one directory without spaces)
-endif
 ifneq ($(words $(BUILD)),1)
   $(error BUILD='$(BUILD)' must be one directory without spaces)
 endif
-RESOLUTIONS := $(or $(strip $(RESOLUTION)),32)
-strip_digits = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))
-ifneq ($(strip $(call strip_digits,$(RESOLUTIONS))),)
-  $(error RESOLUTION='$(RESOLUTION)' must be whole numbers of pixels, e.g. RESOLUTION=64 or RESOLUTION="32 64")
+# The run plan, written by analysis/config.py (it checks VAE, VAES and RESOLUTION and names
+# the runs): RUN_NAMES, each run's RUN_VAE.<name> and RUN_RESOLUTION.<name>, VAELAB_RUNS,
+# FIGURE_FILES. A run is one VAE at one resolution, named after the VAE's last
+# path component: build/runs/sd-vae-ft-ema/ at 32 px, build/runs/sd-vae-ft-ema-r64/ at 64 px;
+# a TAESD checkpoint file without its _encoder and suffix (taef2_encoder.pth -> build/runs/taef2/).
+# Goals that build nothing from the runs skip it (they need no virtualenv).
+PLAN := $(BUILD)/plan.mk
+NO_PLAN_GOALS := help setup clean distclean test notes demo bench check diff
+ifneq ($(filter-out $(NO_PLAN_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+  include $(PLAN)
 endif
-ifneq ($(words $(RESOLUTIONS)),$(words $(sort $(RESOLUTIONS))))
-  $(error RESOLUTION='$(RESOLUTION)' names a resolution twice)
-endif
-# A run is one VAE at one resolution, named after the VAE's last path component:
-# build/runs/sd-vae-ft-ema/ at 32 px, build/runs/sd-vae-ft-ema-r64/ at 64 px; a TAESD
-# checkpoint file without its _encoder and suffix (taef2_encoder.pth -> build/runs/taef2/).
-checkpoint_stem = $(if $(filter %.pth %.pt %.safetensors,$(1)),$(patsubst %_encoder,%,$(basename $(1))),$(1))
-run_name = $(call checkpoint_stem,$(notdir $(patsubst %/,%,$(1))))
-run_at = $(call run_name,$(1))$(if $(filter-out 32,$(2)),-r$(2))
-RUN_NAMES := $(foreach v,$(VAES),$(foreach r,$(RESOLUTIONS),$(call run_at,$(v),$(r))))
-ifneq ($(words $(RUN_NAMES)),$(words $(sort $(RUN_NAMES))))
-  $(error VAES='$(VAES)' has two models with the same name; rename one directory)
-endif
-# The VAE and the resolution behind a run name.
-run_pairs = $(foreach v,$(VAES),$(foreach r,$(RESOLUTIONS),$(if $(filter $(1),$(call run_at,$(v),$(r))),$(v) $(r))))
-vae_of = $(word 1,$(call run_pairs,$(1)))
-resolution_of = $(word 2,$(call run_pairs,$(1)))
 RUN_DIRS := $(addprefix $(BUILD)/runs/,$(RUN_NAMES))
 # Under make -jN each stage takes its share of the cores (analysis/threads.py): at most one
 # heavy stage per run runs at a time, so the share is cores / min(N, runs).
-export VAELAB_RUNS := $(words $(RUN_NAMES))
+export VAELAB_RUNS
 DATA_DIR := $(BUILD)/data
-FIGURE_NAMES := examples confusion_best confusion_all pca lda kde reconstructions learning_curves probes
-FIGURE_FILES := $(patsubst %,figures/%.png,$(FIGURE_NAMES)) figures/figures.json
 figures_of = $(addprefix $(1)/,$(FIGURE_FILES))
 # Named here so that make treats them as real products, never as intermediates to delete.
 RUN_PRODUCTS := $(foreach r,$(RUN_DIRS),$(r)/config.json $(r)/latents.npz $(r)/baselines.json $(r)/metrics.json $(r)/probes.json \
@@ -144,14 +128,22 @@ $(SETUP): pyproject.toml
 	touch $@
 
 # ---- stamps: rewritten only when their content changes ------------------------------
+# make remakes an included makefile first and restarts once when it changed; after that
+# restart (MAKE_RESTARTS set) the plan is current and is not made again.
+ifndef MAKE_RESTARTS
+$(PLAN): FORCE | $(SETUP)
+	@$(PY) -m analysis.config plan --vaes $(call q,$(VAES)) --vae $(call q,$(VAE)) \
+	  --resolution $(call q,$(RESOLUTION)) --out $@
+endif
+
 $(DATA_DIR)/config.json: FORCE | $(SETUP)
 	@$(PY) -m analysis.config data --dataset $(call q,$(DATASET)) --limit $(call q,$(LIMIT)) \
 	  --data-root $(call q,$(DATA_ROOT)) --out $@
 
 $(BUILD)/runs/%/config.json: FORCE | $(SETUP)
-	@$(PY) -m analysis.config run --vae $(call q,$(call vae_of,$*)) --revision $(call q,$(REVISION)) \
+	@$(PY) -m analysis.config run --vae $(call q,$(RUN_VAE.$*)) --revision $(call q,$(REVISION)) \
 	  --seed $(call q,$(SEED)) --device $(call q,$(DEVICE)) --precision $(call q,$(PRECISION)) \
-	  --batch-size $(call q,$(BATCH)) --resolution $(call q,$(or $(call resolution_of,$*),32)) \
+	  --batch-size $(call q,$(BATCH)) --resolution $(call q,$(or $(RUN_RESOLUTION.$*),32)) \
 	  --compile $(call q,$(COMPILE)) --svc $(call q,$(SVC)) --out $@
 
 $(BUILD)/report-inputs.json: FORCE | $(SETUP)
@@ -227,7 +219,10 @@ $(BUILD)/timings.json: $(DATA_DIR)/dataset.npz $(foreach r,$(RUN_DIRS),$(r)/late
 # ---- diffs between runs -------------------------------------------------------------
 # A and B: a run name under $(BUILD)/runs/ or a run directory.
 run_dir_of = $(if $(wildcard $(1)/metrics.json),$(1),$(BUILD)/runs/$(1))
-DIFF_DIR = $(BUILD)/diff-$(call run_name,$(A))-vs-$(call run_name,$(B))
+# Named like the runs (analysis.config name): build/diff-taef2-vs-sd-vae-ft-mse.
+ifneq ($(filter diff,$(MAKECMDGOALS)),)
+  DIFF_DIR := $(BUILD)/diff-$(shell $(PY) -m analysis.config name $(call q,$(A)))-vs-$(shell $(PY) -m analysis.config name $(call q,$(B)))
+endif
 
 diff: ## compare two runs: make diff A=<run> B=<run> (build/diff-A-vs-B/diff.html and .pdf)
 	@if [[ -z $(call q,$(A)) || -z $(call q,$(B)) ]]; then \

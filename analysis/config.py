@@ -1,6 +1,9 @@
 """Validated run configuration, written as a stamp file that changes only when it must.
 
 Run:
+    python -m analysis.config plan --vaes "stabilityai/sd-vae-ft-ema taef2_encoder.pth" \
+        --vae stabilityai/sd-vae-ft-ema --resolution "32 64" --out build/plan.mk
+    python -m analysis.config name build/runs/taef2 stabilityai/sd-vae-ft-mse   # -> taef2 sd-vae-ft-mse
     python -m analysis.config data --dataset cifar10 --limit 0 --data-root DIR --out build/data/config.json
     python -m analysis.config run --vae stabilityai/sd-vae-ft-ema --seed 0 --resolution 64 \
         --compile auto --out build/runs/NAME/config.json
@@ -9,12 +12,18 @@ The Makefile calls this on every `make`; the file is rewritten only when its con
 changes, so its timestamp tells make exactly when downstream products are stale
 (a changed SEED re-encodes, an unchanged command line rebuilds nothing).
 
+`plan` names the runs (one per VAE and resolution) and writes them as make variables in
+build/plan.mk, which the Makefile includes: the Makefile holds the pipeline, this module
+the naming and the checks. make remakes an included file before anything else and restarts
+when it changed, so plan.mk is rewritten only when its content changes (no restart loop).
+
 Every variable a user can type is validated here, before anything slow starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 from dataclasses import dataclass
@@ -146,12 +155,15 @@ def make_run_config(vae: str, revision: str, seed: str, device: str, precision: 
                      resolution=parse_resolution(resolution), compile=compile, svc=svc)
 
 
-def write_if_changed(path: Path, config: object) -> bool:
-    text = dumps_json(config)
+def write_text_if_changed(path: Path, text: str) -> bool:
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
     write_text(path, text)
     return True
+
+
+def write_if_changed(path: Path, config: object) -> bool:
+    return write_text_if_changed(path, dumps_json(config))
 
 
 def source_date_epoch() -> str:
@@ -161,6 +173,80 @@ def source_date_epoch() -> str:
         raise VaelabError(f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix timestamp (whole seconds "
                           "since 1970-01-01 UTC, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct))")
     return epoch
+
+
+# ---- the run plan (build/plan.mk) ------------------------------------------------------------
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors")
+# A run name is part of make variable names and targets (RUN_VAE.<name>), where these break.
+MAKE_UNSAFE = re.compile(r"[$#:=%\\]")
+FIGURES_SOURCE = Path(__file__).with_name("figures.py")
+
+
+def run_name(vae: str) -> str:
+    """A run's base name: the VAE's last path component; a checkpoint file without its
+    suffix and _encoder (taef2_encoder.pth -> taef2)."""
+    name = vae[:-1] if vae.endswith("/") else vae
+    name = name.rsplit("/", 1)[-1]
+    if name.endswith(CHECKPOINT_SUFFIXES):
+        name = name.rsplit(".", 1)[0]
+        name = name[:-len("_encoder")] if name.endswith("_encoder") else name
+    return name
+
+
+def run_at(vae: str, resolution: int) -> str:
+    """One VAE at one resolution: NAME at 32 px (the images' own size), NAME-r64 at 64 px."""
+    return run_name(vae) if resolution == RESOLUTION_MIN else f"{run_name(vae)}-r{resolution}"
+
+
+def parse_resolutions(text: str) -> list[int]:
+    """RESOLUTION: one side or a list of them ("32 64"); empty means 32."""
+    words = str(text).split() or [str(RESOLUTION_MIN)]
+    if not all(w.isdigit() for w in words):
+        raise VaelabError(f"RESOLUTION={text!r} must be whole numbers of pixels, e.g. RESOLUTION=64 "
+                          'or RESOLUTION="32 64"')
+    values = [parse_resolution(w) for w in words]
+    if len(set(values)) != len(values):
+        raise VaelabError(f"RESOLUTION={text!r} names a resolution twice")
+    return values
+
+
+def figure_files() -> list[str]:
+    """analysis.figures.FIGURES (and its figures.json), read from the module's source: importing
+    it would load matplotlib, a second on every `make`."""
+    for node in ast.parse(FIGURES_SOURCE.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "FIGURES" for t in node.targets):
+            return [f"figures/{name}" for name in ast.literal_eval(node.value)] + ["figures/figures.json"]
+    raise VaelabError(f"{FIGURES_SOURCE} has no FIGURES list")
+
+
+def make_value(text: str) -> str:
+    """Text as make reads it back unchanged on the right of :=."""
+    return text.replace("$", "$$").replace("#", r"\#")
+
+
+def make_plan(vaes: str, vae: str, resolution: str) -> str:
+    """build/plan.mk: the run names, each run's VAE and resolution and the figure files.
+    Checks what make needs before anything runs."""
+    if len(vae.split()) != 1:
+        raise VaelabError(f"VAE={vae!r} must be one hub id or one directory without spaces")
+    resolutions = parse_resolutions(resolution)
+    runs = {}  # run name -> (VAE, resolution), in the order of VAES then RESOLUTION
+    for v in vaes.split():
+        if MAKE_UNSAFE.search(run_name(v)) or not run_name(v):
+            raise VaelabError(f"VAES={vaes!r}: the run name {run_name(v)!r} is empty or holds one of "
+                              "$ # : = % \\; rename the file or directory")
+        for r in resolutions:
+            if run_at(v, r) in runs:
+                raise VaelabError(f"VAES={vaes!r} has two models with the same name; rename one directory")
+            runs[run_at(v, r)] = (v, r)
+    lines = ["# Written by `python -m analysis.config plan` on every make; do not edit.",
+             f"RUN_NAMES := {' '.join(runs)}"]
+    for name, (v, r) in runs.items():
+        lines += [f"RUN_VAE.{name} := {make_value(v)}", f"RUN_RESOLUTION.{name} := {r}"]
+    # Under make -jN each stage takes its share of the cores (analysis/threads.py).
+    lines += [f"VAELAB_RUNS := {len(runs)}", f"FIGURE_FILES := {' '.join(figure_files())}"]
+    return "\n".join(lines) + "\n"
 
 
 def load_data_config(path: str | Path) -> DataConfig:
@@ -174,6 +260,12 @@ def load_run_config(path: str | Path) -> RunConfig:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="kind", required=True)
+    plan = sub.add_parser("plan", help="name the runs and write them as make variables")
+    plan.add_argument("--vaes", default=DEFAULT_VAE, help="the VAES list, as typed")
+    plan.add_argument("--vae", default=DEFAULT_VAE, help="VAE, as typed")
+    plan.add_argument("--resolution", default="32", help="RESOLUTION, as typed")
+    name = sub.add_parser("name", help="print the run name of each VAE or run folder (make diff)")
+    name.add_argument("vaes", nargs="*")
     data = sub.add_parser("data")
     data.add_argument("--dataset", default="cifar10")
     data.add_argument("--limit", default="")
@@ -192,9 +284,15 @@ def main(argv: list[str] | None = None) -> None:
     report.add_argument("--run", action="append", default=[], help="run directory (repeatable)")
     report.add_argument("--data", required=True)
     report.add_argument("--metadata", default="")
-    for p in (data, run, report):
+    for p in (plan, data, run, report):
         p.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
+    if args.kind == "plan":
+        write_text_if_changed(args.out, make_plan(args.vaes, args.vae, args.resolution))
+        return
+    if args.kind == "name":
+        print(" ".join(run_name(v) for v in args.vaes))
+        return
     if args.kind == "data":
         config: object = make_data_config(args.dataset, args.limit, args.data_root)
     elif args.kind == "report":

@@ -1,8 +1,14 @@
 """Shared fixtures: a tiny saved AutoencoderKL, synthetic image folders, CIFAR-10 JPEG subsets,
-the shared pretrained TAESD checkpoints.
+the shared pretrained TAESD checkpoints, and the end-to-end `make report` builds.
 
 Nothing here touches the network: the VAE is built from a config, saved with
 ``save_pretrained`` and loaded back through the same ``from_pretrained`` path as a hub model.
+
+Each end-to-end build is made once per session, whatever the number of pytest-xdist workers:
+`shared` builds it under a file lock in the session's common temporary folder, and every
+worker reads that one copy. A test that would change a shared build works on `copy_build`'s
+copy. Tests that run make, or use a build, are marked ``e2e``: ``pytest -m "not e2e"`` is the
+quick unit run.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from analysis.common import file_lock
 from analysis.demo import save_random_vae, save_synthetic_images
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,16 +40,62 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
         os.environ.setdefault(_name, "1")
 
 
+# Fixtures whose tests are end-to-end (they run make or read what it built); see pytest_collection_modifyitems.
+E2E_FIXTURES = {"demo_build", "demo_build_j2", "variants_build", "notes_report",
+                "mixed_build", "default_report", "variant_builds"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+def shared(tmp_path_factory, name: str, make) -> Path:
+    """``make(folder)`` run once per session for every xdist worker; the folder.
+
+    The first worker to get here builds under a lock in the folder all workers share (the
+    parent of each worker's base temp, as pytest-xdist's docs show); the others wait and
+    read it. A build that failed is not retried by each worker: its error is raised again.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder = root / "shared" / name
+    done, failed = folder.with_name(f"{name}.done"), folder.with_name(f"{name}.failed")
+    with file_lock(folder.with_name(f"{name}.lock")):
+        if failed.exists():
+            raise AssertionError(f"shared build {name} failed in another worker:\n{failed.read_text()}")
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            try:
+                make(folder)
+            except BaseException as err:
+                failed.write_text(str(err))
+                raise
+            done.touch()
+    return folder
+
+
+def copy_build(build: Path, out: Path) -> Path:
+    """A copy of a shared build (modification times kept, so it is as current as the
+    original) for a test that changes it."""
+    shutil.copytree(build, out, symlinks=True)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_vae(tmp_path_factory) -> Path:
     """A randomly initialised 4-down-block AutoencoderKL saved with save_pretrained."""
-    return save_random_vae(tmp_path_factory.mktemp("models") / "tiny-vae")
+    return shared(tmp_path_factory, "models", lambda out: save_random_vae(out / "tiny-vae")) / "tiny-vae"
 
 
 @pytest.fixture(scope="session")
 def synthetic_images(tmp_path_factory) -> Path:
     """PATH/{train,test}/<class>/NNNN.png, 10 classes x 12 images per split."""
-    return save_synthetic_images(tmp_path_factory.mktemp("data") / "images", per_class=12)
+    return shared(tmp_path_factory, "data",
+                  lambda out: save_synthetic_images(out / "images", per_class=12)) / "images"
 
 
 def extract_cifar(out: Path, n_train: int, n_test: int) -> Path:
@@ -67,7 +120,10 @@ def extract_cifar(out: Path, n_train: int, n_test: int) -> Path:
 @pytest.fixture(scope="session")
 def cifar_subset(tmp_path_factory) -> Path:
     """The first 20 train and 10 test JPEGs per class of the shared CIFAR-10 JPEG set."""
-    return extract_cifar(tmp_path_factory.mktemp("cifar") / "cifar10-jpeg", 20, 10)
+    if not CIFAR_ZIP.is_file():
+        pytest.skip(f"CIFAR-10 JPEG set not found at {CIFAR_ZIP}")
+    return shared(tmp_path_factory, "cifar",
+                  lambda out: extract_cifar(out / "cifar10-jpeg", 20, 10)) / "cifar10-jpeg"
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +142,10 @@ def run_make(*args: str, check: bool = True, env: dict | None = None, cwd: Path 
     full_env = {**os.environ, **(env or {})}
     if cwd != ROOT:  # a copy of the sources, run with this checkout's virtualenv
         args = (f"VENV={ROOT / '.venv'}", *args)
+    # A guard against a hung build, not a budget: the three-variant build takes minutes on an
+    # idle 2-core machine, several times that on a busy one.
     proc = subprocess.run(["make", "--no-print-directory", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=1800)
     if check and proc.returncode != 0:
         raise AssertionError(f"make {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -119,9 +177,49 @@ def make_vars(build: Path, vae: Path, images: Path, limit: int) -> list[str]:
 @pytest.fixture(scope="session")
 def demo_build(tmp_path_factory, tiny_vae, synthetic_images) -> Path:
     """One `make report` on the tiny VAE and synthetic images; its build folder."""
-    build = tmp_path_factory.mktemp("build")
-    run_make("report", *make_vars(build, tiny_vae, synthetic_images, 6))
+    return shared(tmp_path_factory, "build",
+                  lambda build: run_make("report", *make_vars(build, tiny_vae, synthetic_images, 6)))
+
+
+@pytest.fixture(scope="session")
+def demo_build_j2(tmp_path_factory, tiny_vae, synthetic_images) -> Path:
+    """demo_build's configuration built again, independently (own cache), with `make -j2`."""
+    return shared(tmp_path_factory, "build-j2",
+                  lambda build: run_make("-j2", "report", *make_vars(build, tiny_vae, synthetic_images, 6)))
+
+
+@pytest.fixture(scope="session")
+def variant_vaes(tmp_path_factory) -> dict[str, Path]:
+    """Tiny VAEs: a and b share an encoder (b's decoder drawn anew); c and sdxl each have their
+    own (sdxl is named like sdxl-vae, which the report singles out)."""
+    def make(root: Path) -> None:
+        save_random_vae(root / "vae-a", seed=1)
+        save_random_vae(root / "vae-b", seed=1, decoder_seed=9)
+        save_random_vae(root / "vae-c", seed=2)
+        save_random_vae(root / "sdxl-vae", seed=3)
+
+    root = shared(tmp_path_factory, "variant-vaes", make)
+    return {"a": root / "vae-a", "b": root / "vae-b", "c": root / "vae-c", "sdxl": root / "sdxl-vae"}
+
+
+def variants_vars(build: Path, vaes: dict[str, Path], images: Path) -> list[str]:
+    """variants_build's make variables: vae-a, vae-b (vae-a's encoder) and sdxl-vae, 4 images a class."""
+    return [f"BUILD={build}", f"VAES={vaes['a']} {vaes['b']} {vaes['sdxl']}",
+            f"DATASET=imagefolder:{images}", "LIMIT=4", "SOURCE_DATE_EPOCH=1767225600"]
+
+
+def make_variants(build: Path, vaes: dict[str, Path], images: Path) -> Path:
+    run_make("report", *variants_vars(build, vaes, images))
+    run_make("diff", *variants_vars(build, vaes, images), "A=vae-a", "B=sdxl-vae")
     return build
+
+
+@pytest.fixture(scope="session")
+def variants_build(tmp_path_factory, variant_vaes, synthetic_images) -> Path:
+    """One three-variant `make report` (two of them sharing an encoder) and `make diff A=vae-a
+    B=sdxl-vae`: the comparison, shared-encoder and two-variant determinism tests read it."""
+    return shared(tmp_path_factory, "variants",
+                  lambda build: make_variants(build, variant_vaes, synthetic_images))
 
 
 # ---- added for the stage tests (test_data, test_encode, test_errors) -------------------------
@@ -132,11 +230,12 @@ def small_dataset(synthetic_images, tmp_path_factory) -> Path:
     """dataset.npz (+ dataset.json) from the synthetic images with LIMIT=3: 30 train / 30 test."""
     from analysis import config, data
 
-    out = tmp_path_factory.mktemp("dataset")
-    config.main(["data", "--dataset", f"imagefolder:{synthetic_images}", "--limit", "3",
-                 "--data-root", str(out / "unused"), "--out", str(out / "config.json")])
-    data.main([str(out / "config.json"), str(out / "dataset.npz")])
-    return out / "dataset.npz"
+    def make(out: Path) -> None:
+        config.main(["data", "--dataset", f"imagefolder:{synthetic_images}", "--limit", "3",
+                     "--data-root", str(out / "unused"), "--out", str(out / "config.json")])
+        data.main([str(out / "config.json"), str(out / "dataset.npz")])
+
+    return shared(tmp_path_factory, "dataset", make) / "dataset.npz"
 
 
 @pytest.fixture
@@ -211,8 +310,9 @@ def notes_report(demo_build, tmp_path_factory) -> Path:
     """demo_build's run rendered in-process with write_notes' notes; its report.html."""
     from report import render
 
-    out = tmp_path_factory.mktemp("notes-report")
-    meta = write_notes(out)
-    render.main(["html", str(demo_build / "runs/tiny-vae"), str(out / "report.html"),
-                 "--data", str(demo_build / "data"), "--metadata", str(meta)])
-    return out / "report.html"
+    def make(out: Path) -> None:
+        meta = write_notes(out)
+        render.main(["html", str(demo_build / "runs/tiny-vae"), str(out / "report.html"),
+                     "--data", str(demo_build / "data"), "--metadata", str(meta)])
+
+    return shared(tmp_path_factory, "notes-report", make) / "report.html"

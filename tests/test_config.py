@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,75 @@ def test_config_main_invalid_value_writes_nothing(tmp_path):
     with pytest.raises(VaelabError):
         config.main(["run", "--vae", "a;b", "--out", str(out)])
     assert not out.exists()
+
+
+# ---- the run plan (build/plan.mk) -------------------------------------------------------------
+
+def plan_variables(text: str, tmp_path: Path) -> dict[str, str]:
+    """The variables a plan.mk gives make, read back by make itself."""
+    import subprocess
+
+    (tmp_path / "plan.mk").write_text(text)
+    names = ["RUN_NAMES", "VAELAB_RUNS", "FIGURE_FILES"]
+    names += [f"{kind}.{name}" for name in text.split("RUN_NAMES := ")[1].split("\n")[0].split()
+              for kind in ("RUN_VAE", "RUN_RESOLUTION")]
+    lines = ["BUILD := B", "include plan.mk", *(f"$(info {n}=$({n}))" for n in names), "all: ; @:"]
+    (tmp_path / "Makefile").write_text("\n".join(lines) + "\n")
+    out = subprocess.run(["make", "-s"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
+def test_make_plan_names_a_run_per_vae_and_resolution(tmp_path):
+    text = config.make_plan("owner/sd-vae-ft-ema /w/taef2_encoder.pth /w/my-vae/", "owner/sd-vae-ft-ema",
+                            "32 64")
+    got = plan_variables(text, tmp_path)
+    assert got["RUN_NAMES"] == "sd-vae-ft-ema sd-vae-ft-ema-r64 taef2 taef2-r64 my-vae my-vae-r64"
+    assert got["RUN_VAE.taef2-r64"] == "/w/taef2_encoder.pth" and got["RUN_RESOLUTION.taef2-r64"] == "64"
+    assert got["RUN_VAE.my-vae"] == "/w/my-vae/" and got["RUN_RESOLUTION.my-vae"] == "32"
+    assert got["VAELAB_RUNS"] == "6"
+
+
+def test_config_main_name_prints_run_names(capsys):
+    config.main(["name", "build/runs/taef2/", "/w/taesd_encoder.safetensors", "owner/sd-vae-ft-mse"])
+    assert capsys.readouterr().out == "taef2 taesd sd-vae-ft-mse\n"
+
+
+def test_make_plan_values_reach_make_unchanged(tmp_path):
+    vae = "/tmp/it's_$HOME_#1/vae"  # no spaces: VAES splits on them
+    got = plan_variables(config.make_plan(vae, vae, ""), tmp_path)
+    assert got["RUN_VAE.vae"] == vae and got["RUN_RESOLUTION.vae"] == "32"
+
+
+def test_make_plan_figure_files_are_the_figures_module_list():
+    from analysis import figures
+
+    assert config.figure_files() == [f"figures/{n}" for n in figures.FIGURES] + ["figures/figures.json"]
+
+
+@pytest.mark.parametrize("vaes, vae, resolution, message", [
+    ("a/b", "a/b c/d", "32", "VAE='a/b c/d' must be one hub id or one directory without spaces"),
+    ("a/b", "", "32", "VAE='' must be one hub id"),
+    ("a/b", "a/b", "64 big", "RESOLUTION='64 big' must be whole numbers of pixels"),
+    ("a/b", "a/b", "32 32", "RESOLUTION='32 32' names a resolution twice"),
+    ("a/b", "a/b", "33", "RESOLUTION=33 must be a multiple of 8"),
+    ("a/vae /x/vae", "a/vae", "32", "has two models with the same name; rename one directory"),
+    ("/x/a#b", "/x/a#b", "32", "the run name 'a#b' is empty or holds one of"),
+])
+def test_make_plan_rejects_what_make_cannot_run(vaes, vae, resolution, message):
+    with pytest.raises(VaelabError, match=re.escape(message)):
+        config.make_plan(vaes, vae, resolution)
+
+
+def test_config_main_plan_rewrites_only_on_change_and_nothing_on_error(tmp_path):
+    out = tmp_path / "b" / "plan.mk"
+    argv = ["plan", "--vaes", "a/b", "--vae", "a/b", "--out", str(out)]
+    config.main(argv)
+    os.utime(out, ns=(OLD_NS, OLD_NS))
+    config.main(argv)
+    assert out.stat().st_mtime_ns == OLD_NS
+    with pytest.raises(VaelabError):
+        config.main([*argv, "--resolution", "abc"])
+    assert out.stat().st_mtime_ns == OLD_NS
+    with pytest.raises(VaelabError):
+        config.main(["plan", "--resolution", "abc", "--out", str(tmp_path / "c" / "plan.mk")])
+    assert not (tmp_path / "c").exists()

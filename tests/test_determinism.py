@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.demo import save_random_vae
-from conftest import make_vars, run_make
+from conftest import make_variants, make_vars, run_make
 
 DOCUMENTS = ("report.html", "report.pdf")
 
@@ -26,11 +25,10 @@ def deterministic_files(build: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def other(tmp_path_factory, tiny_vae, synthetic_images) -> Path:
-    """A second, independent build (own cache) of the same configuration as demo_build."""
-    build = tmp_path_factory.mktemp("again")
-    run_make("report", *make_vars(build, tiny_vae, synthetic_images, 6))
-    return build
+def other(demo_build_j2) -> Path:
+    """A second, independent build (own cache) of the same configuration as demo_build (made
+    with -j2, which changes nothing either: tests/test_make.py)."""
+    return demo_build_j2
 
 
 def assert_same_bytes(a: Path, b: Path, names) -> None:
@@ -89,22 +87,12 @@ def test_pdf_is_tagged_with_language_and_title(demo_build):
 
 # ---- two variants and a diff, built twice ----------------------------------------------------
 
-def two_variant_build(build: Path, vaes: list[Path], images: Path) -> Path:
-    vars_ = [v for v in make_vars(build, vaes[0], images, 3) if not v.startswith("VAE=")]
-    vars_.append("VAES=" + " ".join(map(str, vaes)))
-    run_make("report", *vars_)
-    run_make("diff", *vars_, f"A={vaes[0].name}", f"B={vaes[1].name}")
-    return build
-
-
 @pytest.fixture(scope="module")
-def variant_builds(tmp_path_factory, tiny_vae, synthetic_images) -> tuple[Path, Path, str]:
-    """Two clean builds of one two-variant configuration, each with its `make diff`."""
-    other_vae = save_random_vae(tmp_path_factory.mktemp("models-b") / "tiny-vae-b", seed=1)
-    vaes = [tiny_vae, other_vae]
-    first = two_variant_build(tmp_path_factory.mktemp("variants-1"), vaes, synthetic_images)
-    second = two_variant_build(tmp_path_factory.mktemp("variants-2"), vaes, synthetic_images)
-    return first, second, f"diff-{vaes[0].name}-vs-{vaes[1].name}"
+def variant_builds(tmp_path_factory, variants_build, variant_vaes, synthetic_images) -> tuple[Path, Path, str]:
+    """Two clean builds of one multi-variant configuration, each with its `make diff`: the
+    session's variants_build and one more."""
+    second = make_variants(tmp_path_factory.mktemp("variants-2"), variant_vaes, synthetic_images)
+    return variants_build, second, "diff-vae-a-vs-sdxl-vae"
 
 
 def test_two_variant_builds_and_diffs_are_byte_identical(variant_builds):
@@ -115,4 +103,4 @@ def test_two_variant_builds_and_diffs_are_byte_identical(variant_builds):
     for build in (first, second):
         assert_no_build_path(build, names)
     timings = json.loads((first / "timings.json").read_text())
-    assert set(timings["runs"]) == {"tiny-vae", "tiny-vae-b"}
+    assert set(timings["runs"]) == {"vae-a", "vae-b", "sdxl-vae"}

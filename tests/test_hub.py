@@ -332,6 +332,7 @@ def test_make_report_default_leaves_the_hub_cache_untouched(default_report):
     assert CACHE_BEFORE_AFTER["after"] == CACHE_BEFORE_AFTER["before"]
 
 
+@pytest.mark.e2e
 def test_make_encode_revision_commit_pins_snapshot(hub_cache, synthetic_images, tmp_path):
     """REVISION=<commit> with one hub id: the encode stage resolves that snapshot."""
     repo_id = makefile_default_vaes()[0]
@@ -347,6 +348,7 @@ def test_make_encode_revision_commit_pins_snapshot(hub_cache, synthetic_images, 
     assert Path(model["path"]) == hub_cache.snapshots[repo_id].resolve()
 
 
+@pytest.mark.e2e
 def test_make_report_revision_not_in_cache_one_line_error(hub_cache, synthetic_images, tmp_path):
     bogus = "0123456789abcdef0123456789abcdef01234567"
     build = tmp_path / "b"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import make_vars, run_make
+from conftest import copy_build, make_vars, run_make
 
 EXPECTED_FILES = sorted([
     "cache/latents-{key}.npz", "cache/latents-{key}.sha256", "cache/latents-{key}.lock",
@@ -27,7 +26,7 @@ EXPECTED_FILES = sorted([
     "report.html.d", "report.pdf.d",
     "runs/tiny-vae/baselines.json", "runs/tiny-vae/classify.json",
     "data/config.json", "data/dataset.json", "data/dataset.npz", "data/timings-data.json",
-    "report-inputs.json", "report-notes.mk", "report.html", "report.pdf", "timings.json",
+    "plan.mk", "report-inputs.json", "report-notes.mk", "report.html", "report.pdf", "timings.json",
     "runs/tiny-vae/config.json",
     "runs/tiny-vae/encode.json", "runs/tiny-vae/latents.npz", "runs/tiny-vae/metrics.csv",
     "runs/tiny-vae/metrics.json", "runs/tiny-vae/predictions.csv", "runs/tiny-vae/provenance.json",
@@ -94,15 +93,12 @@ def touch_later(path: Path) -> None:
                             "report.render html", "report.render pdf"}),
 ])
 def test_make_source_edit_reruns_only_downstream(demo_build, tiny_vae, synthetic_images,
-                                                 source_copy, tmp_path, source, expected):
-    # On a copy of the sources: touching the checkout's own files would make the builds of
-    # tests running beside this one stale. And on a copy of the build: the steps rerun here
-    # rewrite provenance.json and the report (from a source copy that is not a git checkout),
-    # which would change demo_build under the tests that compare it byte for byte.
-    build = tmp_path / "build"
-    shutil.copytree(demo_build, build, symlinks=True)
+                                                 source_copy, source, expected, tmp_path):
+    # On a copy of the sources and of the build: touching the checkout's own files would make
+    # the builds of tests running beside this one stale, and this one rebuilds its build.
+    build = copy_build(demo_build, tmp_path / "b")
     args = make_vars(build, tiny_vae, synthetic_images, 6)
-    run_make("report", *args, cwd=source_copy)  # the copy's report-inputs.json names its folder
+    run_make("report", *args, cwd=source_copy)  # the copy re-renders: report-inputs.json names its folder
     assert steps_run(run_make("report", *args, cwd=source_copy)) == set()  # the copy is current
     touch_later(source_copy / source)
     assert steps_run(run_make("report", *args, cwd=source_copy)) == expected
@@ -113,10 +109,11 @@ def test_make_changed_seed_reencodes(demo_build, tiny_vae, synthetic_images, tmp
 
     import numpy as np
 
-    build = tmp_path / "b"
-    run_make("report", *make_vars(build, tiny_vae, synthetic_images, 3))
+    build = copy_build(demo_build, tmp_path / "b")
     first = np.load(build / "runs/tiny-vae/latents.npz")["test_sample"]
-    proc = run_make("report", *make_vars(build, tiny_vae, synthetic_images, 3), "SEED=7")
+    # Up to the latents: what a new SEED re-encodes, not all that follows it.
+    proc = run_make(str(build / "runs/tiny-vae/latents.npz"),
+                    *make_vars(build, tiny_vae, synthetic_images, 6), "SEED=7")
     assert "analysis.encode" in steps_run(proc)
     assert "analysis.data" not in steps_run(proc)
     second = np.load(build / "runs/tiny-vae/latents.npz")
@@ -124,6 +121,7 @@ def test_make_changed_seed_reencodes(demo_build, tiny_vae, synthetic_images, tmp
     assert json.loads((build / "runs/tiny-vae/config.json").read_text())["seed"] == 7
 
 
+@pytest.mark.e2e
 def test_make_bad_variable_fails_with_one_line_and_no_outputs(tmp_path, tiny_vae, synthetic_images):
     build = tmp_path / "b"
     proc = run_make("report", *make_vars(build, tiny_vae, synthetic_images, 3), "SEED=abc",
@@ -135,6 +133,7 @@ def test_make_bad_variable_fails_with_one_line_and_no_outputs(tmp_path, tiny_vae
     assert not (build / "report.html").exists() and not (build / "runs/tiny-vae/latents.npz").exists()
 
 
+@pytest.mark.e2e
 def test_make_report_on_cifar10_jpeg_subset(tmp_path, tiny_vae, cifar_subset):
     import json
 
@@ -159,17 +158,17 @@ def test_make_report_on_cifar10_jpeg_subset(tmp_path, tiny_vae, cifar_subset):
     assert (build / "report.pdf").stat().st_size > 10_000
 
 
+@pytest.mark.e2e
 def test_make_help_is_default_goal():
     proc = run_make()
     assert "make report" in proc.stdout and "make test" in proc.stdout
 
 
-def test_make_j2_products_equal_the_serial_ones(demo_build, tiny_vae, synthetic_images, tmp_path):
+def test_make_j2_products_equal_the_serial_ones(demo_build, demo_build_j2):
     """`make -j2 report` (stages side by side, each on its share of the cores) writes the same
     files, byte for byte, as the serial `make report` of the demo_build fixture; only the
     wall-clock timings may differ."""
-    build = tmp_path / "parallel"
-    run_make("-j2", "report", *make_vars(build, tiny_vae, synthetic_images, 6))
+    build = demo_build_j2
 
     def products(root: Path) -> dict[str, bytes]:
         # Not compared: wall-clock timings; report-inputs.json and make's *.d files, which

@@ -38,6 +38,7 @@ def test_run_config_records_resolution_and_old_stamps_mean_32(tmp_path):
     assert config.load_run_config(out).resolution == 32
 
 
+@pytest.mark.e2e
 def test_make_rejects_non_numeric_resolution(tmp_path):
     proc = run_make("report", *make_vars(tmp_path / "b", tmp_path / "vae", tmp_path / "images", 3),
                     "RESOLUTION=64 big", check=False)
@@ -147,6 +148,7 @@ def test_pixel_pca_baselines_follow_the_wider_latents():
 
 # ---- the whole pipeline at two resolutions -----------------------------------------------------
 
+@pytest.mark.e2e
 def test_make_report_at_two_resolutions_compares_them(tmp_path, tiny_vae, synthetic_images):
     build = tmp_path / "b"
     # The two runs are independent, so they build side by side (-j2). One OpenMP thread per

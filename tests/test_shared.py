@@ -14,10 +14,9 @@ import pytest
 
 from analysis import encode as encode_mod
 from analysis.common import load_npz
-from analysis.demo import save_random_vae
 from analysis.encode import Encoder
 from analysis.vae import encoder_checksum, resolve_model
-from conftest import run_make
+from conftest import copy_build, run_make
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ORIGINAL_ENCODE = Encoder.encode
@@ -26,12 +25,9 @@ ORIGINAL_ENCODE = Encoder.encode
 # ---- the encoder checksum -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def vaes(tmp_path_factory) -> dict[str, Path]:
-    """Three tiny VAEs: a and b share an encoder (b's decoder drawn anew), c is another."""
-    root = tmp_path_factory.mktemp("shared-vaes")
-    return {"a": save_random_vae(root / "vae-a", seed=1),
-            "b": save_random_vae(root / "vae-b", seed=1, decoder_seed=9),
-            "c": save_random_vae(root / "vae-c", seed=2)}
+def vaes(variant_vaes) -> dict[str, Path]:
+    """Tiny VAEs: a and b share an encoder (b's decoder drawn anew), c is another."""
+    return variant_vaes
 
 
 def test_encoder_checksum_ignores_the_decoder_only(vaes):
@@ -113,11 +109,9 @@ def baseline_stamps(build: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def shared_build(tmp_path_factory, vaes, synthetic_images) -> Path:
-    build = tmp_path_factory.mktemp("shared-build")
-    run_make("report", f"BUILD={build}", f"VAES={vaes['a']} {vaes['b']}",
-             f"DATASET=imagefolder:{synthetic_images}", "LIMIT=4")
-    return build
+def shared_build(variants_build) -> Path:
+    """`make report` with vae-a, vae-b (one encoder) and sdxl-vae (another) on 4 images/class."""
+    return variants_build
 
 
 def test_make_shared_encoder_trains_once_and_says_so(shared_build):
@@ -135,15 +129,17 @@ def test_make_shared_encoder_trains_once_and_says_so(shared_build):
     assert len(baseline_stamps(shared_build)) == 3
 
 
-def test_make_diff_of_shared_encoder_says_so(shared_build):
-    proc = run_make("diff", f"BUILD={shared_build}", "A=vae-a", "B=vae-b")
+def test_make_diff_of_shared_encoder_says_so(shared_build, tmp_path):
+    build = copy_build(shared_build, tmp_path / "b")  # make diff writes into the build
+    proc = run_make("diff", f"BUILD={build}", "A=vae-a", "B=vae-b")
     assert "vae-a and vae-b share one encoder" in proc.stdout
-    html = (shared_build / "diff-vae-a-vs-vae-b/diff.html").read_text()
+    html = (build / "diff-vae-a-vs-vae-b/diff.html").read_text()
     assert 'id="shared-encoder"' in html and "Only their decoders differ" in html
 
 
 def test_make_another_variant_refits_no_baseline_but_another_seed_does(shared_build, vaes,
-                                                                       synthetic_images):
+                                                                       synthetic_images, tmp_path):
+    shared_build = copy_build(shared_build, tmp_path / "b")  # this test adds runs and baselines
     before = baseline_stamps(shared_build)
     common = [f"BUILD={shared_build}", f"DATASET=imagefolder:{synthetic_images}", "LIMIT=4"]
     proc = run_make("report", f"VAES={vaes['a']} {vaes['b']} {vaes['c']}", *common)

@@ -343,16 +343,19 @@ def test_taesd_checkpoints_share_encoder_checksum(taesd_models, tmp_path):
 
 # ---- make: run names and an encoder-only variant in the report ----------------------------
 
-def test_make_names_checkpoint_runs_after_the_file(taesd_models):
+@pytest.mark.e2e
+def test_make_names_checkpoint_runs_after_the_file(taesd_models, tmp_path):
     from tests.conftest import run_make
 
-    proc = run_make("-n", "report", "BUILD=build/never",
+    # BUILD outside the checkout: even `make -n` writes the run plan (BUILD/plan.mk).
+    proc = run_make("-n", "report", f"BUILD={tmp_path}/never",
                     f"VAES={taesd_models / 'taef2_encoder.pth'} {taesd_models / 'taesana_encoder.pth'}")
-    assert "build/never/runs/taef2/config.json" in proc.stdout
-    assert "build/never/runs/taesana/config.json" in proc.stdout
+    assert f"{tmp_path}/never/runs/taef2/config.json" in proc.stdout
+    assert f"{tmp_path}/never/runs/taesana/config.json" in proc.stdout
     assert "_encoder" not in proc.stdout.replace("_encoder.pth", "")
 
 
+@pytest.mark.e2e
 def test_make_report_with_encoder_only_variant(tmp_path, taesd_models, cifar_subset):
     """The issue's "done when" at a tiny size: both runs, TAESana said to have no decoder,
     no image of its reconstructions anywhere, TAEF2's reconstructions in the panel."""

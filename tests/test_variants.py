@@ -10,20 +10,14 @@ import numpy as np
 import pytest
 
 from analysis.common import VaelabError
-from analysis.demo import TINY_CONFIG, save_random_vae
-from conftest import ROOT, run_make
+from analysis.demo import TINY_CONFIG
+from conftest import ROOT, copy_build, run_make
 
 
 @pytest.fixture(scope="module")
-def two_variants(tmp_path_factory, synthetic_images):
-    """`make report` with two tiny VAEs (the second named like sdxl-vae) on 4 images/class."""
-    models = tmp_path_factory.mktemp("variants")
-    a = save_random_vae(models / "vae-a", seed=1)
-    b = save_random_vae(models / "sdxl-vae", seed=2)
-    build = models / "build"
-    run_make("report", f"BUILD={build}", f"VAES={a} {b}", f"DATASET=imagefolder:{synthetic_images}",
-             "LIMIT=4")
-    return build
+def two_variants(variants_build):
+    """`make report` with tiny VAEs (the last named like sdxl-vae) on 4 images/class."""
+    return variants_build
 
 
 def test_variants_report_has_comparison_section(two_variants):
@@ -32,7 +26,7 @@ def test_variants_report_has_comparison_section(two_variants):
     assert 'id="sdxl-paragraph"' in html
     assert (two_variants / "compare/reconstructions.png").is_file()
     variants = json.loads((two_variants / "compare/variants.json").read_text())
-    assert [v["name"] for v in variants] == ["vae-a", "sdxl-vae"]
+    assert [v["name"] for v in variants] == ["vae-a", "vae-b", "sdxl-vae"]
     for v in variants:
         assert v["psnr_mean"] > 0 and -1 <= v["ssim_mean"] <= 1
     # each variant has its own run directory; the dataset is decoded once
@@ -40,10 +34,11 @@ def test_variants_report_has_comparison_section(two_variants):
     assert (two_variants / "runs/sdxl-vae/metrics.json").is_file()
 
 
-def test_diff_writes_reports_and_prints_table(two_variants):
-    proc = run_make("diff", f"BUILD={two_variants}", "A=vae-a", "B=sdxl-vae")
+def test_diff_writes_reports_and_prints_table(two_variants, tmp_path):
+    build = copy_build(two_variants, tmp_path / "b")  # make diff writes into the build
+    proc = run_make("diff", f"BUILD={build}", "A=vae-a", "B=sdxl-vae")
     assert "McNemar p" in proc.stdout and "Logistic Regression" in proc.stdout
-    out = two_variants / "diff-vae-a-vs-sdxl-vae"
+    out = build / "diff-vae-a-vs-sdxl-vae"
     assert (out / "diff.html").is_file() and (out / "diff.pdf").stat().st_size > 5000
     assert 'id="diff-table"' in (out / "diff.html").read_text()
 
