@@ -23,12 +23,12 @@ Every variable a user can type is validated here, before anything slow starts.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis import runs
 from analysis.common import VaelabError, dumps_json, read_json, run_main, write_text
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -180,7 +180,6 @@ def source_date_epoch() -> str:
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors")
 # A run name is part of make variable names and targets (RUN_VAE.<name>), where these break.
 MAKE_UNSAFE = re.compile(r"[$#:=%\\]")
-FIGURES_SOURCE = Path(__file__).with_name("figures.py")
 
 
 def run_name(vae: str) -> str:
@@ -212,12 +211,9 @@ def parse_resolutions(text: str) -> list[int]:
 
 
 def figure_files() -> list[str]:
-    """analysis.figures.FIGURES (and its figures.json), read from the module's source: importing
-    it would load matplotlib, a second on every `make`."""
-    for node in ast.parse(FIGURES_SOURCE.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "FIGURES" for t in node.targets):
-            return [f"figures/{name}" for name in ast.literal_eval(node.value)] + ["figures/figures.json"]
-    raise VaelabError(f"{FIGURES_SOURCE} has no FIGURES list")
+    """A run's figure files, from the one list (analysis.runs.FIGURES, which loads no plotting
+    library), and the figures.json beside them."""
+    return [f"{runs.FIGURES_DIR}/{name}" for name in runs.FIGURES] + [f"{runs.FIGURES_DIR}/{runs.FIGURES_INFO}"]
 
 
 def make_value(text: str) -> str:
