@@ -3,7 +3,8 @@
 Not run on its own. Each stage ends its ``main`` with ``write(product, __file__)``, which
 writes ``product.d`` beside the product, as a compiler's ``-MD`` does:
 
-    build/runs/X/metrics.json: analysis/__init__.py analysis/classify.py ...
+    VAELAB_D := $(dir $(lastword $(MAKEFILE_LIST)))
+    $(VAELAB_D)metrics.json: analysis/__init__.py analysis/classify.py ...
     analysis/__init__.py:
     ...
 
@@ -132,17 +133,30 @@ def escape(path: str) -> str:
     return path.replace("$", "$$").replace("#", r"\#").replace(" ", r"\ ").replace(":", r"\:")
 
 
+# Set at the top of every dependency file: the folder make read it from, as make spells it
+# (``$(BUILD)/runs/X/``), so the targets below match the Makefile's own names wherever the
+# build folder is, copied or moved included.
+HERE = "VAELAB_D := $(dir $(lastword $(MAKEFILE_LIST)))"
+
+
 def write(targets: str | os.PathLike | list, script: str | os.PathLike,
           path: str | os.PathLike | None = None) -> Path:
     """Write ``path`` (default ``<first target>.d``): every target depends on the modules
-    ``script`` runs, each module with an empty rule of its own. Targets are named as make
-    named them (the paths the stage was given); modules relative to the repository, where
-    make runs."""
+    ``script`` runs, each module with an empty rule of its own. Targets are named from the
+    dependency file's own folder (``$(VAELAB_D)metrics.json``), not by the path the stage was
+    given, so that a build folder copied elsewhere keeps its dependencies; modules relative to
+    the repository, where make runs. An unchanged file is left as it is (its date too)."""
     targets = [targets] if isinstance(targets, (str, os.PathLike)) else list(targets)
-    deps = modules(script)
-    lines = [" ".join(escape(str(t)) for t in targets) + ": " + " ".join(escape(d) for d in deps)]
-    lines += [f"{escape(d)}:" for d in deps]
     path = Path(path or f"{targets[0]}.d")
+    deps = modules(script)
+    names = [os.path.relpath(t, path.parent) for t in targets]
+    if any(n.startswith("..") for n in names):
+        raise ValueError(f"targets {targets} are not all under {path.parent}")
+    lines = [HERE, " ".join("$(VAELAB_D)" + escape(n) for n in names) + ": " + " ".join(escape(d) for d in deps)]
+    lines += [f"{escape(d)}:" for d in deps]
+    text = "\n".join(lines) + "\n"
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return path
     with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
     return path

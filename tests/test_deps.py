@@ -8,8 +8,10 @@ Run:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -86,13 +88,39 @@ def test_deps_write_names_each_target_and_gives_each_module_an_empty_rule(tmp_pa
     assert path == Path(f"{out}.d")
     lines = path.read_text().splitlines()
     modules = deps.modules(ROOT / "analysis/probes.py")
-    target = str(out).replace("$", "$$")
-    assert lines[0] == f"{target}: " + " ".join(modules)
-    assert lines[1:] == [f"{m}:" for m in modules]
-    two = deps.write([tmp_path / "figures.json", tmp_path / "pca.png"], ROOT / "analysis/figures.py",
-                     tmp_path / "figures.d")
+    assert lines[0] == deps.HERE
+    assert lines[1] == "$(VAELAB_D)metrics.json: " + " ".join(modules)
+    assert lines[2:] == [f"{m}:" for m in modules]
+    two = deps.write([tmp_path / "figures/figures.json", tmp_path / "figures/pca.png"],
+                     ROOT / "analysis/figures.py", tmp_path / "figures.d")
     assert two == tmp_path / "figures.d"
-    assert two.read_text().startswith(f"{tmp_path / 'figures.json'} {tmp_path / 'pca.png'}: ")
+    assert two.read_text().splitlines()[1].startswith(
+        "$(VAELAB_D)figures/figures.json $(VAELAB_D)figures/pca.png: ")
+
+
+def test_deps_write_leaves_an_unchanged_file_alone(tmp_path):
+    out = tmp_path / "metrics.json"
+    path = deps.write(out, ROOT / "analysis/probes.py")
+    os.utime(path, ns=(1, 1))
+    deps.write(out, ROOT / "analysis/probes.py")
+    assert path.stat().st_mtime_ns == 1
+
+
+def test_deps_file_targets_follow_the_folder_make_reads_it_from(tmp_path):
+    """make names the target from where it included the file: a copied build keeps its rules."""
+    for folder in ("orig", "copy"):
+        deps.write(tmp_path / folder / "x.out", ROOT / "analysis/stats.py")
+    (tmp_path / "Makefile").write_text(
+        "-include $(wildcard */*.d)\n"
+        "%/x.out:\n\t@echo built $@\n")
+    for name in deps.modules(ROOT / "analysis/stats.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / "copy" / "x.out").write_text("")
+    time.sleep(0.01)
+    (tmp_path / "analysis/stats.py").write_text("# an edit\n")
+    proc = subprocess.run(["make", "-s", "copy/x.out"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.stdout.strip() == "built copy/x.out", proc.stderr
 
 
 def test_make_edit_of_autoencoders_refits_classify_probes_and_the_report(
