@@ -30,6 +30,7 @@ from pathlib import Path
 
 from analysis import runs
 from analysis.common import VaelabError, dumps_json, read_json, run_main, write_text
+from analysis.taesd import CHECKPOINT_SUFFIXES
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE_MODES = ("auto", "on", "off")
@@ -177,7 +178,6 @@ def source_date_epoch() -> str:
 
 # ---- the run plan (build/plan.mk) ------------------------------------------------------------
 
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors")
 # A run name is part of make variable names and targets (RUN_VAE.<name>), where these break.
 MAKE_UNSAFE = re.compile(r"[$#:=%\\]")
 
@@ -185,8 +185,7 @@ MAKE_UNSAFE = re.compile(r"[$#:=%\\]")
 def run_name(vae: str) -> str:
     """A run's base name: the VAE's last path component; a checkpoint file without its
     suffix and _encoder (taef2_encoder.pth -> taef2)."""
-    name = vae[:-1] if vae.endswith("/") else vae
-    name = name.rsplit("/", 1)[-1]
+    name = vae.rstrip("/").rsplit("/", 1)[-1]
     if name.endswith(CHECKPOINT_SUFFIXES):
         name = name.rsplit(".", 1)[0]
         name = name[:-len("_encoder")] if name.endswith("_encoder") else name

@@ -20,18 +20,9 @@ import numpy as np
 
 from analysis.common import VaelabError, atomic_path, run_main, write_json
 from analysis.runs import VARIANTS, has_decoder, read_encode, read_reconstructions
-from analysis.taesd import CHECKPOINT_SUFFIXES
+from analysis.config import run_name
 
 PRINT_WIDTH = 6.7  # inches: one A4 text width, as analysis.figures.WIDTH
-
-
-def vae_name(model: str) -> str:
-    """A model as run names call it (as the Makefile does): the last path component of its
-    hub id or directory; a TAESD checkpoint without its suffix and "_encoder"."""
-    path = Path(model.rstrip("/"))
-    if path.suffix in CHECKPOINT_SUFFIXES:
-        return path.stem.removesuffix("_encoder")
-    return path.name
 
 
 def summarise(run: Path) -> dict:
@@ -41,7 +32,7 @@ def summarise(run: Path) -> dict:
     recon = read_reconstructions(run, ("psnr", "ssim", "originals")) if decoder else None
     return {
         "name": run.name, "model": encode["model"]["name"], "precision": encode["precision"],
-        "vae_name": vae_name(encode["model"]["name"]),
+        "vae_name": run_name(encode["model"]["name"]),
         "resolution": int(encode["resolution"]),
         "untrained": encode["model"]["untrained"],
         "autoencoder_class": encode["model"]["autoencoder_class"],
