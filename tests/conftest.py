@@ -13,6 +13,7 @@ quick unit run.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import zipfile
@@ -22,6 +23,7 @@ import pytest
 
 from analysis.common import file_lock
 from analysis.demo import save_random_vae, save_synthetic_images
+from hubcache import HubCache, cache_listing, default_hub_cache, make_env, write_default_hub_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR_ZIP = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.zip"
@@ -190,36 +192,47 @@ def demo_build_j2(tmp_path_factory, tiny_vae, synthetic_images) -> Path:
 
 @pytest.fixture(scope="session")
 def variant_vaes(tmp_path_factory) -> dict[str, Path]:
-    """Tiny VAEs: a and b share an encoder (b's decoder drawn anew); c and sdxl each have their
-    own (sdxl is named like sdxl-vae, which the report singles out)."""
+    """Tiny VAE folders: a and b share an encoder (b's decoder drawn anew); c has its own."""
     def make(root: Path) -> None:
         save_random_vae(root / "vae-a", seed=1)
         save_random_vae(root / "vae-b", seed=1, decoder_seed=9)
-        save_random_vae(root / "vae-c", seed=2)
-        save_random_vae(root / "sdxl-vae", seed=3)
+        save_random_vae(root / "vae-c", seed=4)  # not 2: the sdxl-vae stand-in (tests/hubcache.py)
 
     root = shared(tmp_path_factory, "variant-vaes", make)
-    return {"a": root / "vae-a", "b": root / "vae-b", "c": root / "vae-c", "sdxl": root / "sdxl-vae"}
+    return {"a": root / "vae-a", "b": root / "vae-b", "c": root / "vae-c"}
 
 
-def variants_vars(build: Path, vaes: dict[str, Path], images: Path) -> list[str]:
-    """variants_build's make variables: vae-a, vae-b (vae-a's encoder) and sdxl-vae, 4 images a class."""
-    return [f"BUILD={build}", f"VAES={vaes['a']} {vaes['b']} {vaes['sdxl']}",
-            f"DATASET=imagefolder:{images}", "LIMIT=4", "SOURCE_DATE_EPOCH=1767225600"]
+@pytest.fixture(scope="session")
+def hub_cache(tmp_path_factory) -> HubCache:
+    """HF_HOME holding tiny stand-ins under the Makefile's three default hub ids
+    (tests/hubcache.py): sd-vae-ft-ema and sd-vae-ft-mse share an encoder, sdxl-vae has its own."""
+    return default_hub_cache(shared(tmp_path_factory, "hub-cache", write_default_hub_cache))
 
 
-def make_variants(build: Path, vaes: dict[str, Path], images: Path) -> Path:
-    run_make("report", *variants_vars(build, vaes, images))
-    run_make("diff", *variants_vars(build, vaes, images), "A=vae-a", "B=sdxl-vae")
+def variants_vars(build: Path, images: Path) -> list[str]:
+    """variants_build's make variables: the default VAES (from hub_cache), 4 images a class."""
+    return [f"BUILD={build}", f"DATASET=imagefolder:{images}", "LIMIT=4", "SOURCE_DATE_EPOCH=1767225600"]
+
+
+def make_variants(build: Path, cache: HubCache, images: Path) -> Path:
+    with make_env(cache):
+        run_make("report", *variants_vars(build, images))
+        run_make("diff", *variants_vars(build, images), "A=sd-vae-ft-ema", "B=sdxl-vae")
     return build
 
 
 @pytest.fixture(scope="session")
-def variants_build(tmp_path_factory, variant_vaes, synthetic_images) -> Path:
-    """One three-variant `make report` (two of them sharing an encoder) and `make diff A=vae-a
-    B=sdxl-vae`: the comparison, shared-encoder and two-variant determinism tests read it."""
-    return shared(tmp_path_factory, "variants",
-                  lambda build: make_variants(build, variant_vaes, synthetic_images))
+def variants_build(tmp_path_factory, hub_cache, synthetic_images) -> Path:
+    """The default `make report` (no VAE/VAES: the three default hub ids, offline from
+    hub_cache; two of them share an encoder) and `make diff A=sd-vae-ft-ema B=sdxl-vae`: the
+    hub, comparison, shared-encoder and multi-variant determinism tests read it.
+    ``hub-before.json`` and ``hub-after.json`` beside it list the hub cache around the build."""
+    def make(folder: Path) -> None:
+        (folder / "hub-before.json").write_text(json.dumps(cache_listing(hub_cache.hub)))
+        make_variants(folder / "build", hub_cache, synthetic_images)
+        (folder / "hub-after.json").write_text(json.dumps(cache_listing(hub_cache.hub)))
+
+    return shared(tmp_path_factory, "variants", make) / "build"
 
 
 # ---- added for the stage tests (test_data, test_encode, test_errors) -------------------------

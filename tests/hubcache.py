@@ -22,7 +22,12 @@ import hashlib
 import io
 import json
 import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # Stored with git LFS on the hub (the .gitattributes of every diffusers repository).
 LFS_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".h5", ".onnx")
@@ -99,3 +104,95 @@ def write_hub_model_dir(hub: Path, repo_id: str, model_dir: Path, commit: str | 
     files = {str(p.relative_to(model_dir)): p.read_bytes()
              for p in sorted(Path(model_dir).rglob("*")) if p.is_file()}
     return write_hub_repo(hub, repo_id, files, commit, listed_only=listed_only)
+
+
+# ---- the default models' stand-ins -------------------------------------------------------------
+
+def makefile_default_vaes() -> list[str]:
+    """The Makefile's default VAES (ORIGINAL_VAES), read from the Makefile itself."""
+    match = re.search(r"^ORIGINAL_VAES\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert match, "ORIGINAL_VAES not found in the Makefile"
+    return match.group(1).split()
+
+
+def tiny_models() -> dict[str, dict]:
+    """Tiny stand-ins with the real repos' relation: ema and mse share an encoder (only the
+    decoder was fine-tuned), sdxl-vae is another encoder with its own scaling factor and
+    force_upcast. Repo id -> save_random_vae arguments."""
+    from analysis.demo import TINY_CONFIG
+
+    return {
+        "stabilityai/sd-vae-ft-ema": dict(seed=0, config=TINY_CONFIG | {"scaling_factor": 0.18215}),
+        "stabilityai/sd-vae-ft-mse": dict(seed=0, decoder_seed=1,
+                                          config=TINY_CONFIG | {"scaling_factor": 0.18215}),
+        "stabilityai/sdxl-vae": dict(seed=2, config=TINY_CONFIG | {"scaling_factor": 0.13025,
+                                                                   "force_upcast": True}),
+    }
+
+
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+# Environment that would point the hub client (or the Makefile) elsewhere than the fixture.
+HUB_ENV_OVERRIDES = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT", "VAE", "VAES",
+                     "REVISION", "VERBOSE")
+
+
+@dataclass(frozen=True)
+class HubCache:
+    hf_home: Path
+    hub: Path  # HF_HOME/hub
+    commits: dict[str, str]  # repo id -> snapshot commit
+    snapshots: dict[str, Path]
+
+    def env(self) -> dict[str, str]:
+        return {"HF_HOME": str(self.hf_home), "HF_HUB_OFFLINE": "1", "QUIET": "1"}
+
+
+def default_hub_cache(root: Path) -> HubCache:
+    """The HubCache that write_default_hub_cache(root) writes (commits are deterministic)."""
+    hf_home = Path(root) / "hf-home"
+    commits = {repo_id: commit_for(repo_id) for repo_id in tiny_models()}
+    snapshots = {repo_id: repo_folder(hf_home / "hub", repo_id) / "snapshots" / commit
+                 for repo_id, commit in commits.items()}
+    return HubCache(hf_home=hf_home, hub=hf_home / "hub", commits=commits, snapshots=snapshots)
+
+
+def write_default_hub_cache(root: Path) -> HubCache:
+    """root/hf-home with hub/models--stabilityai--*/ holding tiny models under the three default ids.
+
+    Each snapshot holds what a full download of such a repo would: config.json, the
+    safetensors weights and vaelab's untrained marker (so the report says the weights are
+    random). The repo's tree listing also names files that were not downloaded (a .bin copy,
+    README.md, .gitattributes), as after a download with allow_patterns.
+    """
+    from analysis.demo import save_random_vae
+
+    cache = default_hub_cache(root)
+    for repo_id, spec in tiny_models().items():
+        saved = save_random_vae(Path(root) / "saved" / repo_id.split("/")[1], seed=spec["seed"],
+                                config=spec["config"], decoder_seed=spec.get("decoder_seed"))
+        not_downloaded = {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
+                                            b"*.bin filter=lfs diff=lfs merge=lfs -text\n",
+                          "README.md": f"# {repo_id} (test stand-in)\n".encode(),
+                          "diffusion_pytorch_model.bin": b"\x00" * 64}
+        write_hub_model_dir(cache.hub, repo_id, saved, cache.commits[repo_id], listed_only=not_downloaded)
+    return cache
+
+
+def cache_listing(hub: Path) -> dict[str, str]:
+    """Every path under the hub cache: symlink target, or file size and mtime."""
+    return {str(p.relative_to(hub)): (os.readlink(p) if p.is_symlink() else
+                                      f"{p.stat().st_size}@{p.stat().st_mtime_ns}" if p.is_file() else "dir")
+            for p in sorted(Path(hub).rglob("*"))}
+
+
+@contextmanager
+def make_env(cache: HubCache):
+    """os.environ for a `make` subprocess: the fixture cache offline, no VAE/VAES/REVISION."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp:
+        for var in HUB_ENV_OVERRIDES:
+            mp.delenv(var, raising=False)
+        for key, value in cache.env().items():
+            mp.setenv(key, value)
+        yield

@@ -16,7 +16,7 @@ import types
 from pathlib import Path
 
 from analysis import deps
-from conftest import ROOT, make_vars, run_make
+from conftest import ROOT, copy_build, make_vars, run_make
 
 STEPS = ("analysis.data", "analysis.encode", "analysis.baselines", "analysis.classify",
          "analysis.probes", "analysis.figures", "report.provenance", "report.render html",
@@ -124,13 +124,14 @@ def test_deps_file_targets_follow_the_folder_make_reads_it_from(tmp_path):
 
 
 def test_make_edit_of_autoencoders_refits_classify_probes_and_the_report(
-        tmp_path, source_copy, tiny_vae, synthetic_images):
-    """On a copy of the sources: a comment added to analysis/autoencoders.py reruns every stage
-    that imports it (encode too, which reuses its cached latents), and the results are fitted
-    again rather than taken from the cache. Built once more, nothing is stale."""
-    args = make_vars(tmp_path / "b", tiny_vae, synthetic_images, 3)
-    run_make("report", *args, cwd=source_copy)
-    run = tmp_path / "b" / "runs" / "tiny-vae"
+        tmp_path, source_copy, demo_build, tiny_vae, synthetic_images):
+    """On a copy of the sources and of a build: a comment added to analysis/autoencoders.py
+    reruns every stage that imports it (encode too, which reuses its cached latents), and the
+    results are fitted again rather than taken from the cache. Built once more, nothing is stale."""
+    build = copy_build(demo_build, tmp_path / "b")
+    args = make_vars(build, tiny_vae, synthetic_images, 6)
+    run_make("report", *args, cwd=source_copy)  # the copy re-renders: report-inputs.json names its folder
+    run = build / "runs" / "tiny-vae"
     assert "analysis/autoencoders.py" in (run / "metrics.json.d").read_text()
 
     with open(source_copy / "analysis/autoencoders.py", "a", encoding="utf-8") as fh:

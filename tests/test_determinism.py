@@ -1,8 +1,9 @@
 """Same configuration, same machine: the same bytes, documents included.
 
-Two clean builds into two BUILD folders give cmp-identical report.html and report.pdf (and
-diff.html and diff.pdf for a two-variant build with `make diff`); neither names the build
-folder. Wall-clock times live in timings.json only.
+Two clean builds into two BUILD folders give cmp-identical report.html and report.pdf; for a
+three-variant build, the comparison, documents and `make diff` made again from its runs give
+the same bytes too. No document names its build folder. Wall-clock times live in timings.json
+only.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_variants, make_vars, run_make
+from conftest import copy_build, make_variants, make_vars, run_make
 
 DOCUMENTS = ("report.html", "report.pdf")
 
@@ -85,14 +86,30 @@ def test_pdf_is_tagged_with_language_and_title(demo_build):
     assert reader.metadata["/CreationDate"] == reader.metadata["/ModDate"]
 
 
-# ---- two variants and a diff, built twice ----------------------------------------------------
+# ---- two variants and a diff, rendered twice --------------------------------------------------
+
+# What a multi-variant build adds to a one-run build: the comparison stage, the documents that
+# read several runs, and the diff. Each run's own stages are deterministic by the tests above
+# (two independent builds from scratch); here the multi-run products are made a second time,
+# in new processes (their own hash seeds, so set and dict orders differ), from a copy of the runs.
+MULTI_RUN_PRODUCTS = ("compare", "report.html", "report.pdf", "diff-sd-vae-ft-ema-vs-sdxl-vae")
+
 
 @pytest.fixture(scope="module")
-def variant_builds(tmp_path_factory, variants_build, variant_vaes, synthetic_images) -> tuple[Path, Path, str]:
-    """Two clean builds of one multi-variant configuration, each with its `make diff`: the
-    session's variants_build and one more."""
-    second = make_variants(tmp_path_factory.mktemp("variants-2"), variant_vaes, synthetic_images)
-    return variants_build, second, "diff-vae-a-vs-sdxl-vae"
+def variant_builds(tmp_path_factory, variants_build, hub_cache, synthetic_images) -> tuple[Path, Path, str]:
+    """The session's variants_build, and a copy of it whose comparison, report and diff were
+    deleted and made again."""
+    import shutil
+
+    second = copy_build(variants_build, tmp_path_factory.mktemp("variants") / "b")
+    for name in MULTI_RUN_PRODUCTS:
+        if (second / name).is_dir():
+            shutil.rmtree(second / name)
+        else:
+            (second / name).unlink()
+    make_variants(second, hub_cache, synthetic_images)
+    assert all((second / name).exists() for name in MULTI_RUN_PRODUCTS)
+    return variants_build, second, "diff-sd-vae-ft-ema-vs-sdxl-vae"
 
 
 def test_two_variant_builds_and_diffs_are_byte_identical(variant_builds):
@@ -103,4 +120,4 @@ def test_two_variant_builds_and_diffs_are_byte_identical(variant_builds):
     for build in (first, second):
         assert_no_build_path(build, names)
     timings = json.loads((first / "timings.json").read_text())
-    assert set(timings["runs"]) == {"vae-a", "vae-b", "sdxl-vae"}
+    assert set(timings["runs"]) == {"sd-vae-ft-ema", "sd-vae-ft-mse", "sdxl-vae"}

@@ -22,82 +22,22 @@ import pickle
 import re
 import tarfile
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from analysis.common import VaelabError
-from analysis.demo import TINY_CONFIG, save_random_vae
-from conftest import ROOT, run_make
-from hubcache import blob_name, commit_for, repo_folder, write_hub_model_dir, write_hub_repo
+from conftest import run_make
+from hubcache import (HUB_ENV_OVERRIDES, WEIGHTS, HubCache, blob_name, makefile_default_vaes,
+                      make_env, repo_folder, write_hub_repo)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH=1767225600"
-# Environment that would point the hub client (or the Makefile) elsewhere than the fixture.
-HUB_ENV_OVERRIDES = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT", "VAE", "VAES",
-                     "REVISION", "VERBOSE")
 
 
-def makefile_default_vaes() -> list[str]:
-    """The Makefile's default VAES (ORIGINAL_VAES), read from the Makefile itself."""
-    match = re.search(r"^ORIGINAL_VAES\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M)
-    assert match, "ORIGINAL_VAES not found in the Makefile"
-    return match.group(1).split()
-
-
-# ---- the hub cache fixture --------------------------------------------------------------------
-
-# Tiny stand-ins with the real repos' relation: ema and mse share an encoder (only the decoder
-# was fine-tuned), sdxl-vae is another encoder with its own scaling factor and force_upcast.
-TINY_MODELS = {
-    "stabilityai/sd-vae-ft-ema": dict(seed=0, config=TINY_CONFIG | {"scaling_factor": 0.18215}),
-    "stabilityai/sd-vae-ft-mse": dict(seed=0, decoder_seed=1,
-                                      config=TINY_CONFIG | {"scaling_factor": 0.18215}),
-    "stabilityai/sdxl-vae": dict(seed=2, config=TINY_CONFIG | {"scaling_factor": 0.13025,
-                                                               "force_upcast": True}),
-}
-WEIGHTS = "diffusion_pytorch_model.safetensors"
-
-
-@dataclass(frozen=True)
-class HubCache:
-    hf_home: Path
-    hub: Path  # HF_HOME/hub
-    commits: dict[str, str]  # repo id -> snapshot commit
-    snapshots: dict[str, Path]
-
-    def env(self) -> dict[str, str]:
-        return {"HF_HOME": str(self.hf_home), "HF_HUB_OFFLINE": "1", "QUIET": "1"}
-
-
-@pytest.fixture(scope="module")
-def hub_cache(tmp_path_factory) -> HubCache:
-    """HF_HOME with hub/models--stabilityai--*/ holding tiny models under the three default ids.
-
-    Each snapshot holds what a full download of such a repo would: config.json, the
-    safetensors weights and vaelab's untrained marker (so the report says the weights are
-    random). The repo's tree listing also names files that were not downloaded (a .bin copy,
-    README.md, .gitattributes), as after a download with allow_patterns.
-    """
-    root = tmp_path_factory.mktemp("hf")
-    hf_home, models = root / "hf-home", root / "saved"
-    commits, snapshots = {}, {}
-    for repo_id, spec in TINY_MODELS.items():
-        saved = save_random_vae(models / repo_id.split("/")[1], seed=spec["seed"],
-                                config=spec["config"], decoder_seed=spec.get("decoder_seed"))
-        not_downloaded = {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
-                                            b"*.bin filter=lfs diff=lfs merge=lfs -text\n",
-                          "README.md": f"# {repo_id} (test stand-in)\n".encode(),
-                          "diffusion_pytorch_model.bin": b"\x00" * 64}
-        commits[repo_id] = commit_for(repo_id)
-        snapshots[repo_id] = write_hub_model_dir(hf_home / "hub", repo_id, saved, commits[repo_id],
-                                                 listed_only=not_downloaded)
-    return HubCache(hf_home=hf_home, hub=hf_home / "hub", commits=commits, snapshots=snapshots)
-
+# ---- the hub cache fixture (tests/hubcache.py; conftest's session fixture hub_cache) ----------
 
 @pytest.fixture
 def offline_hub(hub_cache, monkeypatch, tmp_path) -> HubCache:
@@ -112,17 +52,6 @@ def offline_hub(hub_cache, monkeypatch, tmp_path) -> HubCache:
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache.hub))
     monkeypatch.chdir(tmp_path)
     return hub_cache
-
-
-@contextmanager
-def make_env(cache: HubCache):
-    """os.environ for a `make` subprocess: the fixture cache offline, no VAE/VAES/REVISION."""
-    with pytest.MonkeyPatch.context() as mp:
-        for var in HUB_ENV_OVERRIDES:
-            mp.delenv(var, raising=False)
-        for key, value in cache.env().items():
-            mp.setenv(key, value)
-        yield
 
 
 def test_hub_cache_fixture_covers_the_makefile_default_ids(hub_cache):
@@ -188,7 +117,7 @@ def test_hub_cache_helper_nested_file_links_up_to_blobs(tmp_path, monkeypatch):
     assert Path(found) == snapshot.resolve()
 
 
-@pytest.mark.parametrize("repo_id", list(TINY_MODELS))
+@pytest.mark.parametrize("repo_id", makefile_default_vaes())
 def test_hub_cache_fixture_found_by_snapshot_download_offline(offline_hub, repo_id):
     from huggingface_hub import hf_hub_download, snapshot_download, try_to_load_from_cache
 
@@ -212,7 +141,7 @@ def test_hub_cache_fixture_found_by_snapshot_download_offline(offline_hub, repo_
 # ---- analysis.vae.resolve_model on the cache ---------------------------------------------------
 
 @pytest.mark.parametrize("revision", ["", "main", "commit"])
-@pytest.mark.parametrize("repo_id", list(TINY_MODELS))
+@pytest.mark.parametrize("repo_id", makefile_default_vaes())
 def test_resolve_model_hub_id_gives_snapshot_and_commit(offline_hub, repo_id, revision):
     from analysis.vae import resolve_model
 
@@ -231,7 +160,7 @@ def test_resolve_model_hub_id_gives_snapshot_and_commit(offline_hub, repo_id, re
 def test_resolve_model_hub_ids_ema_and_mse_share_encoder_checksum(offline_hub):
     from analysis.vae import resolve_model
 
-    ema, mse, sdxl = (resolve_model(r) for r in TINY_MODELS)
+    ema, mse, sdxl = (resolve_model(r) for r in makefile_default_vaes())
     assert ema.weights_sha256 != mse.weights_sha256
     assert ema.encoder_sha256 == mse.encoder_sha256 != sdxl.encoder_sha256
 
@@ -255,26 +184,11 @@ def test_resolve_model_revision_not_in_cache_offline_one_line_error(offline_hub,
 
 # ---- the default `make report` through the cache ------------------------------------------------
 
-def cache_listing(hub: Path) -> dict[str, str]:
-    """Every path under the hub cache: symlink target, or file size and mtime."""
-    return {str(p.relative_to(hub)): (os.readlink(p) if p.is_symlink() else
-                                      f"{p.stat().st_size}@{p.stat().st_mtime_ns}" if p.is_file() else "dir")
-            for p in sorted(hub.rglob("*"))}
-
-
-CACHE_BEFORE_AFTER: dict[str, dict[str, str]] = {}
-
-
 @pytest.fixture(scope="module")
-def default_report(hub_cache, synthetic_images, tmp_path_factory) -> Path:
-    """`make report` with no VAE/VAES: the three default hub ids, from the cache, offline."""
-    build = tmp_path_factory.mktemp("hub-build")
-    CACHE_BEFORE_AFTER["before"] = cache_listing(hub_cache.hub)
-    with make_env(hub_cache):
-        run_make("report", f"BUILD={build}", f"DATASET=imagefolder:{synthetic_images}", "LIMIT=3",
-                 SOURCE_DATE_EPOCH)
-    CACHE_BEFORE_AFTER["after"] = cache_listing(hub_cache.hub)
-    return build
+def default_report(variants_build) -> Path:
+    """`make report` with no VAE/VAES: the three default hub ids, from the cache, offline
+    (conftest's variants_build)."""
+    return variants_build
 
 
 def run_names() -> list[str]:
@@ -329,7 +243,9 @@ def test_make_report_default_ema_and_mse_share_encoder(default_report):
 
 def test_make_report_default_leaves_the_hub_cache_untouched(default_report):
     """Offline, the cache is only read: a shared read-only HF cache works."""
-    assert CACHE_BEFORE_AFTER["after"] == CACHE_BEFORE_AFTER["before"]
+    before, after = (json.loads((default_report.parent / f"hub-{when}.json").read_text())
+                     for when in ("before", "after"))
+    assert before and after == before
 
 
 @pytest.mark.e2e

@@ -17,6 +17,7 @@ from analysis.common import load_npz
 from analysis.encode import Encoder
 from analysis.vae import encoder_checksum, resolve_model
 from conftest import copy_build, run_make
+from hubcache import make_env, makefile_default_vaes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ORIGINAL_ENCODE = Encoder.encode
@@ -110,44 +111,54 @@ def baseline_stamps(build: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def shared_build(variants_build) -> Path:
-    """`make report` with vae-a, vae-b (one encoder) and sdxl-vae (another) on 4 images/class."""
+    """The default `make report` from the test hub cache, on 4 images/class: sd-vae-ft-ema and
+    sd-vae-ft-mse (one encoder, two decoders) and sdxl-vae (another encoder)."""
     return variants_build
+
+
+EMA, MSE = "sd-vae-ft-ema", "sd-vae-ft-mse"
 
 
 def test_make_shared_encoder_trains_once_and_says_so(shared_build):
     runs = shared_build / "runs"
-    assert json.loads((runs / "vae-a/classify.json").read_text())["from_cache"] is False
-    assert json.loads((runs / "vae-b/classify.json").read_text())["from_cache"] is True
-    assert json.loads((runs / "vae-b/timings-classify.json").read_text()) == {}  # nothing fitted
-    assert json.loads((runs / "vae-b/timings-encode.json").read_text())["from_cache"] is True
-    assert (runs / "vae-a/metrics.json").read_bytes() == (runs / "vae-b/metrics.json").read_bytes()
+    assert json.loads((runs / EMA / "classify.json").read_text())["from_cache"] is False
+    assert json.loads((runs / MSE / "classify.json").read_text())["from_cache"] is True
+    assert json.loads((runs / MSE / "timings-classify.json").read_text()) == {}  # nothing fitted
+    assert json.loads((runs / MSE / "timings-encode.json").read_text())["from_cache"] is True
+    assert (runs / EMA / "metrics.json").read_bytes() == (runs / MSE / "metrics.json").read_bytes()
     html = (shared_build / "report.html").read_text()
-    checksum = json.loads((runs / "vae-a/encode.json").read_text())["encoder_sha256"]
-    assert "vae-a and vae-b share one encoder" in html and checksum[:12] in html
-    assert "<th scope=\"col\">vae-a = vae-b</th>" in html  # their results in one column
+    checksum = json.loads((runs / EMA / "encode.json").read_text())["encoder_sha256"]
+    assert f"{EMA} and {MSE} share one encoder" in html and checksum[:12] in html
+    assert f"<th scope=\"col\">{EMA} = {MSE}</th>" in html  # their results in one column
     # One folder per baseline, fitted once for both runs.
     assert len(baseline_stamps(shared_build)) == 3
 
 
-def test_make_diff_of_shared_encoder_says_so(shared_build, tmp_path):
+def test_make_diff_of_shared_encoder_says_so(shared_build, hub_cache, tmp_path):
     build = copy_build(shared_build, tmp_path / "b")  # make diff writes into the build
-    proc = run_make("diff", f"BUILD={build}", "A=vae-a", "B=vae-b")
-    assert "vae-a and vae-b share one encoder" in proc.stdout
-    html = (build / "diff-vae-a-vs-vae-b/diff.html").read_text()
+    with make_env(hub_cache):
+        proc = run_make("diff", f"BUILD={build}", f"A={EMA}", f"B={MSE}")
+    assert f"{EMA} and {MSE} share one encoder" in proc.stdout
+    html = (build / f"diff-{EMA}-vs-{MSE}/diff.html").read_text()
     assert 'id="shared-encoder"' in html and "Only their decoders differ" in html
 
 
-def test_make_another_variant_refits_no_baseline_but_another_seed_does(shared_build, vaes,
+def test_make_another_variant_refits_no_baseline_but_another_seed_does(shared_build, hub_cache, vaes,
                                                                        synthetic_images, tmp_path):
     shared_build = copy_build(shared_build, tmp_path / "b")  # this test adds runs and baselines
     before = baseline_stamps(shared_build)
     common = [f"BUILD={shared_build}", f"DATASET=imagefolder:{synthetic_images}", "LIMIT=4"]
-    proc = run_make("report", f"VAES={vaes['a']} {vaes['b']} {vaes['c']}", *common)
-    assert "-m analysis.baselines" in proc.stdout and "baselines: fitting" not in proc.stderr
-    assert baseline_stamps(shared_build) == before
-    # vae-c has its own encoder: it trains its own classifiers.
-    assert json.loads((shared_build / "runs/vae-c/classify.json").read_text())["from_cache"] is False
-    proc = run_make("report", f"VAES={vaes['a']}", "SEED=1", *common)
+    defaults = " ".join(makefile_default_vaes())
+    with make_env(hub_cache):
+        # Up to the results (figures and documents add nothing to what is asked here).
+        proc = run_make(str(shared_build / "runs/vae-c/metrics.json"), f"VAES={defaults} {vaes['c']}",
+                        *common)
+        assert "-m analysis.baselines" in proc.stdout and "baselines: fitting" not in proc.stderr
+        assert baseline_stamps(shared_build) == before
+        # vae-c has its own encoder: it trains its own classifiers.
+        assert json.loads((shared_build / "runs/vae-c/classify.json").read_text())["from_cache"] is False
+        proc = run_make(str(shared_build / f"runs/{EMA}/baselines.json"),
+                        f"VAES={makefile_default_vaes()[0]}", "SEED=1", *common)
     assert "baselines: fitting" in proc.stderr
     after = baseline_stamps(shared_build)
     assert set(before) < set(after) and len(after) == 6  # three new folders for SEED=1

@@ -16,7 +16,7 @@ from conftest import ROOT, copy_build, run_make
 
 @pytest.fixture(scope="module")
 def two_variants(variants_build):
-    """`make report` with tiny VAEs (the last named like sdxl-vae) on 4 images/class."""
+    """The default `make report` (three tiny stand-ins under the default hub ids) on 4 images/class."""
     return variants_build
 
 
@@ -26,19 +26,19 @@ def test_variants_report_has_comparison_section(two_variants):
     assert 'id="sdxl-paragraph"' in html
     assert (two_variants / "compare/reconstructions.png").is_file()
     variants = json.loads((two_variants / "compare/variants.json").read_text())
-    assert [v["name"] for v in variants] == ["vae-a", "vae-b", "sdxl-vae"]
+    assert [v["name"] for v in variants] == ["sd-vae-ft-ema", "sd-vae-ft-mse", "sdxl-vae"]
     for v in variants:
         assert v["psnr_mean"] > 0 and -1 <= v["ssim_mean"] <= 1
     # each variant has its own run directory; the dataset is decoded once
-    assert (two_variants / "runs/vae-a/metrics.json").is_file()
+    assert (two_variants / "runs/sd-vae-ft-ema/metrics.json").is_file()
     assert (two_variants / "runs/sdxl-vae/metrics.json").is_file()
 
 
 def test_diff_writes_reports_and_prints_table(two_variants, tmp_path):
     build = copy_build(two_variants, tmp_path / "b")  # make diff writes into the build
-    proc = run_make("diff", f"BUILD={build}", "A=vae-a", "B=sdxl-vae")
+    proc = run_make("diff", f"BUILD={build}", "A=sd-vae-ft-ema", "B=sdxl-vae")
     assert "McNemar p" in proc.stdout and "Logistic Regression" in proc.stdout
-    out = build / "diff-vae-a-vs-sdxl-vae"
+    out = build / "diff-sd-vae-ft-ema-vs-sdxl-vae"
     assert (out / "diff.html").is_file() and (out / "diff.pdf").stat().st_size > 5000
     assert 'id="diff-table"' in (out / "diff.html").read_text()
 
@@ -51,7 +51,7 @@ def test_diff_refuses_different_test_sets(two_variants, tmp_path):
     encode = json.loads((other / "encode.json").read_text())
     encode["dataset_sha256"] = "0" * 64
     (other / "encode.json").write_text(json.dumps(encode))
-    proc = subprocess.run([sys.executable, "-m", "report.diff", str(two_variants / "runs/vae-a"),
+    proc = subprocess.run([sys.executable, "-m", "report.diff", str(two_variants / "runs/sd-vae-ft-ema"),
                            str(other), "--table"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "different test sets" in proc.stderr and "Traceback" not in proc.stderr
@@ -60,7 +60,7 @@ def test_diff_refuses_different_test_sets(two_variants, tmp_path):
 def test_diff_compare_delta_matches_accuracies(two_variants):
     from report.diff import compare, load_run
 
-    a, b = load_run(two_variants / "runs/vae-a"), load_run(two_variants / "runs/sdxl-vae")
+    a, b = load_run(two_variants / "runs/sd-vae-ft-ema"), load_run(two_variants / "runs/sdxl-vae")
     for row in compare(a, b):
         assert row["delta"] == pytest.approx(row["acc_b"] - row["acc_a"], abs=1e-4)
         assert row["ci"][0] <= row["delta"] + 1e-9 <= row["ci"][1] + 2e-9
