@@ -43,7 +43,7 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
 
 
 # Fixtures whose tests are end-to-end (they run make or read what it built); see pytest_collection_modifyitems.
-E2E_FIXTURES = {"demo_build", "demo_build_j2", "variants_build", "notes_report",
+E2E_FIXTURES = {"demo_build", "demo_build_j2", "variants_build", "cifar_build", "notes_report",
                 "mixed_build", "default_report", "variant_builds"}
 
 
@@ -188,6 +188,42 @@ def demo_build_j2(tmp_path_factory, tiny_vae, synthetic_images) -> Path:
     """demo_build's configuration built again, independently (own cache), with `make -j2`."""
     return shared(tmp_path_factory, "build-j2",
                   lambda build: run_make("-j2", "report", *make_vars(build, tiny_vae, synthetic_images, 6)))
+
+
+# analysis.demo's tiny configs of the other autoencoder classes (and the 16-channel KL layout
+# of SD3/FLUX.1); "tiny" (AutoencoderKL, 4 channels) is tiny_vae.
+CLASS_ARCHS = ("tiny-kl16", "tiny-taesd", "tiny-dc")
+
+
+@pytest.fixture(scope="session")
+def class_vaes(tmp_path_factory) -> dict[str, Path]:
+    """One random tiny model folder per architecture of CLASS_ARCHS."""
+    root = shared(tmp_path_factory, "class-vaes",
+                  lambda out: [save_random_vae(out / arch, seed=3, arch=arch) for arch in CLASS_ARCHS])
+    return {arch: root / arch for arch in CLASS_ARCHS}
+
+
+@pytest.fixture(scope="session")
+def cifar_build(tmp_path_factory, tiny_vae, taesd_models, class_vaes, cifar_subset) -> Path:
+    """`make report` on real images, the CIFAR-10 JPEG subset at LIMIT=10 (100 train and 100
+    test images), with every kind of encoder vaelab reads: the tiny VAE folder first, two real
+    checkpoint files, TAEF2 (its decoder beside it) and TAESana (an encoder only), then one
+    random folder each of AutoencoderKL with 16 channels, AutoencoderTiny and AutoencoderDC.
+    Then `make diff A=tiny-vae B=tiny-taesd` (two encoders with no feature set in common)."""
+    vaes = " ".join(map(str, (tiny_vae, taesd_models / "taef2_encoder.pth",
+                              taesd_models / "taesana_encoder.pth", *class_vaes.values())))
+
+    def make(build: Path) -> None:
+        run_make("report", *cifar_vars(build, vaes, cifar_subset))
+        run_make("diff", *cifar_vars(build, vaes, cifar_subset), "A=tiny-vae", "B=tiny-taesd")
+
+    return shared(tmp_path_factory, "cifar-build", make)
+
+
+def cifar_vars(build: Path, vaes: str, images: Path) -> list[str]:
+    """cifar_build's make variables (another VAES for a test that changes it)."""
+    return [f"BUILD={build}", f"VAES={vaes}", f"DATASET=imagefolder:{images}", "LIMIT=10",
+            "SOURCE_DATE_EPOCH=1767225600"]
 
 
 @pytest.fixture(scope="session")

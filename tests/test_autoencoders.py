@@ -17,7 +17,6 @@ from analysis.autoencoders import (CLASSES, feature_set_keys, feature_sets, load
 from analysis.common import VaelabError, save_npz
 from analysis.demo import save_random_vae
 from analysis.vae import encoder_checksum, resolve_model
-from conftest import run_make
 from hubcache import write_hub_model_dir, write_hub_repo
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -26,9 +25,8 @@ TINY = ("tiny", "tiny-kl16", "tiny-taesd", "tiny-dc")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("autoencoders")
-    return {arch: save_random_vae(root / arch, seed=3, arch=arch) for arch in TINY}
+def models(tiny_vae, class_vaes) -> dict[str, Path]:
+    return {"tiny": tiny_vae, **class_vaes}
 
 
 # ---- feature sets ---------------------------------------------------------------------------
@@ -178,54 +176,48 @@ def test_encode_resolution_not_a_multiple_of_downsampling_is_one_line_error(
 
 # ---- end to end -----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def mixed_build(models, synthetic_images, tmp_path_factory) -> Path:
-    """`make report` with one variant of each class, then `make diff` of KL against TAESD."""
-    build = tmp_path_factory.mktemp("mixed")
-    vaes = " ".join(str(models[a]) for a in TINY)
-    common = [f"BUILD={build}", f"VAES={vaes}", f"DATASET=imagefolder:{synthetic_images}", "LIMIT=4",
-              "SOURCE_DATE_EPOCH=1767225600"]
-    run_make("report", *common)
-    run_make("diff", *common, "A=tiny", "B=tiny-taesd")
-    return build
+# The session's cifar_build has every class: tiny-vae (AutoencoderKL, 4 channels), taef2 and
+# taesana (checkpoint files), tiny-kl16, tiny-taesd, tiny-dc; each run's feature sets and widths.
+MIXED = {"tiny-vae": {"sample": 64, "mean_std": 128}, "taef2": {"latent": 512}, "taesana": {"latent": 32},
+         "tiny-kl16": {"sample": 256, "mean_std": 512}, "tiny-taesd": {"latent": 64}, "tiny-dc": {"latent": 8}}
 
 
-def test_make_report_mixed_classes_feature_sets_per_run(mixed_build):
-    expected = {"tiny": ["sample", "mean_std"], "tiny-kl16": ["sample", "mean_std"],
-                "tiny-taesd": ["latent"], "tiny-dc": ["latent"]}
-    widths = {"tiny": [64, 128], "tiny-kl16": [256, 512], "tiny-taesd": [64], "tiny-dc": [8]}
-    for run, sets in expected.items():
-        metrics = json.loads((mixed_build / "runs" / run / "metrics.json").read_text())
+def test_make_report_mixed_classes_feature_sets_per_run(cifar_build):
+    for run, widths in MIXED.items():
+        sets = list(widths)
+        metrics = json.loads((cifar_build / "runs" / run / "metrics.json").read_text())
         vae_sets = [fs for fs in metrics["feature_set_order"]
                     if metrics["feature_sets"][fs]["kind"] == "vae"]
         assert vae_sets == sets, run
-        assert [metrics["feature_sets"][fs]["n_features"] for fs in sets] == widths[run]
-        # A PCA baseline per feature set, as wide as it (capped by the 40 training images).
-        record = json.loads((mixed_build / "runs" / run / "baselines.json").read_text())
-        assert record["widths"] == dict(zip(sets, widths[run]))
+        assert {fs: metrics["feature_sets"][fs]["n_features"] for fs in sets} == widths
+        # A PCA baseline per feature set, as wide as it (capped by the 100 training images).
+        record = json.loads((cifar_build / "runs" / run / "baselines.json").read_text())
+        assert record["widths"] == widths
         assert set(record["baselines"]) == {"pixels_pooled", *(f"pixels_pca_{fs}" for fs in sets)}
-        assert metrics["feature_sets"][f"pixels_pca_{sets[0]}"]["n_features"] == min(40, widths[run][0])
+        assert metrics["feature_sets"][f"pixels_pca_{sets[0]}"]["n_features"] == min(100, widths[sets[0]])
         # Comparisons only between what the run has.
         for per in metrics["comparisons"].values():
             assert all(c["a"] in sets for c in per.values())
             assert ("mean_std_vs_sample" in per) == ("mean_std" in sets)
 
 
-def test_make_report_mixed_classes_report_names_classes(mixed_build):
-    html = (mixed_build / "report.html").read_text()
+def test_make_report_mixed_classes_report_names_classes(cifar_build):
+    html = (cifar_build / "report.html").read_text()
     for name in ("AutoencoderKL", "AutoencoderTiny", "AutoencoderDC"):
         assert name in html
     table = html[html.index('id="variants-table"'):]
     table = table[:table.index("</table>")]
     rows = re.findall(r"<tr[^>]*><td>([^<]*)</td><td>([^<]*)</td>(.*?)</tr>", table)
-    cells = {(model, fs): re.findall(r'<td class="num[^"]*">([^<]*)</td>', rest) for model, fs, rest in rows}
-    # Four encoders; a KL's .sample() is 64 or 256 wide, and the deterministic ones have no .sample().
-    assert cells[("SVC", ".sample() (64/256)")][2:] == ["–", "–"]
-    assert cells[("SVC", "latent (8/64)")][:2] == ["–", "–"]
+    cells = {(model, fs.split(" (")[0]): re.findall(r'<td class="num[^"]*">([^<]*)</td>', rest)
+             for model, fs, rest in rows}
+    # One column per encoder, in VAES order: a run without the row's feature set shows "–".
+    for fs in (".sample()", "latent"):
+        has = [fs.strip(".()") in widths for widths in MIXED.values()]
+        assert [cell != "–" for cell in cells[("SVC", fs)]] == has, fs
 
 
-def test_make_diff_across_classes_says_no_common_feature_set(mixed_build):
-    diff = mixed_build / "diff-tiny-vs-tiny-taesd"
+def test_make_diff_across_classes_says_no_common_feature_set(cifar_build):
+    diff = cifar_build / "diff-tiny-vae-vs-tiny-taesd"
     html = (diff / "diff.html").read_text()
     assert "different feature sets" in html and "none in common" in html
     assert 'id="diff-table"' not in html

@@ -133,12 +133,10 @@ def test_make_bad_variable_fails_with_one_line_and_no_outputs(tmp_path, tiny_vae
     assert not (build / "report.html").exists() and not (build / "runs/tiny-vae/latents.npz").exists()
 
 
-@pytest.mark.e2e
-def test_make_report_on_cifar10_jpeg_subset(tmp_path, tiny_vae, cifar_subset):
+def test_make_report_on_cifar10_jpeg_subset(cifar_build):
     import json
 
-    build = tmp_path / "b"
-    run_make("report", *make_vars(build, tiny_vae, cifar_subset, 10))
+    build = cifar_build
     dataset = json.loads((build / "data/dataset.json").read_text())
     assert dataset["classes"][:3] == ["airplane", "automobile", "bird"]
     assert (dataset["n_train"], dataset["n_test"]) == (100, 100)

@@ -355,30 +355,26 @@ def test_make_names_checkpoint_runs_after_the_file(taesd_models, tmp_path):
     assert "_encoder" not in proc.stdout.replace("_encoder.pth", "")
 
 
-@pytest.mark.e2e
-def test_make_report_with_encoder_only_variant(tmp_path, taesd_models, cifar_subset):
-    """The issue's "done when" at a tiny size: both runs, TAESana said to have no decoder,
-    no image of its reconstructions anywhere, TAEF2's reconstructions in the panel."""
-    from tests.conftest import make_vars, run_make
+def test_make_report_with_encoder_only_variant(cifar_build, taesd_models, cifar_subset, tmp_path):
+    """The issue's "done when" at a tiny size: every run, TAESana said to have no decoder, no
+    image of its reconstructions anywhere, TAEF2's real reconstructions in the comparison."""
+    from tests.conftest import cifar_vars, copy_build, run_make
 
-    build = tmp_path / "b"
-    args = make_vars(build, taesd_models / "taef2_encoder.pth", cifar_subset, 5)
-    args = [a for a in args if not a.startswith("VAE=")]
-    run_make("report", *args,
-             f"VAES={taesd_models / 'taef2_encoder.pth'} {taesd_models / 'taesana_encoder.pth'}")
-    html = (build / "report.html").read_text()
-    assert 'id="fig-reconstructions"' in html and "runs/taef2/figures/reconstructions.png" in html
+    html = (cifar_build / "report.html").read_text()
+    assert 'id="fig-reconstructions"' in html and "runs/tiny-vae/figures/reconstructions.png" in html
     assert "runs/taesana/figures/reconstructions.png" not in html
     assert "taesana has no decoder" in html and 'id="fig-variant-reconstructions"' in html
-    variants = json.loads((build / "compare/variants.json").read_text())
-    assert [(v["name"], v["has_decoder"]) for v in variants] == [("taef2", True), ("taesana", False)]
-    assert variants[0]["psnr_mean"] > 20 and variants[1]["psnr_mean"] is None
-    assert (build / "report.pdf").stat().st_size > 10_000
-    proc = run_make("diff", "A=taef2", "B=taesana", *args[:1])
+    variants = {v["name"]: v for v in json.loads((cifar_build / "compare/variants.json").read_text())}
+    assert list(variants) == ["tiny-vae", "taef2", "taesana", "tiny-kl16", "tiny-taesd", "tiny-dc"]
+    assert [name for name, v in variants.items() if not v["has_decoder"]] == ["taesana"]
+    assert variants["taef2"]["psnr_mean"] > 20 and variants["taesana"]["psnr_mean"] is None
+    assert (cifar_build / "report.pdf").stat().st_size > 10_000
+    build = copy_build(cifar_build, tmp_path / "b")  # make diff and the next report write into it
+    proc = run_make("diff", "A=taef2", "B=taesana", f"BUILD={build}")
     assert "taesana had no decoder" in proc.stdout
     assert not (build / "diff-taef2-vs-taesana/figures/a-reconstructions.png").exists()
     # TAESana alone (its run is reused): the primary has no decoder, and the report says so.
-    run_make("report", *args, f"VAES={taesd_models / 'taesana_encoder.pth'}")
+    run_make("report", *cifar_vars(build, str(taesd_models / "taesana_encoder.pth"), cifar_subset))
     html = (build / "report.html").read_text()
     assert 'id="no-decoder"' in html and 'id="fig-reconstructions"' not in html
     assert "reconstructions.png" not in html
