@@ -9,7 +9,7 @@ import pytest
 
 from analysis import config
 from analysis.common import VaelabError, load_npz, sha256_json
-from conftest import make_vars, run_make
+from conftest import copy_build, make_vars, run_make
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -149,12 +149,15 @@ def test_pixel_pca_baselines_follow_the_wider_latents():
 # ---- the whole pipeline at two resolutions -----------------------------------------------------
 
 @pytest.mark.e2e
-def test_make_report_at_two_resolutions_compares_them(tmp_path, tiny_vae, synthetic_images):
-    build = tmp_path / "b"
-    # The two runs are independent, so they build side by side (-j2). One OpenMP thread per
-    # process: same results, but tiny fits do not stall on a busy 2-core machine.
-    run_make("-j2", "report", *make_vars(build, tiny_vae, synthetic_images, 3),
-             "RESOLUTION=32 64", env={"OMP_NUM_THREADS": "1"})
+def test_make_report_at_two_resolutions_compares_them(tmp_path, demo_build, tiny_vae, synthetic_images):
+    # A copy of the demo build (tiny-vae at 32 px) gets a second run at 64 px: the first is reused.
+    build = copy_build(demo_build, tmp_path / "b")
+    # One OpenMP thread per process: same results, but tiny fits do not stall on a busy
+    # 2-core machine under -j2.
+    proc = run_make("-j2", "report", *make_vars(build, tiny_vae, synthetic_images, 6),
+                    "RESOLUTION=32 64", env={"OMP_NUM_THREADS": "1"})
+    assert f"analysis.encode {build}/runs/tiny-vae-r64/config.json" in proc.stdout
+    assert f"analysis.encode {build}/runs/tiny-vae/config.json" not in proc.stdout
     runs = build / "runs"
     assert sorted(p.name for p in runs.iterdir()) == ["tiny-vae", "tiny-vae-r64"]
     assert json.loads((runs / "tiny-vae/config.json").read_text())["resolution"] == 32

@@ -84,14 +84,14 @@ def test_classify_results_do_not_depend_on_the_thread_count(monkeypatch):
 
     rng = np.random.default_rng(0)
     centers = rng.normal(0, 0.5, size=(5, 24))
-    y = rng.integers(0, 5, size=1600)
+    y = rng.integers(0, 5, size=800)
     x = (centers[y] + rng.normal(size=(len(y), 24))).astype(np.float32)
-    train, test = {"f": x[:1200]}, {"f": x[1200:]}
+    train, test = {"f": x[:600]}, {"f": x[600:]}
     outputs = []
     for n in (1, 2):
         monkeypatch.setattr(threads, "budget", lambda environ=None, n=n: n)
         with threadpool_limits(limits=n):
-            outputs.append(models.fit_all(train, test, y[:1200], y[1200:], list("abcde"), seed=0,
+            outputs.append(models.fit_all(train, test, y[:600], y[600:], list("abcde"), seed=0,
                                             n_jobs=1, svc="libsvm"))
     assert outputs[0][0] == outputs[1][0]  # every metric of every model
     for key, pred in outputs[0][1].items():
