@@ -45,7 +45,7 @@ def test_relative_error_is_relative():
 def test_bench_main_writes_ratios_and_classifier_times(tiny_vae, tmp_path):
     out = tmp_path / "bench.json"
     bench_main([str(out), "--model", str(tiny_vae), "--images", "16", "--batch-size", "8",
-                "--reps", "1", "--rows", "300", "--class-images", "0"])
+                "--reps", "1", "--rows", "300", "--class-images", "0", "--no-compile"])  # compile: test_encode
     result = json.loads(out.read_text())
     enc = result["encoder"]
     assert enc["untrained"] is True and "same FLOPs" in enc["note"]
