@@ -43,8 +43,7 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
 
 
 # Fixtures whose tests are end-to-end (they run make or read what it built); see pytest_collection_modifyitems.
-E2E_FIXTURES = {"demo_build", "demo_build_j2", "variants_build", "cifar_build", "notes_report",
-                "mixed_build", "default_report", "variant_builds"}
+E2E_FIXTURES = {"demo_build", "demo_build_j2", "variants_build", "cifar_build", "notes_report"}
 
 
 def pytest_collection_modifyitems(items):

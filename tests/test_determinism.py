@@ -92,7 +92,8 @@ def test_pdf_is_tagged_with_language_and_title(demo_build):
 # read several runs, and the diff. Each run's own stages are deterministic by the tests above
 # (two independent builds from scratch); here the multi-run products are made a second time,
 # in new processes (their own hash seeds, so set and dict orders differ), from a copy of the runs.
-MULTI_RUN_PRODUCTS = ("compare", "report.html", "report.pdf", "diff-sd-vae-ft-ema-vs-sdxl-vae")
+DIFF_DIR = "diff-sd-vae-ft-ema-vs-sdxl-vae"  # conftest.make_variants' diff
+MULTI_RUN_PRODUCTS = ("compare", "report.html", "report.pdf", DIFF_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def variant_builds(tmp_path_factory, variants_build, hub_cache, synthetic_images
             (second / name).unlink()
     make_variants(second, hub_cache, synthetic_images)
     assert all((second / name).exists() for name in MULTI_RUN_PRODUCTS)
-    return variants_build, second, "diff-sd-vae-ft-ema-vs-sdxl-vae"
+    return variants_build, second, DIFF_DIR
 
 
 def test_two_variant_builds_and_diffs_are_byte_identical(variant_builds):
