@@ -1,5 +1,6 @@
 """The code each product depends on (analysis.deps): the module lists, make's dependency files,
-no import circle, and an edit of analysis/autoencoders.py rebuilding what it feeds.
+no import circle, and edits of the template, models.py and autoencoders.py rebuilding only
+what they feed.
 
 Run:
     .venv/bin/python -m pytest -p no:xdist -o addopts= -q tests/test_deps.py
@@ -123,16 +124,34 @@ def test_deps_file_targets_follow_the_folder_make_reads_it_from(tmp_path):
     assert proc.stdout.strip() == "built copy/x.out", proc.stderr
 
 
-def test_make_edit_of_autoencoders_refits_classify_probes_and_the_report(
+def touch_later(path: Path) -> None:
+    """Bump a source file's mtime (content unchanged)."""
+    later = time.time_ns() + 2_000_000_000
+    os.utime(path, ns=(later, later))
+
+
+def test_make_source_edits_rerun_only_what_imports_them(
         tmp_path, source_copy, demo_build, tiny_vae, synthetic_images):
-    """On a copy of the sources and of a build: a comment added to analysis/autoencoders.py
-    reruns every stage that imports it (encode too, which reuses its cached latents), and the
-    results are fitted again rather than taken from the cache. Built once more, nothing is stale."""
+    """On a copy of the sources and of a build (touching the checkout's own files would make
+    the builds of tests running beside this one stale), one edit after another:
+    the template re-renders the document only; models.py (touched) reruns the stages that
+    import it; a comment added to analysis/autoencoders.py reruns every stage that imports it
+    (encode too, which reuses its cached latents), and the results are fitted again rather
+    than taken from the cache. Built once more, nothing is stale."""
     build = copy_build(demo_build, tmp_path / "b")
     args = make_vars(build, tiny_vae, synthetic_images, 6)
     run_make("report", *args, cwd=source_copy)  # the copy re-renders: report-inputs.json names its folder
+    assert steps_run(run_make("report", *args, cwd=source_copy)) == set()  # the copy is current
     run = build / "runs" / "tiny-vae"
     assert "analysis/autoencoders.py" in (run / "metrics.json.d").read_text()
+
+    touch_later(source_copy / "templates/report.html.j2")
+    assert steps_run(run_make("report", *args, cwd=source_copy)) == {
+        "report.render html", "report.render pdf"}
+    touch_later(source_copy / "analysis/models.py")
+    assert steps_run(run_make("report", *args, cwd=source_copy)) == {
+        "analysis.classify", "analysis.probes", "analysis.figures", "report.render html",
+        "report.render pdf"}
 
     with open(source_copy / "analysis/autoencoders.py", "a", encoding="utf-8") as fh:
         fh.write("# an edit\n")
