@@ -135,6 +135,17 @@ def taesd_models() -> Path:
     return TAESD_DIR
 
 
+# The pipeline's stage modules, as make echoes them ("-m analysis.encode ...").
+STEPS = ("analysis.data", "analysis.encode", "analysis.baselines", "analysis.classify",
+         "analysis.probes", "analysis.figures", "report.provenance", "report.render html",
+         "report.render pdf")
+
+
+def steps_run(proc) -> set[str]:
+    """Which pipeline stages make ran (or, under -n, would run), from its echoed commands."""
+    return {m for m in STEPS if f"-m {m}" in proc.stdout}
+
+
 def run_make(*args: str, check: bool = True, env: dict | None = None, cwd: Path = ROOT):
     """Run make in the repository (or a copy of it, ``cwd``) with the test virtualenv; return
     the CompletedProcess."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_build, make_vars, run_make
+from conftest import copy_build, make_vars, run_make, steps_run
 
 EXPECTED_FILES = sorted([
     "cache/latents-{key}.npz", "cache/latents-{key}.sha256", "cache/latents-{key}.lock",
@@ -40,14 +40,6 @@ EXPECTED_FILES = sorted([
 
 def product_times(build: Path) -> dict[str, float]:
     return {str(p.relative_to(build)): p.stat().st_mtime_ns for p in build.rglob("*") if p.is_file()}
-
-
-def steps_run(proc) -> set[str]:
-    """Which pipeline modules make ran, from the commands it echoed."""
-    modules = ("analysis.data", "analysis.encode", "analysis.classify", "analysis.probes",
-               "analysis.figures",
-               "report.render html", "report.render pdf")
-    return {m for m in modules if f"-m {m}" in proc.stdout}
 
 
 def probes_key(run: Path) -> str:

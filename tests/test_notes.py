@@ -261,7 +261,8 @@ def test_notes_config_errors_are_one_line(tmp_path, toml, message):
 # ---- build graph and starting point -----------------------------------------------------------
 
 def test_make_note_edit_rerenders_only_the_document(demo_build, tiny_vae, synthetic_images, tmp_path):
-    from test_make import product_times, steps_run
+    from conftest import steps_run
+    from test_make import product_times
 
     build = tmp_path / "b"
     shutil.copytree(demo_build, build)  # mtimes kept: the copy is as current as the original
