@@ -6,7 +6,7 @@ and by ``report.diff`` (paired comparison of two runs on the same test images); 
 is the one paired comparison of two prediction vectors (analysis.classify and report.diff)
 and ``holm`` the one correction of a family of tests (report.facts and report.diff).
 All rest on maintained implementations: ``scipy.stats.bootstrap``, statsmodels' ``mcnemar``
-and ``multipletests``; nothing here re-derives a formula.
+and ``multipletests``, ``scipy.stats.binomtest``; nothing here re-derives a formula.
 """
 
 from __future__ import annotations
@@ -33,6 +33,15 @@ def accuracy_ci(correct: np.ndarray, seed: int, level: float = LEVEL) -> tuple[f
     res = bootstrap((correct,), np.mean, n_resamples=N_RESAMPLES, confidence_level=level,
                     method="percentile", batch=BATCH, random_state=np.random.default_rng(seed))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def proportion_ci(accuracy: float, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of an accuracy over ``n`` test images, for accuracies
+    kept without their per-image results (the figures' nearest-centroid scores)."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(round(accuracy * n), n).proportion_ci(confidence_level=level, method="exact")
+    return float(ci.low), float(ci.high)
 
 
 def delta_ci(correct_a: np.ndarray, correct_b: np.ndarray, seed: int,

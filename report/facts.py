@@ -599,12 +599,46 @@ def baselines(metrics: dict, n_train: int) -> Baselines:
 # ---- comparing encoders (variants.json and each variant's metrics.json) ------------------
 
 @dataclass(frozen=True)
+class Separability:
+    """Nearest-centroid test accuracy of the primary feature set in its PCA plane and in its
+    LDA plane (figures.json), each with an exact 95% interval over the test images. The two
+    are point estimates on the same images; no test compares them."""
+    pca: float
+    lda: float
+    pca_ci: tuple[float, float]
+    lda_ci: tuple[float, float]
+    chance: float
+    n_test: int
+
+    @property
+    def above_chance(self) -> bool:
+        """Either plane's interval lies above chance: there is class structure to compare."""
+        return self.pca_ci[0] > self.chance or self.lda_ci[0] > self.chance
+
+
+def separability(figures_info: dict, n_classes: int, n_test: int, primary: str) -> Separability | None:
+    from analysis.stats import proportion_ci
+
+    pca, lda = figures_info.get("pca", {}).get(primary), figures_info.get("lda", {}).get(primary)
+    if not pca or not lda or "centroid_accuracy" not in pca or "centroid_accuracy" not in lda:
+        return None
+    p_acc, l_acc = pca["centroid_accuracy"], lda["centroid_accuracy"]
+    return Separability(p_acc, l_acc, proportion_ci(p_acc, n_test), proportion_ci(l_acc, n_test),
+                        1 / n_classes, n_test)
+
+
+@dataclass(frozen=True)
 class EncoderBest:
     """One distinct encoder of Table C1 (the variants that share it) and its best result."""
     labels: tuple[str, ...]
     accuracy: float
     model: str  # label
-    wins: int  # Table C1 rows where it has the highest accuracy
+    # Of the Table C1 rows it shares with another encoder (compared_rows; an encoder of another
+    # class may have none of its feature sets): how many, in how many it has the highest
+    # accuracy, and in how many of those another encoder has that accuracy too.
+    rows: int
+    wins: int
+    tied: int
 
 
 @dataclass(frozen=True)
@@ -613,7 +647,6 @@ class Variants:
     ranked: tuple[EncoderBest, ...]  # highest best accuracy first (ties in column order)
     by_resolution: bool  # the variants differ in resolution
     n_compared_rows: int  # Table C1 rows that more than one encoder has
-    n_tied_rows: int  # of those, rows where several encoders share the highest accuracy
     recon: Recon | None  # reconstruction quality, when more than one variant has a decoder
     no_decoder: tuple[str, ...]  # labels of the encoder-only variants
 
@@ -626,21 +659,24 @@ def compared_rows(table: list[dict]) -> list[dict]:
 def variants_fact(variants: list[dict], metrics: list[dict], groups: list[list[int]],
                   table: list[dict]) -> Variants:
     """``table``: Table C1's rows, one column per group of ``groups`` (report.compare)."""
-    wins = [0] * len(groups)
-    for row in table:
-        if not row["random"]:
-            for i, cell in enumerate(row["cells"]):
+    shared = compared_rows(table)
+    rows, wins, tied = [0] * len(groups), [0] * len(groups), [0] * len(groups)
+    for row in shared:  # a row only one encoder has is no win: nothing was compared
+        n_best = sum(c["best"] for c in row["cells"])
+        for i, cell in enumerate(row["cells"]):
+            if cell["value"] is not None:
+                rows[i] += 1
                 wins[i] += cell["best"]
+                tied[i] += cell["best"] and n_best > 1
     encoders = []
     for i, group in enumerate(groups):
         m = metrics[group[0]]
         encoders.append(EncoderBest(tuple(variants[j]["label"] for j in group), m["best"]["accuracy"],
-                                    m["models"][m["best"]["model"]]["label"], wins[i]))
-    shared = compared_rows(table)
+                                    m["models"][m["best"]["model"]]["label"], rows[i], wins[i], tied[i]))
     decoded = [v for v in variants if v["has_decoder"]]
     return Variants(
         tuple(sorted(encoders, key=lambda e: -e.accuracy)), len({v["resolution"] for v in variants}) > 1,
-        len(shared), sum(sum(c["best"] for c in r["cells"]) > 1 for r in shared),
+        len(shared),
         recon(decoded, [v["label"] for v in decoded]) if len(decoded) > 1 else None,
         tuple(v["label"] for v in variants if not v["has_decoder"]))
 

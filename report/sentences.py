@@ -33,7 +33,8 @@ from analysis.autoencoders import FEATURE_SETS
 from report.facts import (ALPHA, CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFUSED,
                           ORIGINAL_ENCODER, Baselines, Best, Curves, Gap, LatentShare, Limits,
                           PixelTally, Probes, Recon, Resolutions, SampleVsMeanStd, Score,
-                          SetsDiff, SharedEncoder, Source, Summary, Upcast, Variants, Versus)
+                          Separability, SetsDiff, SharedEncoder, Source, Summary, Upcast, Variants,
+                          Versus)
 from report.formatting import acc, count, joined, p_is, pct, plural, pts, size, unsigned
 
 
@@ -476,14 +477,18 @@ def variants_sentences(v: Variants) -> list[str]:
     first = (f"Best accuracy per {per}: " + "; ".join(
         f"{joined(e.labels)} {acc(e.accuracy)} ({e.model})" for e in v.ranked) + ". ")
     if len(v.ranked) > 1:
+        top = v.ranked[0]
         if not v.n_compared_rows:
             first += ("The encoders share no feature set, so no row of Table C1 sets them side by "
                       "side; their best accuracies above come from different feature sets.")
+        elif not top.rows:
+            first += (f"{joined(top.labels)} shares no feature set with another encoder, so no row "
+                      "of Table C1 sets it beside them; its best accuracy above comes from a feature "
+                      "set of its own.")
         else:
-            top = v.ranked[0]
             first += (f"{joined(top.labels)} gives the highest accuracy in {top.wins} of "
-                      f"the {v.n_compared_rows} model/feature-set rows of Table C1 that more than one "
-                      "encoder has" + (f" ({v.n_tied_rows} of them tied)." if v.n_tied_rows else "."))
+                      f"the {top.rows} model/feature-set rows of Table C1 that it shares with another "
+                      "encoder" + (f" ({top.tied} of them tied)." if top.tied else "."))
     out = [first]
     if v.recon:  # one decoder alone has nothing to be compared with (Table C2 has it)
         out.append(recon_sentence(v.recon))
@@ -572,27 +577,30 @@ def baselines_sentence(b: Baselines) -> str:
     return text + " The PCA is fitted on the training images only; test images are only projected."
 
 
-def separability(figures_info: dict, n_classes: int, primary: str = "sample") -> str | None:
+def separability(sep: Separability | None, primary: str = "sample") -> str | None:
     """Contrast the PCA plane (maximal variance; the template quotes its share of variance)
-    with the LDA plane (maximal class separation) by a nearest-centroid test accuracy in each."""
-    pca, lda = figures_info.get("pca", {}).get(primary), figures_info.get("lda", {}).get(primary)
-    if not pca or not lda or "centroid_accuracy" not in pca or "centroid_accuracy" not in lda:
+    with the LDA plane (maximal class separation) by a nearest-centroid test accuracy in each;
+    when neither is clearly above chance there is nothing to contrast."""
+    if sep is None:
         return None
-    chance = 1 / n_classes
-    p_acc, l_acc = pca["centroid_accuracy"], lda["centroid_accuracy"]
-    if l_acc > p_acc:
+    label = FEATURE_SETS[primary].label if primary in FEATURE_SETS else primary
+    label = "" if label == "latent" else f"{label} "
+    scores = (f"Assigning each {label}test latent to the nearest class centre (centres from the "
+              f"projected training latents) gives an accuracy of {acc(sep.pca)} "
+              f"({sep.pca / sep.chance:.1f} times chance) in the PCA plane and {acc(sep.lda)} "
+              f"({sep.lda / sep.chance:.1f} times chance) in the LDA plane")
+    if not sep.above_chance:
+        return (f"{scores}. Both exact 95% intervals over the {count(sep.n_test)} test images "
+                f"include chance ({sep.chance:.2f}), so neither plane shows class structure "
+                "that the two could be compared on.")
+    if sep.lda > sep.pca:
         reading = ("so by this measure (point estimates, no test) the classes are better "
                    "separated along the discriminant directions than along the directions of "
                    "maximal variance: the PCA plot understates what a linear classifier can use")
     else:
         reading = ("so by this measure (point estimates, no test) the discriminant directions "
                    "separate the classes no better than the directions of maximal variance")
-    label = FEATURE_SETS[primary].label if primary in FEATURE_SETS else primary
-    label = "" if label == "latent" else f"{label} "
-    return (f"Assigning each {label}test latent to the nearest class centre (centres from the "
-            f"projected training latents) gives an accuracy of {acc(p_acc)} "
-            f"({p_acc / chance:.1f} times chance) in the PCA plane and {acc(l_acc)} "
-            f"({l_acc / chance:.1f} times chance) in the LDA plane, {reading}.")
+    return f"{scores}, {reading}."
 
 
 # ---- comparing two runs (report.diff) ----------------------------------------------------

@@ -121,3 +121,11 @@ def test_diff_table_is_one_holm_family():
     table = format_table(run("run-a-with-a-long-name", a, y), run("run-b", b, y), rows)
     assert "run-a-with-a-long-name" in table.splitlines()[2]  # not cut to 12 characters
     assert "Holm" in table
+
+
+def test_proportion_ci_is_the_exact_binomial_interval():
+    from analysis.stats import proportion_ci
+
+    low, high = proportion_ci(0.1, 100)  # 10 of 100 (Clopper-Pearson: 0.0490 to 0.1762)
+    assert (round(low, 4), round(high, 4)) == (0.049, 0.1762)
+    assert proportion_ci(0.0, 50)[0] == 0.0 and proportion_ci(1.0, 50)[1] == 1.0

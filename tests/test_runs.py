@@ -179,7 +179,7 @@ def test_compare_section_reads_a_variants_json_from_before_labels(tmp_path):
     assert compare["labels"] == ["vae-a", "vae-b"] and compare["resolutions"] is None
     assert compare["sentences"][0] == ("Best accuracy per encoder: vae-b 0.6000 (SVC); vae-a 0.5000 (SVC). "
                                        "vae-b gives the highest accuracy in 1 of the 1 model/feature-set "
-                                       "rows of Table C1 that more than one encoder has.")
+                                       "rows of Table C1 that it shares with another encoder.")
     assert "By PSNR vae-a and vae-b (tied) reconstructs best (20.00 dB), by SSIM vae-b" in compare["sentences"][1]
 
 

@@ -370,3 +370,57 @@ def test_encoder_fact_shape_from_class_and_config(cls, channels, down, shape):
     enc = F.encoder(encode_record(cls, channels, down), metrics)
     assert enc.shape == shape and enc.like_original == (shape == (4, 4, 4) and cls == "AutoencoderKL")
     assert cls in enc.family
+
+
+def c1_row(*values: float | None, random: bool = False) -> dict:
+    """A Table C1 row as report.compare builds it: one cell per encoder, None where it lacks the
+    feature set, the best real value(s) marked."""
+    top = max(v for v in values if v is not None)
+    return {"random": random, "cells": [{"value": v, "best": v == top and not random} for v in values]}
+
+
+def test_variants_wins_count_only_rows_the_encoder_shares():
+    """Mixed classes: taef2 competes in 2 of the 4 compared rows; a row only it has is no win."""
+    variants = [{"label": name, "has_decoder": False, "resolution": 32} for name in ("kl", "kl16", "taef2", "dc")]
+    metrics = [{"best": {"accuracy": acc, "model": "svc"}, "models": {"svc": {"label": "SVC"}}}
+               for acc in (0.2, 0.25, 0.6, 0.3)]
+    table = [c1_row(0.2, 0.25, None, None), c1_row(0.15, 0.1, None, None),   # .sample(), mean & std
+             c1_row(None, None, 0.6, 0.3), c1_row(None, None, 0.3, 0.3),     # the deterministic latent
+             c1_row(None, None, 0.5, None),                                  # only taef2 has it
+             c1_row(0.14, 0.14, 0.14, 0.14, random=True)]
+    fact = F.variants_fact(variants, metrics, [[0], [1], [2], [3]], table)
+    top = fact.ranked[0]
+    assert (top.labels, top.rows, top.wins, top.tied, fact.n_compared_rows) == (("taef2",), 2, 2, 1, 4)
+    assert ("taef2 gives the highest accuracy in 2 of the 2 model/feature-set rows of Table C1 that "
+            "it shares with another encoder (1 of them tied).") in S.variants_sentences(fact)[0]
+
+
+def test_variants_top_encoder_sharing_no_feature_set_claims_no_rows():
+    variants = [{"label": name, "has_decoder": False, "resolution": 32} for name in ("kl", "kl16", "taef2")]
+    metrics = [{"best": {"accuracy": acc, "model": "svc"}, "models": {"svc": {"label": "SVC"}}}
+               for acc in (0.2, 0.25, 0.6)]
+    table = [c1_row(0.2, 0.25, None), c1_row(None, None, 0.6)]
+    first = S.variants_sentences(F.variants_fact(variants, metrics, [[0], [1], [2]], table))[0]
+    assert "taef2 shares no feature set with another encoder" in first and "highest accuracy in" not in first
+
+
+def separability_info(pca: float, lda: float) -> dict:
+    return {"pca": {"sample": {"centroid_accuracy": pca}}, "lda": {"sample": {"centroid_accuracy": lda}}}
+
+
+def test_separability_at_chance_contrasts_nothing():
+    """0.06 and 0.10 over 100 test images: both intervals hold chance, so no plane 'separates better'."""
+    sep = F.separability(separability_info(0.06, 0.10), 10, 100, "sample")
+    assert not sep.above_chance and sep.lda_ci[0] < 0.1 < sep.lda_ci[1]
+    text = S.separability(sep)
+    assert "neither plane shows class structure" in text and "better separated" not in text
+    assert "100 test images include chance (0.10)" in text
+
+
+def test_separability_above_chance_reads_the_planes_as_point_estimates():
+    sep = F.separability(separability_info(0.20, 0.45), 10, 1000, "sample")
+    assert sep.above_chance
+    assert "better separated along the discriminant directions" in S.separability(sep)
+    sep = F.separability(separability_info(0.45, 0.40), 10, 1000, "sample")
+    assert "separate the classes no better" in S.separability(sep)
+    assert F.separability({"pca": {}}, 10, 1000, "sample") is None
