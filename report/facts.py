@@ -299,6 +299,7 @@ class CurveRow:
     pixel: str | None  # prose name of the pixel PCA curve matched to this feature set
     pixel_width: int | None
     leads: tuple[tuple[int, float], ...]  # (training images, VAE minus pixels) per size
+    at_chance: bool = False  # the full-size point's 95% band includes chance
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,11 @@ class Curves:
     @property
     def n_above(self) -> int:
         return sum(r.above_band for r in self.rows)
+
+    @property
+    def all_at_chance(self) -> bool:
+        """Every curve ends at chance: its shape then says nothing about what limits a model."""
+        return all(r.at_chance for r in self.rows)
 
 
 def curves(metrics: dict) -> Curves | None:
@@ -333,7 +339,8 @@ def curves(metrics: dict) -> Curves | None:
                 fs_name(metrics, pixel_of[fs]) if pixel_of.get(fs) else None,
                 width(metrics, pixel_of[fs]) if pixel_of.get(fs) else None,
                 tuple((p["n_train"], p["accuracy"] - pixel[p["n_train"]]) for p in points
-                      if p["n_train"] in pixel)))
+                      if p["n_train"] in pixel),
+                last["ci"][0] <= 1 / len(metrics["classes"])))
     return Curves(tuple(rows)) if rows else None
 
 

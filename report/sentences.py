@@ -273,7 +273,11 @@ def curve_sentences(c: Curves) -> list[str]:
     gains = joined([f"{pts(r.gain)} points for {r.model} on {on(r.fs_label)}" for r in rows])
     n, m = c.n_above, len(rows)
     out: list[str] = []
-    if n == m:
+    if c.all_at_chance:  # noise around chance has no shape to read
+        said = (f"{'the curve ends' if m == 1 else f'all {m} curves end'} with chance inside "
+                "the 95% band, so they say nothing about whether more training images or "
+                "better features would help")
+    elif n == m:
         said = ("every curve ends above the previous size's 95% band, which suggests that more "
                 "training images would raise these accuracies")
     elif n == 0:
@@ -284,8 +288,10 @@ def curve_sentences(c: Curves) -> list[str]:
                 "that more training images would help some of these models")
     out += [f"Learning curves (Figure 2): from {count(prev_n)} to {count(last_n)} training images, "
            f"test accuracy changes by {gains}.",
-           f"By the point estimates, {said}; the bands cover test-image resampling only and the "
-           "curves are not tested, so this is a description, not a finding."]
+           # at chance the bands, not the point estimates, are what the sentence reads
+           f"{said[0].upper() + said[1:] if c.all_at_chance else 'By the point estimates, ' + said}; "
+           "the bands cover test-image resampling only and the curves are not tested, so this is "
+           "a description, not a finding."]
     for fs in dict.fromkeys(r.fs_label for r in rows if r.pixel and r.leads):
         mine = [r for r in rows if r.fs_label == fs and r.pixel and r.leads]
         first = mine[0]

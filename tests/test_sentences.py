@@ -424,3 +424,26 @@ def test_separability_above_chance_reads_the_planes_as_point_estimates():
     sep = F.separability(separability_info(0.45, 0.40), 10, 1000, "sample")
     assert "separate the classes no better" in S.separability(sep)
     assert F.separability({"pca": {}}, 10, 1000, "sample") is None
+
+
+def test_learning_curves_at_chance_suggest_nothing():
+    """Random weights: the curves wander around chance; 'the features limit these models' would
+    read noise as a finding."""
+    rows = tuple(F.CurveRow(m, ".sample()", 64, 50, 100, -0.03, False, None, None, (), at_chance=True)
+                 for m in ("LR", "LightGBM"))
+    text = " ".join(S.curve_sentences(F.Curves(rows)))
+    assert "All 2 curves end with chance inside the 95% band, so they say nothing" in text
+    assert "limit these models" not in text and "would raise" not in text
+    one_above = (rows[0], F.CurveRow("LightGBM", ".sample()", 64, 50, 100, 0.1, False, None, None, ()))
+    assert "limit these models" in " ".join(S.curve_sentences(F.Curves(one_above)))
+
+
+def test_curves_fact_marks_a_band_that_holds_chance():
+    lc = {"sizes": [50, 100], "models": ["logreg"],
+          "curves": {"sample": {"logreg": [{"n_train": 50, "accuracy": 0.12, "ci": [0.06, 0.18]},
+                                           {"n_train": 100, "accuracy": 0.09, "ci": [0.04, 0.15]}]},
+                     "mean_std": {"logreg": [{"n_train": 50, "accuracy": 0.3, "ci": [0.2, 0.4]},
+                                             {"n_train": 100, "accuracy": 0.4, "ci": [0.3, 0.5]}]}}}
+    metrics = kl_metrics({"logreg": (0.09, 0.4)}) | {"learning_curves": lc}
+    rows = {r.fs_label: r.at_chance for r in F.curves(metrics).rows}
+    assert rows == {".sample()": True, "mean & std": False}
