@@ -67,6 +67,7 @@ def curve_metrics(vae: list[tuple[int, float, float]], pixels: list[tuple[int, f
         return [{"n_train": n, "accuracy": a, "ci": [a - h, a + h]} for n, a, h in rows]
 
     return {"models": {"logreg": {"label": "Logistic Regression"}},
+            "classes": [f"c{i}" for i in range(10)],
             "feature_set_order": ["sample", "pixels_pca_sample"],
             "feature_sets": {"sample": {"label": ".sample()", "n_features": 64, "kind": "vae"},
                              "pixels_pca_sample": {"label": "pixels, PCA-64", "n_features": 64,
