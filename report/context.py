@@ -150,7 +150,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "pca": figures_info.get("pca", {}),
         "lda": figures_info.get("lda", {}),
         "separability": S.separability(F.separability(figures_info, len(metrics["classes"]),
-                                                      dataset["n_test"], vae_sets[0]), vae_sets[0]),
+                                                      dataset["n_test"], vae_sets[0])),
         "recon_mse": recon_mse,
         "has_decoder": decoder,
         "original_accuracy": ORIGINAL_ACCURACY,

@@ -616,6 +616,7 @@ class Separability:
     lda_ci: tuple[float, float]
     chance: float
     n_test: int
+    feature_set: str  # the primary VAE feature set's key ("sample", "latent")
 
     @property
     def above_chance(self) -> bool:
@@ -631,7 +632,7 @@ def separability(figures_info: dict, n_classes: int, n_test: int, primary: str) 
         return None
     p_acc, l_acc = pca["centroid_accuracy"], lda["centroid_accuracy"]
     return Separability(p_acc, l_acc, proportion_ci(p_acc, n_test), proportion_ci(l_acc, n_test),
-                        1 / n_classes, n_test)
+                        1 / n_classes, n_test, primary)
 
 
 @dataclass(frozen=True)

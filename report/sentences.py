@@ -583,12 +583,13 @@ def baselines_sentence(b: Baselines) -> str:
     return text + " The PCA is fitted on the training images only; test images are only projected."
 
 
-def separability(sep: Separability | None, primary: str = "sample") -> str | None:
+def separability(sep: Separability | None) -> str | None:
     """Contrast the PCA plane (maximal variance; the template quotes its share of variance)
     with the LDA plane (maximal class separation) by a nearest-centroid test accuracy in each;
     when neither is clearly above chance there is nothing to contrast."""
     if sep is None:
         return None
+    primary = sep.feature_set
     label = FEATURE_SETS[primary].label if primary in FEATURE_SETS else primary
     label = "" if label == "latent" else f"{label} "
     scores = (f"Assigning each {label}test latent to the nearest class centre (centres from the "
