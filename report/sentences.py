@@ -281,8 +281,10 @@ def curve_sentences(c: Curves) -> list[str]:
         said = ("every curve ends above the previous size's 95% band, which suggests that more "
                 "training images would raise these accuracies")
     elif n == 0:
-        said = ("no curve ends above the previous size's 95% band, which suggests that at this "
-                "size the features, more than the number of training images, limit these models")
+        # Not exceeding the band is no evidence of a plateau: the test set may be too small.
+        said = ("no curve ends above the previous size's 95% band, which suggests only that the "
+                "last gains cannot be told from test-image noise; it does not show whether more "
+                "training images would help")
     else:
         said = (f"{n} of the {m} curves {'ends' if n == 1 else 'end'} above the previous size's 95% band, which suggests "
                 "that more training images would help some of these models")
