@@ -8,15 +8,16 @@ Run:
 feature set, with the same classifiers. Those baselines depend only on the images, the
 seed and the width, never on the VAE, so each is fitted once and kept in its own folder
 ``BASELINES_DIR/<name>-<key>/`` (``pooled-48-…``, ``pca-64-…``, ``pca-128-…``):
-``baseline.json`` (every model's scores and, for a PCA baseline, its learning curves:
-analysis.curves), ``predictions.npz`` (test predictions, for paired tests),
-``timings-baseline.json`` and ``timings-curves.json``. The key covers the dataset checksum, the seed, the
+``baseline.json`` (every model's scores), ``predictions.npz`` (test predictions, for paired
+tests) and ``timings-baseline.json``; a PCA baseline also has its learning curves
+(analysis.curves) in ``curves.json`` and ``timings-curves.json``. The key covers the dataset checksum, the seed, the
 kind and width, the SVC implementation (analysis.models.svc_implementation: libsvm and
 oneDAL results never mix) and the code this stage runs (analysis.models.code_checksum), so adding,
 removing or re-encoding a VAE variant refits nothing, while another DATASET, LIMIT or SEED
 (or edited classifier code) fits new ones. ``OUT`` (the run's ``baselines.json``) names the
-baselines a run is compared with; ``analysis.classify`` reads it. Each folder is a cache entry
-(analysis.cache): sealed by ``<folder>.sha256`` once complete, refitted when damaged.
+baselines a run is compared with; ``analysis.classify`` reads it. Each folder's fits are a cache
+entry (analysis.cache), sealed by ``<folder>.sha256`` once complete and refitted when damaged;
+its curves are a second one (``curves.sha256``), so an interrupt inside the curves keeps the fits.
 ``OUT.d`` lists the modules this stage runs, for make (analysis.deps).
 
 The features, from DATASET_NPZ (uint8 (N, 32, 32, 3), scaled to [0, 1]), fitted on the
@@ -43,7 +44,8 @@ from analysis.common import (VaelabError, file_lock, load_npz, read_json, run_ma
 from analysis.curves import learning_curves
 from analysis.models import code_checksum, fit_all, read_run, run_svc, svc_implementation
 
-BASELINE_VERSION = 2  # 2: PCA baselines carry learning curves
+BASELINE_VERSION = 3  # 2: PCA baselines carry learning curves; 3: in their own entry
+FIT_FILES = ["baseline.json", "predictions.npz", "timings-baseline.json"]  # the fits' entry
 POOL = 8  # pixels per side averaged into one pooled feature: 32x32 -> 4x4
 
 
@@ -107,6 +109,37 @@ def folder_name(kind: str, width: int, key: str) -> str:
     return f"{kind}-{width}-{key}" if width else f"{kind}-{key}"
 
 
+def curves_entry(folder: Path) -> Path:
+    """A PCA baseline's learning curves: ``FOLDER/curves.json``, sealed by ``FOLDER/curves.sha256``."""
+    return folder / "curves.json"
+
+
+def fit_folders(todo: dict[Path, tuple[str, int]], train: dict, test: dict, data: dict,
+                classes: list[str], seed: int, svc: dict, dataset_sha256: str, code: str) -> None:
+    """Fit every model on the baselines ``todo`` (folder -> (kind, width)) and seal each folder:
+    ``baseline.json``, ``predictions.npz`` and ``timings-baseline.json``."""
+    names = [folder.name for folder in todo]
+    print(f"baselines: fitting {', '.join(sorted(names))}", file=sys.stderr)
+    results, predictions, timings = fit_all({n: train[n] for n in names}, {n: test[n] for n in names},
+                                            data["y_train"], data["y_test"], classes, seed,
+                                            svc=svc["implementation"])
+    for folder, (kind, width) in todo.items():
+        curves_entry(folder).unlink(missing_ok=True)  # drawn from the fits being replaced
+        n_features = train[folder.name].shape[1]
+        preds = {model: predictions[f"{model}__{folder.name}"] for model in results}
+        save_npz(folder / "predictions.npz", **preds)
+        write_json(folder / "timings-baseline.json",
+                   {model: per[folder.name] for model, per in timings.items()})
+        write_json(folder / "baseline.json", {
+            "kind": kind, "requested_width": width, "n_features": n_features,
+            "label": baseline_label(kind, n_features), "seed": seed, "svc": svc,
+            "dataset_sha256": dataset_sha256, "code": code,
+            "n_train": int(len(data["y_train"])), "n_test": int(len(data["y_test"])),
+            "results": {model: per[folder.name] for model, per in results.items()},
+            "model_order": list(results)})
+        cache.seal(folder, FIT_FILES)  # last: the fits are complete
+
+
 def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
            classes: list[str], svc: dict | None = None) -> tuple[dict[str, str], list[str]]:
     """The baselines for a run with VAE feature sets of these ``widths``, fitting only those
@@ -126,38 +159,34 @@ def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
     with file_lock(root / ".lock"):
         # A damaged or half-written folder is fitted again (its files replaced atomically).
         stale = {folder for folder in set(folders.values()) if not cache.reusable(folder)}
-        missing = {name: folder for name, folder in folders.items() if folder in stale}
         # Two metrics keys can need one folder (tiny subsets cap both PCAs alike): fit it once.
-        todo = {folder: needed[name] for name, folder in missing.items()}
-        if todo:
+        todo = {folder: needed[name] for name, folder in folders.items() if folder in stale}
+        # A PCA baseline's curves are their own entry, so that an interrupt inside them keeps
+        # the fits; refitted fits redraw them (a curve ends at its main fit).
+        redraw = {folder: needed[name] for name, folder in folders.items()
+                  if needed[name][0] == "pca" and (folder in stale or not cache.reusable(curves_entry(folder)))}
+        if todo or redraw:
             data = load_npz(data_file, "dataset", ("x_train", "y_train", "x_test", "y_test"))
             train, test = {}, {}
-            for folder, (kind, width) in todo.items():
+            for folder, (kind, width) in (todo | redraw).items():
                 train[folder.name], test[folder.name] = features_of(kind, width, data, seed)
-            print(f"baselines: fitting {', '.join(sorted(train))}", file=sys.stderr)
-            results, predictions, timings = fit_all(train, test, data["y_train"], data["y_test"],
-                                                    classes, seed, svc=svc["implementation"])
-            # Learning curves of the PCA baselines, the VAE feature sets' equal-width rivals.
-            pca_folders = [f.name for f, (kind, _) in todo.items() if kind == "pca"]
+        if todo:
+            fit_folders(todo, train, test, data, classes, seed, svc, dataset_sha256, code)
+        if redraw:
+            # The curves' last point is the main fit: read back from each folder's baseline.json.
+            full: dict = {}
+            for folder in redraw:
+                for model, result in read_json(folder / "baseline.json", "pixel baseline")["results"].items():
+                    full.setdefault(model, {})[folder.name] = result
+            names = [folder.name for folder in redraw]
+            print(f"baselines: learning curves of {', '.join(sorted(names))}", file=sys.stderr)
             curves, curve_timings = learning_curves(
-                {name: train[name] for name in pca_folders}, {name: test[name] for name in pca_folders},
-                data["y_train"], data["y_test"], len(classes), seed, results)
-            for folder, (kind, width) in todo.items():
-                n_features = train[folder.name].shape[1]
-                label = baseline_label(kind, n_features)
-                preds = {model: predictions[f"{model}__{folder.name}"] for model in results}
-                save_npz(folder / "predictions.npz", **preds)
-                write_json(folder / "timings-baseline.json",
-                           {model: per[folder.name] for model, per in timings.items()})
-                write_json(folder / "timings-curves.json", curve_timings.get(folder.name, {}))
-                write_json(folder / "baseline.json", {
-                    "kind": kind, "requested_width": width, "n_features": n_features, "label": label,
-                    "seed": seed, "svc": svc, "dataset_sha256": dataset_sha256, "code": code,
-                    "n_train": int(len(data["y_train"])), "n_test": int(len(data["y_test"])),
-                    "results": {model: per[folder.name] for model, per in results.items()},
-                    "curves": curves.get(folder.name, {}),
-                    "model_order": list(results)})
-                cache.seal(folder)  # last: the folder is complete
+                {name: train[name] for name in names}, {name: test[name] for name in names},
+                data["y_train"], data["y_test"], len(classes), seed, full)
+            for folder in redraw:
+                write_json(folder / "timings-curves.json", curve_timings[folder.name])
+                write_json(curves_entry(folder), {"code": code, "curves": curves[folder.name]})
+                cache.seal(curves_entry(folder))  # last: the curves are complete
     return {name: folder.name for name, folder in folders.items()}, sorted(f.name for f in todo)
 
 
@@ -172,6 +201,8 @@ def load(run_file: Path) -> dict[str, dict]:
         folder = root / folder_name
         info = read_json(folder / "baseline.json", "pixel baseline")
         preds = load_npz(folder / "predictions.npz", "baseline predictions")
+        if info["kind"] == "pca":
+            info["curves"] = read_json(curves_entry(folder), "baseline learning curves")["curves"]
         out[name] = info | {"matches": BASELINES[name], "folder": folder_name,
                             "predictions": {m: preds[m].astype(np.int64) for m in info["model_order"]}}
     return out

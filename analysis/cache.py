@@ -45,9 +45,10 @@ def digest(entry: Path, names: list[str] | None = None) -> str:
     return "".join(f"{sha256_file(entry / name)}  {name}\n" for name in names)
 
 
-def seal(entry: Path) -> str:
-    """Write ``entry``'s checksum file, once every file of it is written; its text."""
-    text = digest(entry)
+def seal(entry: Path, names: list[str] | None = None) -> str:
+    """Write ``entry``'s checksum file, once every file of it is written; its text. ``names``:
+    a folder's files that make the entry (default: all), when more are written into it later."""
+    text = digest(entry, names)
     write_text(checksum_file(entry), text)
     return text
 

@@ -134,6 +134,41 @@ def test_baselines_and_classify_refit_damaged_entries(tmp_path, capsys):
     assert (run / "metrics.json").read_bytes() == first
 
 
+def test_baselines_interrupted_in_their_curves_keep_the_fits(tmp_path, monkeypatch, capsys):
+    latents = tiny_run(tmp_path)
+    run, data, pixel_root = latents.parent, tmp_path / "data/dataset.npz", tmp_path / "baselines"
+    stage_args = [str(data), str(pixel_root), str(run / "baselines.json"), "--latents", str(latents)]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real_curves = baselines.learning_curves
+    monkeypatch.setattr(baselines, "learning_curves", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        baselines.main(stage_args)
+    folders = sorted(p for p in pixel_root.iterdir() if p.is_dir())
+    assert folders and all(cache.reusable(folder) for folder in folders)  # the fits are sealed
+    pca = [folder for folder in folders if folder.name.startswith("pca-")]
+    assert pca and not any(cache.reusable(baselines.curves_entry(folder)) for folder in pca)
+    fitted = {folder: (folder / "baseline.json").read_bytes() for folder in folders}
+
+    monkeypatch.setattr(baselines, "learning_curves", real_curves)
+    capsys.readouterr()
+    baselines.main(stage_args)
+    err = capsys.readouterr().err
+    assert "baselines: fitting" not in err and "baselines: learning curves of" in err
+    assert {folder: (folder / "baseline.json").read_bytes() for folder in folders} == fitted
+    for folder in pca:
+        curves = json.loads(baselines.curves_entry(folder).read_text())["curves"]
+        assert cache.reusable(baselines.curves_entry(folder)) and curves["logreg"][-1]["n_train"] == 24
+    # A damaged curves entry is drawn again; the fits stay.
+    flip(baselines.curves_entry(pca[0]))
+    baselines.main(stage_args)
+    err = capsys.readouterr().err
+    assert "vaelab: notice: cache entry" in err and "baselines: fitting" not in err
+    assert f"learning curves of {pca[0].name}\n" in err
+
+
 def test_probes_refit_a_flipped_entry_that_still_parses(tmp_path, capsys):
     latents = tiny_run(tmp_path)
     out = latents.parent / "probes.json"

@@ -15,7 +15,10 @@ EXPECTED_FILES = sorted([
     "cache/results-{results}.sha256",
     "baselines/.lock",
     *[f"baselines/{{{b}}}/{n}" for b in ("pixels_pooled", "pixels_pca_sample", "pixels_pca_mean_std")
-      for n in ("baseline.json", "predictions.npz", "timings-baseline.json", "timings-curves.json")],
+      for n in ("baseline.json", "predictions.npz", "timings-baseline.json")],
+    # the PCA baselines' learning curves, their own cache entry inside the folder
+    *[f"baselines/{{{b}}}/{n}" for b in ("pixels_pca_sample", "pixels_pca_mean_std")
+      for n in ("curves.json", "curves.sha256", "timings-curves.json")],
     *[f"baselines/{{{b}}}.sha256" for b in ("pixels_pooled", "pixels_pca_sample", "pixels_pca_mean_std")],
     "cache/probes-{probes}.json", "cache/probes-{probes}.lock", "cache/probes-{probes}.sha256",
     # make's dependency files (analysis.deps), beside the products
