@@ -130,6 +130,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "repeated_baselines": len(baseline_sets) - len(T.shown_baselines(metrics)),
         "results_rows": T.results_rows(metrics),
         "comparisons": T.comparison_tables(metrics),
+        "weak_rivals_text": S.weak_rivals_sentence(rivals) if (rivals := F.weak_rivals(metrics)) else "",
         "baselines_text": S.baselines_sentence(F.baselines(metrics, dataset["n_train"])),
         "summary": summary_sentences(metrics, enc, dataset, len(baseline_sets)),
         "bootstrap": metrics.get("bootstrap"),

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from analysis.autoencoders import (MEAN_STD_VS_SAMPLE, PIXEL_COMPARISONS, RANDOM, is_real_model,
-                                   pca_baseline)
+from analysis.autoencoders import (MEAN_STD_VS_SAMPLE, PIXEL_COMPARISONS, POOLED, RANDOM,
+                                   is_real_model, pca_baseline)
 from analysis.autoencoders import versus as comparison_name
 from analysis.runs import feature_set_kind, filled, sets_of_kind
 from analysis.stats import holm
@@ -198,6 +198,7 @@ class PixelTally:
     n_higher: int
     n_lower: int
     n_raw_below: int  # raw p below ALPHA
+    n_higher_over_weak: int = 0  # of n_higher, those over a weak rival (WeakRival)
 
     @property
     def n_unclear(self) -> int:
@@ -221,10 +222,51 @@ def pixel_tally(metrics: dict) -> PixelTally | None:
         c = next(c for _, n, c in tests if n == name)
         pairings.append(Pairing(fs_name(metrics, c["a"]), width(metrics, c["a"]),
                                 fs_name(metrics, c["b"]), width(metrics, c["b"])))
+    weak = {(r.model_key, r.rival.fs) for r in weak_rivals(metrics)}
     return PixelTally(len({m for m, _, _ in tests}), tuple(pairings), len(tests),
                       sum(significant(c) and c["delta"] > 0 for _, _, c in tests),
                       sum(significant(c) and c["delta"] < 0 for _, _, c in tests),
-                      sum(c["p_value"] < ALPHA for _, _, c in tests))
+                      sum(c["p_value"] < ALPHA for _, _, c in tests),
+                      sum(significant(c) and c["delta"] > 0 and (m, c["b"]) in weak for m, _, c in tests))
+
+
+@dataclass(frozen=True)
+class WeakRival:
+    """A pixel PCA that one classifier makes little of: at chance (its 95% interval holds
+    chance), or below the same classifier on the narrower pooled pixels (the two 95% intervals
+    apart). A latent's lead over such a rival says more about the rival than about the latent."""
+    model_key: str
+    rival: Score  # the classifier on the pixel PCA
+    pooled: Score | None  # the same classifier on pooled pixels
+    chance: float
+    n_leads: int  # the latent feature sets' significant leads over it (Table 4)
+
+    @property
+    def at_chance(self) -> bool:
+        return self.rival.ci is not None and self.rival.ci[0] <= self.chance
+
+
+def weak_rivals(metrics: dict) -> tuple[WeakRival, ...]:
+    """Every weak pixel rival, classifier by classifier in the tables' order; a PCA shown twice
+    (two widths capped alike) is named once."""
+    chance = 1 / len(metrics["classes"])
+    comps = with_holm(metrics).get("comparisons") or {}
+    out, seen = [], set()
+    for model in real_models(metrics):
+        per = metrics["results"][model]
+        pooled = score(metrics, model, POOLED) if POOLED in per else None
+        for fs in sets_of_kind(metrics, "baseline"):
+            if fs == POOLED or fs not in per or not per[fs].get("accuracy_ci"):
+                continue
+            rival = score(metrics, model, fs)
+            below = pooled is not None and pooled.ci is not None and rival.ci[1] < pooled.ci[0]
+            if not (rival.ci[0] <= chance or below) or (model, rival.width, rival.accuracy) in seen:
+                continue
+            seen.add((model, rival.width, rival.accuracy))
+            leads = sum(c["b"] == fs and c.get("family") == "vae_vs_pixels" and significant(c)
+                        and c["delta"] > 0 for c in comps.get(model, {}).values())
+            out.append(WeakRival(model, rival, pooled, chance, leads))
+    return tuple(out)
 
 
 def confused_pairs(confusion: list[list[int]], classes: list[str], top: int = 3) -> list[dict]:

@@ -34,7 +34,7 @@ from report.facts import (ALPHA, CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFU
                           ORIGINAL_ENCODER, Baselines, Best, Curves, Gap, LatentShare, Limits,
                           PixelTally, Probes, Recon, Resolutions, SampleVsMeanStd, Score,
                           Separability, SetsDiff, SharedEncoder, Source, Summary, Upcast, Variants,
-                          Versus)
+                          Versus, WeakRival)
 from report.formatting import acc, count, joined, p_is, pct, plural, pts, size, unsigned
 
 
@@ -198,6 +198,34 @@ def pixel_tally_sentence(t: PixelTally) -> str:
                  + " compare equal widths.")
     elif t.unequal:
         text += " None compares equal widths."
+    if t.n_higher_over_weak:
+        text += (f" {count(t.n_higher_over_weak)} of the {count(t.n_higher)} significantly higher "
+                 f"{'is' if t.n_higher_over_weak == 1 else 'are'} over a weak pixel rival, named "
+                 "below Table 4.")
+    return text
+
+
+def weak_rivals_sentence(rivals: tuple[WeakRival, ...]) -> str:
+    """The pixel rivals a classifier makes little of, and how many of Table 4's leads are over them."""
+    items = []
+    for r in rivals:
+        name = f"{r.rival.model} on pixel PCA-{r.rival.width}"
+        if r.at_chance:
+            items.append(f"{name} is at chance ({pct(r.rival.accuracy)}; its 95% interval holds "
+                         f"{pct(r.chance)})")
+        else:
+            items.append(f"{name} reaches {pct(r.rival.accuracy)}, below the {pct(r.pooled.accuracy)} "
+                         f"of the same classifier on pooled pixels with {count(r.pooled.width)} "
+                         "features (the two 95% intervals are apart)")
+    n, leads = len(items), sum(r.n_leads for r in rivals)
+    text = ("One pixel rival is weak: " if n == 1 else f"{count(n)} pixel rivals are weak: ") + "; ".join(items) + "."
+    them = "this rival" if n == 1 else "these rivals"
+    if leads:
+        text += (f" {plural(leads, 'significant lead')} of the latent features in Table 4 "
+                 f"{'is' if leads == 1 else 'are'} over {them}, and say{'s' if leads == 1 else ''} "
+                 "more about the rival than about the latent.")
+    else:
+        text += f" None of Table 4's significant leads of the latent features is over {them}."
     return text
 
 

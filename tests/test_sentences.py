@@ -447,3 +447,35 @@ def test_curves_fact_marks_a_band_that_holds_chance():
     metrics = kl_metrics({"logreg": (0.09, 0.4)}) | {"learning_curves": lc}
     rows = {r.fs_label: r.at_chance for r in F.curves(metrics).rows}
     assert rows == {".sample()": True, "mean & std": False}
+
+
+def test_weak_rival_below_pooled_pixels_is_named_with_the_leads_over_it():
+    # KNN makes little of pixel PCA-64 (0.13, below its 0.40 on pooled pixels); SVC does not.
+    metrics = kl_metrics({"knn": (0.35, 0.4), "svc": (0.4, 0.5)}, half=0.01, comparisons={m: {
+        "sample_vs_pixels_pca_sample": comp("sample", "pixels_pca_sample", 0.2, 1e-9),
+        "mean_std_vs_pixels_pca_mean_std": comp("mean_std", "pixels_pca_mean_std", 0.1, 1e-9)}
+        for m in ("knn", "svc")})
+    metrics["results"]["knn"]["pixels_pooled"] = result(0.40, 0.01)
+    metrics["results"]["knn"]["pixels_pca_sample"] = result(0.13, 0.01)
+    metrics["results"]["knn"]["pixels_pca_mean_std"] = result(0.40, 0.01)
+    rivals = F.weak_rivals(metrics)
+    assert [(r.model_key, r.rival.fs, r.at_chance, r.n_leads) for r in rivals] == [
+        ("knn", "pixels_pca_sample", False, 1)]
+    text = S.weak_rivals_sentence(rivals)
+    assert text.startswith("One pixel rival is weak: KNN on pixel PCA-64 reaches 13.0%, below the 40.0% "
+                           "of the same classifier on pooled pixels with 48 features")
+    assert "1 significant lead of the latent features in Table 4 is over this rival" in text
+    tally = S.pixel_tally_sentence(F.pixel_tally(metrics))
+    assert "1 of the 4 significantly higher is over a weak pixel rival, named below Table 4." in tally
+
+
+def test_weak_rival_at_chance_and_overlapping_intervals_are_not_weak():
+    metrics = kl_metrics({"rf": (0.35, 0.4)}, half=0.03)
+    metrics["results"]["rf"]["pixels_pca_mean_std"] = result(0.11, 0.03)  # interval holds 0.10
+    metrics["results"]["rf"]["pixels_pca_sample"] = result(0.25, 0.03)  # [0.22, 0.28] vs [0.27, 0.33]
+    rivals = F.weak_rivals(metrics)
+    assert [(r.rival.fs, r.at_chance) for r in rivals] == [("pixels_pca_mean_std", True)]
+    text = S.weak_rivals_sentence(rivals)
+    assert "RF on pixel PCA-128 is at chance (11.0%; its 95% interval holds 10.0%)" in text
+    assert text.endswith("None of Table 4's significant leads of the latent features is over this rival.")
+    assert F.pixel_tally(metrics) is None  # no comparisons: no tally to point from
