@@ -186,7 +186,6 @@ class Encoder:
 
     def encode(self, images: np.ndarray):
         import torch
-        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
         n = len(images)
         if self.compiled and n < self.batch_size:  # pad to the one compiled shape
@@ -198,6 +197,9 @@ class Encoder:
             out = self.forward(x)
             if not self.autoencoder.stochastic:
                 return (out[:n].float().cpu(),)  # (n, C, h, w)
+            # Imported here: a TAESD checkpoint's encode never loads diffusers (~8 s of imports).
+            from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
             dist = DiagonalGaussianDistribution(out)
             mean, std = dist.mean[:n].float().cpu(), dist.std[:n].float().cpu()
         return mean, std  # each (n, C, h, w)
