@@ -206,19 +206,25 @@ def pixel_tally_sentence(t: PixelTally) -> str:
 
 
 def weak_rivals_sentence(rivals: tuple[WeakRival, ...]) -> str:
-    """The pixel rivals a classifier makes little of, and how many of Table 4's leads are over them."""
-    items = []
+    """The pixel rivals a classifier makes little of, a PCA at chance named once with every
+    classifier it fails, and how many of Table 4's leads are over them."""
+    at_chance: dict[int, list[WeakRival]] = {}
     for r in rivals:
-        name = f"{r.rival.model} on pixel PCA-{r.rival.width}"
         if r.at_chance:
-            items.append(f"{name} is at chance ({pct(r.rival.accuracy)}; its 95% interval holds "
-                         f"{pct(r.chance)})")
-        else:
-            items.append(f"{name} reaches {pct(r.rival.accuracy)}, below the {pct(r.pooled.accuracy)} "
-                         f"of the same classifier on pooled pixels with {count(r.pooled.width)} "
-                         "features (the two 95% intervals are apart)")
-    n, leads = len(items), sum(r.n_leads for r in rivals)
-    text = ("One pixel rival is weak: " if n == 1 else f"{count(n)} pixel rivals are weak: ") + "; ".join(items) + "."
+            at_chance.setdefault(r.rival.width, []).append(r)
+    items = []
+    for w, group in at_chance.items():
+        names = joined([r.rival.model for r in group])
+        items.append(f"pixel PCA-{w} is at chance with {names} "
+                     + (f"({pct(group[0].rival.accuracy)}; its 95% interval holds {pct(group[0].chance)})"
+                        if len(group) == 1 else f"(each 95% interval holds {pct(group[0].chance)})"))
+    for r in rivals:
+        if not r.at_chance:
+            items.append(f"{r.rival.model} on pixel PCA-{r.rival.width} reaches {pct(r.rival.accuracy)}, "
+                         f"below the {pct(r.pooled.accuracy)} of the same classifier on pooled pixels "
+                         f"with {count(r.pooled.width)} features (the two 95% intervals are apart)")
+    n, leads = len(rivals), sum(r.n_leads for r in rivals)
+    text = ("One pixel rival is weak: " if n == 1 else "Some pixel rivals are weak: ") + "; ".join(items) + "."
     them = "this rival" if n == 1 else "these rivals"
     if leads:
         text += (f" {plural(leads, 'significant lead')} of the latent features in Table 4 "

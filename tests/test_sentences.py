@@ -476,6 +476,16 @@ def test_weak_rival_at_chance_and_overlapping_intervals_are_not_weak():
     rivals = F.weak_rivals(metrics)
     assert [(r.rival.fs, r.at_chance) for r in rivals] == [("pixels_pca_mean_std", True)]
     text = S.weak_rivals_sentence(rivals)
-    assert "RF on pixel PCA-128 is at chance (11.0%; its 95% interval holds 10.0%)" in text
+    assert "pixel PCA-128 is at chance with RF (11.0%; its 95% interval holds 10.0%)" in text
     assert text.endswith("None of Table 4's significant leads of the latent features is over this rival.")
     assert F.pixel_tally(metrics) is None  # no comparisons: no tally to point from
+
+
+def test_weak_rivals_at_chance_are_named_once_per_pca_with_every_classifier():
+    metrics = kl_metrics({"rf": (0.35, 0.4), "svc": (0.4, 0.5), "knn": (0.3, 0.3)}, half=0.03)
+    for model in ("rf", "svc"):
+        metrics["results"][model]["pixels_pca_mean_std"] = result(0.11, 0.03)
+    text = S.weak_rivals_sentence(F.weak_rivals(metrics))
+    assert text.startswith("Some pixel rivals are weak: pixel PCA-128 is at chance with RF and SVC "
+                           "(each 95% interval holds 10.0%).")
+    assert text.count("PCA-128") == 1
