@@ -228,8 +228,8 @@ def weak_rivals_sentence(rivals: tuple[WeakRival, ...]) -> str:
     them = "this rival" if n == 1 else "these rivals"
     if leads:
         text += (f" {plural(leads, 'significant lead')} of the latent features in Table 4 "
-                 f"{'is' if leads == 1 else 'are'} over {them}, and say{'s' if leads == 1 else ''} "
-                 "more about the rival than about the latent.")
+                 f"{'is' if leads == 1 else 'are'} over {them}, so "
+                 f"{'it overstates' if leads == 1 else 'they overstate'} the latent's advantage over pixels.")
     else:
         text += f" None of Table 4's significant leads of the latent features is over {them}."
     return text
@@ -426,9 +426,11 @@ def discussion_sentences(g: Gap, tally: PixelTally | None, untrained: bool) -> l
     out.append("What this run can say about the gap: " + "; ".join(reasons) + ".")
     if tally:
         if tally.n_higher and not tally.n_lower:
+            detail = (f"all {count(tally.n_tests)} tests" if tally.n_higher == tally.n_tests else
+                      f"ahead in {count(tally.n_higher)} of the {count(tally.n_tests)}, the rest not clearly apart")
             out.append("In Table 4 the latent features are significantly ahead of pixels in some tests "
-                       "and never behind, so in this run the encoder keeps class information that "
-                       "simple pixel reductions lose.")
+                       f"and never behind ({detail}), so in this run the encoder keeps class "
+                       "information that simple pixel reductions lose.")
         elif tally.n_lower and not tally.n_higher:
             out.append("In Table 4 the latent features are significantly behind pixels in some tests "
                        "and never ahead, so in this run simple pixel reductions keep class "
