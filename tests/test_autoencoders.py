@@ -177,9 +177,10 @@ def test_encode_resolution_not_a_multiple_of_downsampling_is_one_line_error(
 # ---- end to end -----------------------------------------------------------------------------
 
 # The session's cifar_build has every class: tiny-vae (AutoencoderKL, 4 channels), taef2 and
-# taesana (checkpoint files), tiny-kl16, tiny-taesd, tiny-dc; each run's feature sets and widths.
+# taesana (TAESD checkpoint files), tiny-taesd (AutoencoderTiny), tiny-dc; each run's feature
+# sets and widths.
 MIXED = {"tiny-vae": {"sample": 64, "mean_std": 128}, "taef2": {"latent": 512}, "taesana": {"latent": 32},
-         "tiny-kl16": {"sample": 256, "mean_std": 512}, "tiny-taesd": {"latent": 64}, "tiny-dc": {"latent": 8}}
+         "tiny-taesd": {"latent": 64}, "tiny-dc": {"latent": 8}}
 
 
 def test_make_report_mixed_classes_feature_sets_per_run(cifar_build):

@@ -365,7 +365,7 @@ def test_make_report_with_encoder_only_variant(cifar_build, taesd_models, cifar_
     assert "runs/taesana/figures/reconstructions.png" not in html
     assert "taesana has no decoder" in html and 'id="fig-variant-reconstructions"' in html
     variants = {v["name"]: v for v in json.loads((cifar_build / "compare/variants.json").read_text())}
-    assert list(variants) == ["tiny-vae", "taef2", "taesana", "tiny-kl16", "tiny-taesd", "tiny-dc"]
+    assert list(variants) == ["tiny-vae", "taef2", "taesana", "tiny-taesd", "tiny-dc"]
     assert [name for name, v in variants.items() if not v["has_decoder"]] == ["taesana"]
     assert variants["taef2"]["psnr_mean"] > 20 and variants["taesana"]["psnr_mean"] is None
     assert (cifar_build / "report.pdf").stat().st_size > 10_000
