@@ -52,6 +52,7 @@ from analysis.common import (VaelabError, atomic_path, load_npz, read_json,  # n
                              run_main, write_json)
 # FIGURES: the one list of a run's figures, kept in analysis.runs (light for report/).
 from analysis.runs import FIGURES, has_decoder  # noqa: E402
+from analysis.stats import chance  # noqa: E402
 
 DPI = 150
 WIDTH = 6.7  # inches: about 17 cm, one A4 text width
@@ -418,7 +419,7 @@ def plot_learning_curves(curves: dict[str, Any], feature_sets: dict[str, dict], 
                                     label=feature_sets.get(key, {}).get("label", key))
                     if ax is axes.flat[0]:
                         handles.append(line)
-            ax.axhline(1 / max(n_classes, 1), color="grey", lw=0.8, ls=":")
+            ax.axhline(chance(n_classes), color="grey", lw=0.8, ls=":")
             ax.set_xscale("log")
             ticks = sorted({p["n_train"] for per in curves["curves"].values() for p in per.get(model, [])})
             ax.set_xticks(ticks, [count_label(t) for t in ticks])
@@ -439,7 +440,7 @@ def plot_probes(probes: dict[str, Any], n_classes: int, path: Path) -> None:
     spatial position alone (a map), and the drop when each channel is left out (bars)."""
     c, h, w = probes["shape"]
     whole = probes["all"]["accuracy"]
-    chance = 1 / max(n_classes, 1)
+    guess = chance(n_classes)
 
     def bars(ax, entries, key, ci_key, colour):
         values = np.array([e[key] for e in entries])
@@ -457,15 +458,15 @@ def plot_probes(probes: dict[str, Any], n_classes: int, path: Path) -> None:
         ax = axes[0]
         bars(ax, probes["channels"], "accuracy", "ci", plt.get_cmap("tab10")(0))
         ax.axhline(whole, color="black", lw=0.8, ls="--")
-        ax.axhline(chance, color="grey", lw=0.8, ls=":")
-        top = max([whole, chance] + [e["ci"][1] for e in probes["channels"]])
+        ax.axhline(guess, color="grey", lw=0.8, ls=":")
+        top = max([whole, guess] + [e["ci"][1] for e in probes["channels"]])
         ax.set_ylim(0, top * 1.1)
         ax.set_ylabel("test accuracy")
         ax.set_title("One channel alone")
 
         ax = axes[1]
         grid = np.array([[cell["accuracy"] for cell in row] for row in probes["positions"]])
-        low, high = min(chance, grid.min()), max(whole, grid.max())
+        low, high = min(guess, grid.min()), max(whole, grid.max())
         im = ax.imshow(grid, cmap="viridis", vmin=low, vmax=max(high, low + 1e-3),
                        interpolation="nearest")
         if h * w <= 64:  # cells large enough to print their accuracy in

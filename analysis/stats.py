@@ -1,10 +1,11 @@
-"""Uncertainty of test-set accuracies: bootstrap intervals, McNemar's exact test, and Holm's
-correction for families of tests.
+"""Uncertainty of test-set accuracies: chance, bootstrap intervals, McNemar's exact test, and
+Holm's correction for families of tests.
 
 Not run on its own. Used by the report (intervals for every accuracy, sample vs mean & std)
 and by ``report.diff`` (paired comparison of two runs on the same test images); ``paired``
 is the one paired comparison of two prediction vectors (analysis.classify and report.diff)
-and ``holm`` the one correction of a family of tests (report.facts and report.diff).
+and ``holm`` the one correction of a family of tests (report.facts and report.diff);
+``chance`` is the one chance level (the figures' dotted lines, the report's "above chance").
 All rest on maintained implementations: ``scipy.stats.bootstrap``, statsmodels' ``mcnemar``
 and ``multipletests``, ``scipy.stats.binomtest``; nothing here re-derives a formula.
 """
@@ -21,6 +22,12 @@ P_DIGITS = 4  # significant digits kept for p-values (they can be tiny)
 # test images keeps each batch near 20 MB. Batching does not change the interval (the same
 # random stream is drawn in the same order).
 BATCH = 250
+
+
+def chance(classes: list[str] | int) -> float:
+    """The accuracy of guessing uniformly among the classes (their names, or how many): the
+    line that the figures draw and that every "above chance" in the report is judged against."""
+    return 1 / (classes if isinstance(classes, int) else len(classes))
 
 
 def accuracy_ci(correct: np.ndarray, seed: int, level: float = LEVEL) -> tuple[float, float]:

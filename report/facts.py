@@ -19,7 +19,7 @@ from analysis.autoencoders import (MEAN_STD_VS_SAMPLE, PIXEL_COMPARISONS, POOLED
                                    is_real_model, pca_baseline)
 from analysis.autoencoders import versus as comparison_name
 from analysis.runs import feature_set_kind, filled, sets_of_kind
-from analysis.stats import holm
+from analysis.stats import chance, holm
 from analysis.taesd import CHECKPOINT_SUFFIXES
 from analysis.vae import PRECISION_NAMES
 
@@ -134,10 +134,10 @@ def best_of(metrics: dict, feature_sets: list[str] | None = None) -> Best:
     chosen = metrics.get("best", {})
     top = next((s for s in tied if (metrics["models"].get(chosen.get("model"), {}).get("label"), s.fs)
                 == (s.model, chosen.get("feature_set"))), tied[0])
-    chance = 1 / len(metrics["classes"])
-    return Best(top, tuple(s for s in tied if s is not top), chance, len(metrics["classes"]),
+    guess = chance(metrics["classes"])
+    return Best(top, tuple(s for s in tied if s is not top), guess, len(metrics["classes"]),
                 max(metrics["results"][RANDOM][fs]["accuracy"] for fs in sets)
-                if RANDOM in metrics["results"] else chance)
+                if RANDOM in metrics["results"] else guess)
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ class WeakRival:
 def weak_rivals(metrics: dict) -> tuple[WeakRival, ...]:
     """Every weak pixel rival, classifier by classifier in the tables' order; a PCA shown twice
     (two widths capped alike) is named once."""
-    chance = 1 / len(metrics["classes"])
+    guess = chance(metrics["classes"])
     comps = with_holm(metrics).get("comparisons") or {}
     out, seen = [], set()
     for model in real_models(metrics):
@@ -260,12 +260,12 @@ def weak_rivals(metrics: dict) -> tuple[WeakRival, ...]:
                 continue
             rival = score(metrics, model, fs)
             below = pooled is not None and pooled.ci is not None and rival.ci[1] < pooled.ci[0]
-            if not (rival.ci[0] <= chance or below) or (model, rival.width, rival.accuracy) in seen:
+            if not (rival.ci[0] <= guess or below) or (model, rival.width, rival.accuracy) in seen:
                 continue
             seen.add((model, rival.width, rival.accuracy))
             leads = sum(c["b"] == fs and c.get("family") == "vae_vs_pixels" and significant(c)
                         and c["delta"] > 0 for c in comps.get(model, {}).values())
-            out.append(WeakRival(model, rival, pooled, chance, leads))
+            out.append(WeakRival(model, rival, pooled, guess, leads))
     return tuple(out)
 
 
@@ -382,7 +382,7 @@ def curves(metrics: dict) -> Curves | None:
                 width(metrics, pixel_of[fs]) if pixel_of.get(fs) else None,
                 tuple((p["n_train"], p["accuracy"] - pixel[p["n_train"]]) for p in points
                       if p["n_train"] in pixel),
-                last["ci"][0] <= 1 / len(metrics["classes"])))
+                last["ci"][0] <= chance(metrics["classes"])))
     return Curves(tuple(rows)) if rows else None
 
 
@@ -426,7 +426,7 @@ def probes(record: dict | None, model_label: str | None = None) -> Probes | None
     return Probes(
         model_label or record.get("model_label") or record["model"], record["label"],
         tuple(record["shape"]), record["all"]["accuracy"], tuple(record["all"]["ci"]),
-        1 / len(record["classes"]),
+        chance(record["classes"]),
         tuple((e["channel"], e["accuracy"], tuple(e["ci"])) for e in record.get("channels", [])),
         tuple((e["channel"], e["drop"], tuple(e["drop_ci"])) for e in record.get("without_channel", [])),
         tuple((e["row"], e["column"], e["accuracy"]) for row in record.get("positions", []) for e in row))
@@ -674,7 +674,7 @@ def separability(figures_info: dict, n_classes: int, n_test: int, primary: str) 
         return None
     p_acc, l_acc = pca["centroid_accuracy"], lda["centroid_accuracy"]
     return Separability(p_acc, l_acc, proportion_ci(p_acc, n_test), proportion_ci(l_acc, n_test),
-                        1 / n_classes, n_test, primary)
+                        chance(n_classes), n_test, primary)
 
 
 @dataclass(frozen=True)
