@@ -422,9 +422,35 @@ def device_name(device: str) -> str:
         details = ", ".join(part for part in (f"macOS {mac}" if mac else "", platform.machine()) if part)
         return f"{chip or 'Apple'} MPS ({details})" if details else f"{chip or 'Apple'} MPS"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        name = cpu_description(Path("/proc/cpuinfo").read_text())
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        name = None
+    return name or platform.processor() or platform.machine()
+
+
+def cpu_description(cpuinfo: str) -> str | None:
+    """The first processor of a /proc/cpuinfo text: its model name, then its family and model
+    and the widest vector units it has, e.g. "AMD EPYC (family 26, model 2; AVX-512, bf16)".
+
+    Virtual machines often report a bare "AMD EPYC"; the family tells Zen 3 (25) from Zen 5
+    (26), and the vector units tell whether bfloat16 runs natively, which is what decides the
+    encoder's speed. None when the text names no model.
+    """
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor is enough
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name")
+    if not name:
+        return None
+    flags = set(fields.get("flags", "").split())
+    units = [unit for unit, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f")) if flag in flags][-1:]
+    units += [unit for unit, flag in (("bf16", "avx512_bf16"), ("AMX", "amx_tile")) if flag in flags]
+    family, model = fields.get("cpu family"), fields.get("model")
+    where = f"family {family}, model {model}" if family and model else ""
+    details = "; ".join(part for part in (where, ", ".join(units)) if part)
+    return f"{name} ({details})" if details else name

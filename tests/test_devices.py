@@ -10,7 +10,7 @@ import torch
 
 from analysis import vae as vae_mod
 from analysis.common import VaelabError
-from analysis.vae import choose_device, choose_precision, device_name, precision_reason
+from analysis.vae import choose_device, choose_precision, cpu_description, device_name, precision_reason
 
 
 @pytest.fixture
@@ -186,3 +186,32 @@ def test_device_name_mps_without_chip_name_still_says_apple(monkeypatch):
 
     monkeypatch.setattr(torch.backends.mps, "get_name", no_metal, raising=False)
     assert device_name("mps") == "Apple MPS (macOS 14.5, arm64)"
+
+
+# Two processors of a KVM guest that calls itself only "AMD EPYC" (flags cut short).
+ZEN5_CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 26
+model\t\t: 2
+model name\t: AMD EPYC
+flags\t\t: fpu sse2 avx avx2 avx512f avx512bw avx512_bf16
+
+processor\t: 1
+cpu family\t: 99
+model name\t: Another CPU
+"""
+
+
+def test_cpu_description_names_family_model_and_vector_units():
+    assert cpu_description(ZEN5_CPUINFO) == "AMD EPYC (family 26, model 2; AVX-512, bf16)"
+    zen3 = ZEN5_CPUINFO.replace("26", "25").replace("model\t\t: 2", "model\t\t: 1").replace(
+        " avx512f avx512bw avx512_bf16", "")
+    assert cpu_description(zen3) == "AMD EPYC (family 25, model 1; AVX2)"
+    spr = ("cpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+           "flags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    assert cpu_description(spr) == "Intel(R) Xeon(R) Platinum 8480+ (family 6, model 143; AVX-512, bf16, AMX)"
+
+
+def test_cpu_description_without_model_name_is_none_and_bare_name_is_kept():
+    assert cpu_description("processor\t: 0\nflags\t\t: avx2\n") is None
+    assert cpu_description("model name\t: Some ARM core\n") == "Some ARM core"
