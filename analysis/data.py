@@ -41,7 +41,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".ti
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]
 RESIZE_POLICY = ("converted to 8-bit RGB (transparency composited on white); images that "
-                 "are not 32x32 centre-cropped to a square and resized to 32x32 (bicubic, "
+                 "are not 32x32 are centre-cropped to a square and resized to 32x32 (bicubic, "
                  "antialiased)")
 
 

@@ -32,9 +32,16 @@ from report.labels import float_numbers
 from report.metadata import load_metadata
 
 
+# Figure numbers when every figure is shown: what conclusions() cites without the report's own.
+EVERY_FIGURE = float_numbers({"curves": True, "has_decoder": True})
+
+
 def conclusions(metrics: dict, pairs: list[dict], untrained: bool,
-                probes: dict | None = None) -> list[str]:
-    """The Conclusions, one paragraph per fact (report.sentences renders each)."""
+                probes: dict | None = None, number: dict[str, str] | None = None) -> list[str]:
+    """The Conclusions, one paragraph per fact (report.sentences renders each). ``number``:
+    the report's figure numbers (report.labels.float_numbers), which move when a figure is
+    left out; without it, those of a report that has every figure."""
+    number = number or EVERY_FIGURE
     best = F.best_of(metrics)
     out = [S.best_sentence(best)]
     mine = [v for v in (F.versus(metrics, metrics["best"]["model"], n) for n in BASELINE_COMPARISONS)
@@ -45,14 +52,14 @@ def conclusions(metrics: dict, pairs: list[dict], untrained: bool,
                             + ([S.pixel_tally_sentence(tally)] if tally else [])))
     curves = F.curves(metrics)
     if curves:
-        out.append(" ".join(S.curve_sentences(curves)))
+        out.append(" ".join(S.curve_sentences(curves, number["fig:learning-curves"])))
     probed = F.probes(probes)
     if probed:
-        out.append(" ".join(S.probes_sentences(probed)))
+        out.append(" ".join(S.probes_sentences(probed, number["fig:probes"])))
     svm = F.sample_vs_mean_std(metrics)
     if svm:
         out.append(" ".join(S.sample_vs_mean_std_sentences(svm)))
-    confused = S.confused_sentence(best.top.model, pairs, metrics["classes"])
+    confused = S.confused_sentence(best.top.model, pairs, metrics["classes"], number["fig:confusion"])
     if confused:
         out.append(confused)
     out.append(S.latent_share_sentence(F.latent_share(metrics), untrained))
@@ -105,6 +112,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         mean_std_confound=F.sample_vs_mean_std(metrics) is not None,
         curves=bool(metrics.get("learning_curves")), probes=bool(probes), untrained=untrained,
         limit=dataset.get("limit"), n_train=dataset["n_train"])
+    tally, rivals = F.pixel_tally(metrics), F.weak_rivals(metrics)
     context = {
         "meta": meta,
         "untrained": untrained,
@@ -130,7 +138,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "repeated_baselines": len(baseline_sets) - len(T.shown_baselines(metrics)),
         "results_rows": T.results_rows(metrics),
         "comparisons": T.comparison_tables(metrics),
-        "weak_rivals_text": S.weak_rivals_sentence(rivals) if (rivals := F.weak_rivals(metrics)) else "",
+        "weak_rivals_text": S.weak_rivals_sentence(rivals, tally.n_higher if tally else None) if rivals else "",
         "baselines_text": S.baselines_sentence(F.baselines(metrics, dataset["n_train"])),
         "summary": summary_sentences(metrics, enc, dataset, len(baseline_sets)),
         "bootstrap": metrics.get("bootstrap"),
@@ -141,7 +149,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
                         "ci": best_res.get("accuracy_ci")},
         "per_class": [{"name": name, **vals} for name, vals in best_res["per_class"].items()],
         "pairs": pairs,
-        "discussion": S.discussion_sentences(gap, F.pixel_tally(metrics), untrained),
+        "discussion": S.discussion_sentences(gap, tally, untrained),
         "limitations": S.limitation_items(limits),
         "original_like": enc.like_original,
         "original_encoder": F.ORIGINAL_ENCODER,
@@ -159,5 +167,5 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
     }
     # Figure and table numbers (report.labels): the template and the conclusions cite them.
     context["number"] = float_numbers(context)
-    context["conclusions"] = conclusions(metrics, pairs, untrained, probes)
+    context["conclusions"] = conclusions(metrics, pairs, untrained, probes, context["number"])
     return context

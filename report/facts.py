@@ -559,6 +559,7 @@ class Upcast:
     primary_ssim: float
     accuracy_gap: float
     any_close: bool  # some variant reconstructs closely (SSIM > CLOSE_SSIM)
+    untrained: bool = False  # a random-weight stand-in, not the published sdxl-vae
 
     @property
     def clearly_worse(self) -> bool:
@@ -813,7 +814,7 @@ def upcast(variants: list[dict], metrics: list[dict]) -> Upcast | None:
         v["label"], primary["label"], PRECISION_NAMES[v["precision"]], v["force_upcast"],
         v["psnr_mean"] - primary["psnr_mean"], v["ssim_mean"], primary["ssim_mean"],
         metrics[i]["best"]["accuracy"] - metrics[0]["best"]["accuracy"],
-        max(x["ssim_mean"] for x in variants if x["has_decoder"]) > CLOSE_SSIM)
+        max(x["ssim_mean"] for x in variants if x["has_decoder"]) > CLOSE_SSIM, bool(v.get("untrained")))
 
 
 # ---- comparing two runs (report.diff) ----------------------------------------------------

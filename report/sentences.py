@@ -205,9 +205,11 @@ def pixel_tally_sentence(t: PixelTally) -> str:
     return text
 
 
-def weak_rivals_sentence(rivals: tuple[WeakRival, ...]) -> str:
+def weak_rivals_sentence(rivals: tuple[WeakRival, ...], table_leads: int | None = None) -> str:
     """The pixel rivals a classifier makes little of, a PCA at chance named once with every
-    classifier it fails, and how many of Table 4's leads are over them."""
+    classifier it fails (a classifier below its pooled pixels named once with its PCAs), and
+    how many of Table 4's leads are over them. ``table_leads``: the significant leads of the
+    latent in all of Table 4; with none, there is nothing the rivals could inflate to report."""
     at_chance: dict[int, list[WeakRival]] = {}
     for r in rivals:
         if r.at_chance:
@@ -218,11 +220,22 @@ def weak_rivals_sentence(rivals: tuple[WeakRival, ...]) -> str:
         items.append(f"pixel PCA-{w} is at chance with {names} "
                      + (f"({pct(group[0].rival.accuracy)}; its 95% interval holds {pct(group[0].chance)})"
                         if len(group) == 1 else f"(each 95% interval holds {pct(group[0].chance)})"))
+    below: dict[str, list[WeakRival]] = {}
     for r in rivals:
         if not r.at_chance:
-            items.append(f"{r.rival.model} on pixel PCA-{r.rival.width} reaches {pct(r.rival.accuracy)}, "
-                         f"below the {pct(r.pooled.accuracy)} of the same classifier on pooled pixels "
-                         f"with {count(r.pooled.width)} features (the two 95% intervals are apart)")
+            below.setdefault(r.rival.model, []).append(r)
+    for model, group in below.items():
+        pooled = group[0].pooled
+        if len(group) == 1:
+            r = group[0]
+            items.append(f"{model} on pixel PCA-{r.rival.width} reaches {pct(r.rival.accuracy)}, "
+                         f"below the {pct(pooled.accuracy)} of the same classifier on pooled pixels "
+                         f"with {count(pooled.width)} features (the two 95% intervals are apart)")
+        else:
+            pcas = joined([f"PCA-{r.rival.width} ({pct(r.rival.accuracy)})" for r in group])
+            items.append(f"{model} on pixel {pcas} falls below the {pct(pooled.accuracy)} it reaches "
+                         f"on pooled pixels with {count(pooled.width)} features (each pair of 95% "
+                         "intervals apart)")
     n, leads = len(rivals), sum(r.n_leads for r in rivals)
     text = ("One pixel rival is weak: " if n == 1 else "Some pixel rivals are weak: ") + "; ".join(items) + "."
     them = "this rival" if n == 1 else "these rivals"
@@ -230,7 +243,7 @@ def weak_rivals_sentence(rivals: tuple[WeakRival, ...]) -> str:
         text += (f" {plural(leads, 'significant lead')} of the latent features in Table 4 "
                  f"{'is' if leads == 1 else 'are'} over {them}, so "
                  f"{'it overstates' if leads == 1 else 'they overstate'} the latent's advantage over pixels.")
-    else:
+    elif table_leads != 0:
         text += f" None of Table 4's significant leads of the latent features is over {them}."
     return text
 
@@ -256,7 +269,11 @@ def latent_share_sentence(s: LatentShare, untrained: bool) -> str:
 
 def sample_vs_mean_std_sentences(s: SampleVsMeanStd) -> list[str]:
     """mean & std against .sample(): the tally, its test, and what the comparison mixes."""
-    if s.n_higher > s.n_lower:
+    if s.n_higher == s.n_models:
+        verdict = "is ahead for every classifier"
+    elif s.n_lower == s.n_models:
+        verdict = "is behind for every classifier"
+    elif s.n_higher > s.n_lower:
         verdict = "is ahead for most classifiers"
     elif s.n_higher < s.n_lower:
         verdict = "is behind for most classifiers"
@@ -300,8 +317,9 @@ def lead_text(leads) -> str:
     return f"{side} at every size" if not level else f"{side} or level at every size"
 
 
-def curve_sentences(c: Curves) -> list[str]:
-    """Learning curves, as a description: bands over test images, no test."""
+def curve_sentences(c: Curves, figure: str) -> list[str]:
+    """Learning curves, as a description: bands over test images, no test. ``figure``: their
+    figure's number (report.labels)."""
     rows = c.rows
     prev_n, last_n = rows[0].prev_n, rows[0].last_n
     gains = joined([f"{pts(r.gain)} points for {r.model} on {on(r.fs_label)}" for r in rows])
@@ -322,13 +340,21 @@ def curve_sentences(c: Curves) -> list[str]:
     else:
         said = (f"{n} of the {m} curves {'ends' if n == 1 else 'end'} above the previous size's 95% band, which suggests "
                 "that more training images would help some of these models")
-    out += [f"Learning curves (Figure 2): from {count(prev_n)} to {count(last_n)} training images, "
+    out += [f"Learning curves (Figure {figure}): from {count(prev_n)} to {count(last_n)} training images, "
            f"test accuracy changes by {gains}.",
            # at chance the bands, not the point estimates, are what the sentence reads
            f"{said[0].upper() + said[1:] if c.all_at_chance else 'By the point estimates, ' + said}; "
            "the bands cover test-image resampling only and the curves are not tested, so this is "
            "a description, not a finding."]
-    for fs in dict.fromkeys(r.fs_label for r in rows if r.pixel and r.leads):
+    compared = [r for r in rows if r.pixel and r.leads]
+    leads = {lead_text(r.leads) for r in compared}
+    if (len(compared) > 1 and len(leads) == 1 and len({r.pixel for r in compared}) == 1
+            and all(r.pixel_width == r.width for r in compared)):
+        # Every curve against its pixel PCA reads the same: say it once.
+        out.append(f"Against {compared[0].pixel} of equal width, by the point estimates, all "
+                   f"{count(len(compared))} curves are {leads.pop()}.")
+        return out
+    for fs in dict.fromkeys(r.fs_label for r in compared):
         mine = [r for r in rows if r.fs_label == fs and r.pixel and r.leads]
         first = mine[0]
         widths = ("of equal width" if first.pixel_width == first.width else
@@ -338,11 +364,12 @@ def curve_sentences(c: Curves) -> list[str]:
     return out
 
 
-def probes_sentences(p: Probes) -> list[str]:
-    """Where the information sits: one interval per sentence, no verdict on noise."""
+def probes_sentences(p: Probes, figure: str) -> list[str]:
+    """Where the information sits: one interval per sentence, no verdict on noise. ``figure``:
+    the probes figure's number (report.labels)."""
     c, h, w = p.shape
     whole = "latent" if p.label == "latent" else f"{p.label} latent"
-    head = f"Where the information sits (Figure 8): {p.model} on the whole {whole} ({c}×{h}×{w})"
+    head = f"Where the information sits (Figure {figure}): {p.model} on the whole {whole} ({c}×{h}×{w})"
     lo, hi = p.whole_ci
     if not p.above_chance:
         return [f"{head} reaches {pct(p.whole)} (95% CI {pct(lo)} to {pct(hi)}), not clearly above "
@@ -382,12 +409,12 @@ def probes_sentences(p: Probes) -> list[str]:
     return out
 
 
-def confused_sentence(model: str, pairs: list[dict], classes: list[str]) -> str | None:
+def confused_sentence(model: str, pairs: list[dict], classes: list[str], figure: str) -> str | None:
     """The most confused pairs; against the original's only where its classes are present."""
     if not pairs:
         return None
     listed = joined([f"{p['a']}/{p['b']}" for p in pairs])
-    text = f"For {model}, the most confused class pairs are {listed} (counts in Figure 3)."
+    text = f"For {model}, the most confused class pairs are {listed} (counts in Figure {figure})."
     if not all(c in classes for pair in ORIGINAL_CONFUSED for c in pair):
         return text  # other classes than CIFAR-10's: nothing to set against the original
     found = {frozenset((p["a"], p["b"])) for p in pairs}
@@ -408,7 +435,7 @@ def discussion_sentences(g: Gap, tally: PixelTally | None, untrained: bool) -> l
     src = g.encoder.source
     if untrained:
         reasons.append("the encoder here has random weights, which alone explains a gap of any "
-                       "size: its latents carry no learnt features")
+                       "size (its latents carry no learnt features)")
     elif src.kind == "hub" and not g.encoder.is_original_model:
         reasons.append(f"the weights differ: this run used {src.name}, not {ORIGINAL_ENCODER}")
     elif src.kind == "folder":
@@ -579,8 +606,14 @@ def resolution_sentence(r: Resolutions) -> str:
 
 def upcast_text(u: Upcast) -> str:
     """The original's sdxl-vae finding, without speculation passed off as a cause."""
-    text = (f"The original study (Hidalgo Pujol, 2024) found {u.name} worse, with broken reconstructions. Here it ran in "
-            f"{u.precision}; its config sets force_upcast={u.force_upcast}, so vaelab never runs "
+    # The original's model is the published sdxl-vae; this run's variant may be another copy
+    # or a stand-in (a local folder, random weights), named as such.
+    same = u.name == "sdxl-vae"
+    notes = [n for n, on in (("an untrained stand-in with random weights", u.untrained),
+                             ("in its place", not same)) if on]
+    subject = ("it" if same else u.name) + (f" ({', '.join(notes)})" if notes else "")
+    text = ("The original study (Hidalgo Pujol, 2024) found sdxl-vae worse, with broken "
+            f"reconstructions. Here {subject} ran in {u.precision}; its config sets force_upcast={u.force_upcast}, so vaelab never runs "
             "it in float16, and every latent and reconstruction was checked for NaN/Inf (none "
             f"found, or the run would have stopped). Its best accuracy differs from "
             f"{u.primary}'s by {pts(u.accuracy_gap)} points, and its PSNR by {u.psnr_gap:+.2f} dB. ")

@@ -81,7 +81,7 @@ def curve_text(metrics: dict) -> list[str]:
     from report import facts, sentences
 
     curves = facts.curves(metrics)
-    return sentences.curve_sentences(curves) if curves else []
+    return sentences.curve_sentences(curves, "2") if curves else []
 
 
 def test_learning_curve_sentences_rising_and_crossing():

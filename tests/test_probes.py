@@ -101,7 +101,7 @@ def probe_record(whole: tuple[float, float, float], drops: list[tuple[float, flo
 def probes_text(record: dict) -> str:
     from report import facts, sentences
 
-    return " ".join(sentences.probes_sentences(facts.probes(record)))
+    return " ".join(sentences.probes_sentences(facts.probes(record), "8"))
 
 
 def test_probes_sentence_names_the_channel_that_costs_most():

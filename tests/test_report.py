@@ -177,11 +177,26 @@ def test_conclusions_are_derived_from_the_numbers():
     pairs = confused_pairs(metrics["results"]["svc"]["mean_std"]["confusion"], metrics["classes"])
     text = " ".join(conclusions(metrics, pairs, untrained=False))
     assert "The best classifier is SVC on mean & std, with a test accuracy of 0.7000" in text
-    assert "higher for 2 of 2 classifiers" in text
+    assert "is ahead for every classifier by the point estimates: higher for 2 of 2 classifiers" in text
     # Not CIFAR-10's classes: nothing is set against the original study's confused pairs.
     assert "cat/dog" in text and "original study" not in text
     worse = fake_metrics({"logreg": (0.5, 0.4), "svc": (0.8, 0.7), "random": (0.3, 0.33)})
-    assert "is behind for most classifiers" in " ".join(conclusions(worse, pairs, untrained=False))
+    assert "is behind for every classifier" in " ".join(conclusions(worse, pairs, untrained=False))
+    mixed = fake_metrics({"logreg": (0.5, 0.4), "rf": (0.4, 0.45), "svc": (0.8, 0.7), "random": (0.3, 0.33)})
+    assert "is behind for most classifiers" in " ".join(conclusions(mixed, pairs, untrained=False))
+
+
+def test_conclusions_cite_the_figure_numbers_the_report_gives():
+    from report.labels import float_numbers
+
+    metrics = fake_metrics({"logreg": (0.4, 0.5), "svc": (0.6, 0.7), "random": (0.3, 0.33)})
+    pairs = confused_pairs(metrics["results"]["svc"]["mean_std"]["confusion"], metrics["classes"])
+    assert "(counts in Figure 3)" in " ".join(conclusions(metrics, pairs, untrained=False))
+    # Without learning curves every later figure moves up by one, and the sentences with them.
+    number = float_numbers({"has_decoder": True})
+    assert number["fig:confusion"] == "2"
+    text = " ".join(conclusions(metrics, pairs, untrained=False, number=number))
+    assert "(counts in Figure 2)" in text and "Figure 3" not in text
 
 
 def test_confused_pairs_are_set_against_the_original_on_cifar10_classes():
@@ -189,7 +204,7 @@ def test_confused_pairs_are_set_against_the_original_on_cifar10_classes():
 
     classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     text = confused_sentence("SVC", [{"a": "cat", "b": "dog", "count": 1200},
-                                     {"a": "automobile", "b": "ship", "count": 900}], classes)
+                                     {"a": "automobile", "b": "ship", "count": 900}], classes, "3")
     assert "the most confused class pairs are cat/dog and automobile/ship (counts in Figure 3)" in text
     assert "As in the original study (Hidalgo Pujol, 2024), cat/dog is among them." in text
 

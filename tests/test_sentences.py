@@ -166,7 +166,7 @@ def test_best_names_every_tie():
 def test_probes_tied_top_channels_are_named_as_a_tie():
     record = probe_record(whole=(0.45, 0.40, 0.50), channels=[(0.3, 0.25, 0.35), (0.3, 0.26, 0.34), (0.2, 0.15, 0.25)],
                           drops=[(0.01, -0.01, 0.03)] * 3)
-    text = " ".join(S.probes_sentences(F.probes(record)))
+    text = " ".join(S.probes_sentences(F.probes(record), "8"))
     assert "highest: channels 0 and 1, tied" in text
     assert "3 of the 3 channels have a 95% interval above chance" in text
 
@@ -209,6 +209,17 @@ def test_upcast_without_close_reconstructions_cannot_judge_broken():
     assert text.startswith("The original study (Hidalgo Pujol, 2024) found sdxl-vae worse")
 
 
+def test_upcast_names_the_original_model_and_this_runs_stand_in():
+    u = F.Upcast("sdxl-vae-random", "ema", "bfloat16", True, 0.75, 0.03, 0.03, 0.01, any_close=False,
+                 untrained=True)
+    text = S.upcast_text(u)
+    assert text.startswith("The original study (Hidalgo Pujol, 2024) found sdxl-vae worse")
+    assert ("Here sdxl-vae-random (an untrained stand-in with random weights, in its place) ran in "
+            "bfloat16") in text
+    same = S.upcast_text(F.Upcast("sdxl-vae", "ema", "float32", True, 0.0, 0.8, 0.8, 0.0, any_close=True))
+    assert "Here it ran in float32" in same and "in its place" not in same
+
+
 def test_upcast_speculation_is_marked():
     u = F.Upcast("sdxl-vae", "ema", "float32", True, -0.5, 0.80, 0.82, 0.0, any_close=True)
     text = S.upcast_text(u)
@@ -238,14 +249,14 @@ def test_everything_at_chance_claims_nothing_above_it():
 def test_probes_at_chance_locate_nothing():
     record = probe_record(whole=(0.105, 0.09, 0.12), channels=[(0.1, 0.08, 0.12)] * 2,
                           drops=[(0.01, -0.01, 0.03)] * 2)
-    text = " ".join(S.probes_sentences(F.probes(record)))
+    text = " ".join(S.probes_sentences(F.probes(record), "8"))
     assert "not clearly above chance" in text and "costs most" not in text and "highest" not in text
 
 
 def test_probes_channels_within_chance_single_out_none():
     record = probe_record(whole=(0.3, 0.25, 0.35), channels=[(0.11, 0.09, 0.13), (0.12, 0.1, 0.14)],
                           drops=[(0.01, -0.01, 0.03), (0.02, -0.005, 0.04)])
-    text = " ".join(S.probes_sentences(F.probes(record)))
+    text = " ".join(S.probes_sentences(F.probes(record), "8"))
     assert "no channel's 95% interval lies above chance, so none is singled out" in text
     assert "highest" not in text and "costs most" not in text
     assert "no single channel is shown to be needed" in text
@@ -254,11 +265,11 @@ def test_probes_channels_within_chance_single_out_none():
 def test_probes_costly_channel_is_descriptive():
     record = probe_record(whole=(0.45, 0.44, 0.46), channels=[(0.3, 0.25, 0.35), (0.2, 0.15, 0.25)],
                           drops=[(0.01, -0.01, 0.03), (0.08, 0.06, 0.1)])
-    text = " ".join(S.probes_sentences(F.probes(record)))
+    text = " ".join(S.probes_sentences(F.probes(record), "8"))
     assert "Leaving out channel 1 costs most, 8.0 points (paired 95% CI 6.0 to 10.0)" in text
     assert "1 of the 2 channels lie above zero (uncorrected, descriptive)" in text
     assert "30.0% (row 0, column 1)" in text
-    assert all(s.count("95% CI") <= 1 for s in S.probes_sentences(F.probes(record)))
+    assert all(s.count("95% CI") <= 1 for s in S.probes_sentences(F.probes(record), "8"))
 
 
 def probe_record(whole, channels, drops) -> dict:
@@ -275,11 +286,26 @@ def probe_record(whole, channels, drops) -> dict:
 def test_learning_curves_are_described_not_tested():
     rows = (F.CurveRow("LR", ".sample()", 64, 20_000, 50_000, 0.02, True, "pixel PCA", 64,
                        ((20_000, -0.01), (50_000, 0.01))),)
-    text = " ".join(S.curve_sentences(F.Curves(rows)))
+    text = " ".join(S.curve_sentences(F.Curves(rows), "2"))
     assert "from 20,000 to 50,000 training images" in text
     assert "every curve ends above the previous size's 95% band, which suggests" in text
     assert "not tested, so this is a description, not a finding" in text
     assert "Against pixel PCA of equal width" in text and "(the curves cross)" in text
+
+
+def test_learning_curves_that_all_read_alike_against_pixels_are_said_once():
+    def row(model, fs, width, leads):
+        return F.CurveRow(model, fs, width, 20_000, 50_000, 0.005, False, "pixel PCA", width, leads)
+
+    behind = ((20_000, -0.2), (50_000, -0.3))
+    rows = tuple(row(m, fs, w, behind) for fs, w in ((".sample()", 64), ("mean & std", 128))
+                 for m in ("Logistic Regression", "LightGBM"))
+    text = " ".join(S.curve_sentences(F.Curves(rows), "2"))
+    assert "Against pixel PCA of equal width, by the point estimates, all 4 curves are behind at every size." in text
+    assert text.count("Against pixel PCA") == 1
+    mixed = rows[:3] + (row("LightGBM", "mean & std", 128, ((20_000, 0.1), (50_000, 0.2))),)
+    text = " ".join(S.curve_sentences(F.Curves(mixed), "2"))
+    assert "with LightGBM, ahead at every size" in text and text.count("Against pixel PCA") == 2
 
 
 # ---- one feature set, deterministic encoder ----------------------------------------------
@@ -431,11 +457,11 @@ def test_learning_curves_at_chance_suggest_nothing():
     read noise as a finding."""
     rows = tuple(F.CurveRow(m, ".sample()", 64, 50, 100, -0.03, False, None, None, (), at_chance=True)
                  for m in ("LR", "LightGBM"))
-    text = " ".join(S.curve_sentences(F.Curves(rows)))
+    text = " ".join(S.curve_sentences(F.Curves(rows), "2"))
     assert "All 2 curves end with chance inside the 95% band, so they say nothing" in text
     assert "limit these models" not in text and "would raise" not in text
     one_above = (rows[0], F.CurveRow("LightGBM", ".sample()", 64, 50, 100, 0.1, False, None, None, ()))
-    assert "cannot be told from test-image noise" in " ".join(S.curve_sentences(F.Curves(one_above)))
+    assert "cannot be told from test-image noise" in " ".join(S.curve_sentences(F.Curves(one_above), "2"))
 
 
 def test_curves_fact_marks_a_band_that_holds_chance():
@@ -489,3 +515,17 @@ def test_weak_rivals_at_chance_are_named_once_per_pca_with_every_classifier():
     assert text.startswith("Some pixel rivals are weak: pixel PCA-128 is at chance with RF and SVC "
                            "(each 95% interval holds 10.0%).")
     assert text.count("PCA-128") == 1
+
+
+def test_weak_rivals_below_pooled_are_named_once_per_classifier_and_no_leads_says_nothing():
+    # KNN makes little of both PCAs (the full-size random-weight run: 34.2% and 25.5% against
+    # 40.3% on pooled pixels); Table 4 has no significant lead of the latent at all.
+    metrics = kl_metrics({"knn": (0.10, 0.26)}, half=0.005)
+    metrics["results"]["knn"]["pixels_pooled"] = result(0.403, 0.005)
+    metrics["results"]["knn"]["pixels_pca_sample"] = result(0.342, 0.005)
+    metrics["results"]["knn"]["pixels_pca_mean_std"] = result(0.255, 0.005)
+    text = S.weak_rivals_sentence(F.weak_rivals(metrics), table_leads=0)
+    assert text == ("Some pixel rivals are weak: KNN on pixel PCA-64 (34.2%) and PCA-128 (25.5%) falls "
+                    "below the 40.3% it reaches on pooled pixels with 48 features (each pair of 95% "
+                    "intervals apart).")
+    assert "None of Table 4" in S.weak_rivals_sentence(F.weak_rivals(metrics), table_leads=3)
