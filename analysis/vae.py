@@ -448,8 +448,9 @@ def cpu_description(cpuinfo: str) -> str | None:
     if not name:
         return None
     flags = set(fields.get("flags", "").split())
-    units = [unit for unit, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f")) if flag in flags][-1:]
-    units += [unit for unit, flag in (("bf16", "avx512_bf16"), ("AMX", "amx_tile")) if flag in flags]
+    widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    units = ([widest] if widest else []) + [unit for unit, flag in (("bf16", "avx512_bf16"), ("AMX", "amx_tile"))
+                                            if flag in flags]
     family, model = fields.get("cpu family"), fields.get("model")
     where = f"family {family}, model {model}" if family and model else ""
     details = "; ".join(part for part in (where, ", ".join(units)) if part)

@@ -355,7 +355,7 @@ def curve_sentences(c: Curves, figure: str) -> list[str]:
                    f"{count(len(compared))} curves are {leads.pop()}.")
         return out
     for fs in dict.fromkeys(r.fs_label for r in compared):
-        mine = [r for r in rows if r.fs_label == fs and r.pixel and r.leads]
+        mine = [r for r in compared if r.fs_label == fs]
         first = mine[0]
         widths = ("of equal width" if first.pixel_width == first.width else
                   f"({count(first.pixel_width)} components against {count(first.width)} features)")
@@ -613,9 +613,10 @@ def upcast_text(u: Upcast) -> str:
                              ("in its place", not same)) if on]
     subject = ("it" if same else u.name) + (f" ({', '.join(notes)})" if notes else "")
     text = ("The original study (Hidalgo Pujol, 2024) found sdxl-vae worse, with broken "
-            f"reconstructions. Here {subject} ran in {u.precision}; its config sets force_upcast={u.force_upcast}, so vaelab never runs "
-            "it in float16, and every latent and reconstruction was checked for NaN/Inf (none "
-            f"found, or the run would have stopped). Its best accuracy differs from "
+            f"reconstructions. Here {subject} ran in {u.precision}; its config sets "
+            f"force_upcast={u.force_upcast}, so vaelab never runs it in float16, and every latent "
+            "and reconstruction was checked for NaN/Inf (none found, or the run would have "
+            "stopped). Its best accuracy differs from "
             f"{u.primary}'s by {pts(u.accuracy_gap)} points, and its PSNR by {u.psnr_gap:+.2f} dB. ")
     if not u.any_close:
         text += ("Since no variant here reconstructs the images closely (Table C2), this run "
