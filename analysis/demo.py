@@ -180,8 +180,8 @@ EXAMPLE_DISCUSSION = """\
      Conclusions by report.toml and numbered with the rest. -->
 The numbers below come from this run and change with it: SVC on mean & std reaches
 {{ accuracy svc mean_std }} {{ ci svc mean_std }}, {{ delta mean_std PCA_MEAN_STD svc }}
-points from the pixel PCA of the same width (Holm-adjusted
-p = {{ p_adj mean_std PCA_MEAN_STD svc }}; @tab:vae-vs-pixels).
+points from the pixel PCA of the same width (Holm-adjusted McNemar
+p: {{ p_adj mean_std PCA_MEAN_STD svc }}; @tab:vae-vs-pixels).
 
 | Question | Where to look |
 |---|---|

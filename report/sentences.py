@@ -354,14 +354,19 @@ def curve_sentences(c: Curves, figure: str) -> list[str]:
         out.append(f"Against {compared[0].pixel} of equal width, by the point estimates, all "
                    f"{count(len(compared))} curves are {leads.pop()}.")
         return out
+    said_for: dict[str, tuple[str, str, str]] = {}  # feature set -> (pixel, widths, what)
     for fs in dict.fromkeys(r.fs_label for r in compared):
         mine = [r for r in compared if r.fs_label == fs]
         first = mine[0]
         widths = ("of equal width" if first.pixel_width == first.width else
                   f"({count(first.pixel_width)} components against {count(first.width)} features)")
-        out.append(f"Against {first.pixel} {widths}, by the point estimates, {on(fs)}: "
-                   + "; ".join(f"with {r.model}, {lead_text(r.leads)}" for r in mine) + ".")
-    return out
+        said_for[fs] = (first.pixel, widths, "; ".join(f"with {r.model}, {lead_text(r.leads)}" for r in mine))
+    if len(said_for) > 1 and len(set(said_for.values())) == 1:  # every feature set reads the same
+        pixel, widths, what = next(iter(said_for.values()))
+        sets = joined([on(fs) for fs in said_for])
+        return out + [f"Against {pixel} {widths}, by the point estimates, {sets} alike: {what}."]
+    return out + [f"Against {pixel} {widths}, by the point estimates, {on(fs)}: {what}."
+                  for fs, (pixel, widths, what) in said_for.items()]
 
 
 def probes_sentences(p: Probes, figure: str) -> list[str]:

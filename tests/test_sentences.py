@@ -303,6 +303,13 @@ def test_learning_curves_that_all_read_alike_against_pixels_are_said_once():
     text = " ".join(S.curve_sentences(F.Curves(rows), "2"))
     assert "Against pixel PCA of equal width, by the point estimates, all 4 curves are behind at every size." in text
     assert text.count("Against pixel PCA") == 1
+    # The same per model for both feature sets, but not the same for both models: one sentence.
+    level = ((20_000, -0.2), (50_000, 0.0))
+    alike = tuple(row(m, fs, w, behind if m == "LightGBM" else level)
+                  for fs, w in ((".sample()", 64), ("mean & std", 128)) for m in ("Logistic Regression", "LightGBM"))
+    text = " ".join(S.curve_sentences(F.Curves(alike), "2"))
+    assert ("Against pixel PCA of equal width, by the point estimates, .sample() and mean & std alike: "
+            "with Logistic Regression, behind or level at every size; with LightGBM, behind at every size.") in text
     mixed = rows[:3] + (row("LightGBM", "mean & std", 128, ((20_000, 0.1), (50_000, 0.2))),)
     text = " ".join(S.curve_sentences(F.Curves(mixed), "2"))
     assert "with LightGBM, ahead at every size" in text and text.count("Against pixel PCA") == 2
