@@ -146,6 +146,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "prf": T.prf_table(metrics),
         "best": best | {"label": metrics["models"][best["model"]]["label"],
                         "fs_label": metrics["feature_sets"][best["feature_set"]]["label"],
+                        "fs_on": S.on(metrics["feature_sets"][best["feature_set"]]["label"]),
                         "ci": best_res.get("accuracy_ci")},
         "per_class": [{"name": name, **vals} for name, vals in best_res["per_class"].items()],
         "pairs": pairs,

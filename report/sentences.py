@@ -220,11 +220,22 @@ def weak_rivals_sentence(rivals: tuple[WeakRival, ...], table_leads: int | None 
         items.append(f"pixel PCA-{w} is at chance with {names} "
                      + (f"({pct(group[0].rival.accuracy)}; its 95% interval holds {pct(group[0].chance)})"
                         if len(group) == 1 else f"(each 95% interval holds {pct(group[0].chance)})"))
-    below: dict[str, list[WeakRival]] = {}
+    # The rivals below pooled pixels, grouped the way that names fewer things: one PCA weak
+    # for several classifiers (a wide PCA from few images), or one classifier weak on several PCAs.
+    by_model: dict[str, list[WeakRival]] = {}
+    by_width: dict[int, list[WeakRival]] = {}
     for r in rivals:
         if not r.at_chance:
-            below.setdefault(r.rival.model, []).append(r)
-    for model, group in below.items():
+            by_model.setdefault(r.rival.model, []).append(r)
+            by_width.setdefault(r.rival.width, []).append(r)
+    if len(by_width) < len(by_model):
+        for w, group in by_width.items():
+            each = joined([f"{r.rival.model} ({pct(r.rival.accuracy)} against {pct(r.pooled.accuracy)})"
+                           for r in group])
+            items.append(f"pixel PCA-{w} falls below pooled pixels with {count(group[0].pooled.width)} "
+                         f"features for {each}, each pair of 95% intervals apart")
+        by_model = {}
+    for model, group in by_model.items():
         pooled = group[0].pooled
         if len(group) == 1:
             r = group[0]
@@ -351,8 +362,9 @@ def curve_sentences(c: Curves, figure: str) -> list[str]:
     if (len(compared) > 1 and len(leads) == 1 and len({r.pixel for r in compared}) == 1
             and all(r.pixel_width == r.width for r in compared)):
         # Every curve against its pixel PCA reads the same: say it once.
-        out.append(f"Against {compared[0].pixel} of equal width, by the point estimates, all "
-                   f"{count(len(compared))} curves are {leads.pop()}.")
+        every = "both" if len(compared) == 2 else f"all {count(len(compared))}"
+        out.append(f"Against {compared[0].pixel} of equal width, by the point estimates, {every} "
+                   f"curves are {leads.pop()}.")
         return out
     said_for: dict[str, tuple[str, str, str]] = {}  # feature set -> (pixel, widths, what)
     for fs in dict.fromkeys(r.fs_label for r in compared):

@@ -303,6 +303,8 @@ def test_learning_curves_that_all_read_alike_against_pixels_are_said_once():
     text = " ".join(S.curve_sentences(F.Curves(rows), "2"))
     assert "Against pixel PCA of equal width, by the point estimates, all 4 curves are behind at every size." in text
     assert text.count("Against pixel PCA") == 1
+    two = " ".join(S.curve_sentences(F.Curves(rows[:2]), "2"))
+    assert "by the point estimates, both curves are behind at every size." in two
     # The same per model for both feature sets, but not the same for both models: one sentence.
     level = ((20_000, -0.2), (50_000, 0.0))
     alike = tuple(row(m, fs, w, behind if m == "LightGBM" else level)
@@ -522,6 +524,19 @@ def test_weak_rivals_at_chance_are_named_once_per_pca_with_every_classifier():
     assert text.startswith("Some pixel rivals are weak: pixel PCA-128 is at chance with RF and SVC "
                            "(each 95% interval holds 10.0%).")
     assert text.count("PCA-128") == 1
+
+
+def test_weak_rival_pca_below_pooled_for_several_classifiers_is_named_once():
+    # A PCA-512 from 1,000 images: below pooled pixels for every classifier (TAEF2, 100 per class).
+    metrics = kl_metrics({"rf": (0.45, 0.5), "svc": (0.6, 0.62)}, half=0.01)
+    for model, pooled, pca in (("rf", 0.316, 0.212), ("svc", 0.330, 0.214)):
+        metrics["results"][model]["pixels_pooled"] = result(pooled, 0.01)
+        metrics["results"][model]["pixels_pca_mean_std"] = result(pca, 0.01)
+        metrics["results"][model]["pixels_pca_sample"] = result(pooled, 0.01)
+    text = S.weak_rivals_sentence(F.weak_rivals(metrics), table_leads=0)
+    assert text == ("Some pixel rivals are weak: pixel PCA-128 falls below pooled pixels with 48 features "
+                    "for RF (21.2% against 31.6%) and SVC (21.4% against 33.0%), each pair of 95% "
+                    "intervals apart.")
 
 
 def test_weak_rivals_below_pooled_are_named_once_per_classifier_and_no_leads_says_nothing():
