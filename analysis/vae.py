@@ -294,12 +294,40 @@ def load_vae(model: ResolvedModel):
     return vae.eval().requires_grad_(False)
 
 
-def cpu_has_native_bf16() -> bool:
+# What PRECISION=auto makes of the CPU's bfloat16 units (cpu_bf16): "amx" and
+# "avx512_bf16" run bfloat16 convolutions faster than float32, "avx512_bf16_slow" slower.
+CPU_BF16_FAST = ("amx", "avx512_bf16")
+
+
+def cpu_bf16(cpuinfo: str | None = None) -> str:
+    """How this CPU runs bfloat16: "amx" (Intel's matrix tiles, Sapphire Rapids and newer);
+    "avx512_bf16" (AVX512-BF16 on a non-Intel CPU: AMD Zen 4 and Zen 5 run it at full rate);
+    "avx512_bf16_slow" (AVX512-BF16 on an Intel CPU without AMX); "" (emulated only).
+
+    Intel issues AVX512-BF16's dot products at half the rate of float32 multiply-adds, so
+    without AMX (Cooper Lake, or a virtual machine that hides AMX) a bfloat16 convolution is
+    slower than a float32 one: 0.64x measured on a 2-core Emerald Rapids guest, against 1.9x
+    on a Zen 5 (docs/benchmarks.md). ``cpuinfo`` is a /proc/cpuinfo text (read when None).
+    """
     import torch
 
-    cpu = torch.cpu
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(cpu, name, lambda: False)() for name in checks)
+    def probe(name: str) -> bool:
+        try:
+            return bool(getattr(torch.cpu, name, lambda: False)())
+        except Exception:  # an odd build: treat the unit as absent
+            return False
+
+    if probe("_is_amx_tile_supported"):
+        return "amx"
+    if not probe("_is_avx512_bf16_supported"):
+        return ""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:  # not Linux: the processor string is all there is
+            cpuinfo = platform.processor()
+    intel = "genuineintel" in cpuinfo.lower() or "intel" in cpuinfo.lower().split()
+    return "avx512_bf16_slow" if intel else "avx512_bf16"
 
 
 def mps_available() -> bool:
@@ -370,8 +398,15 @@ def _auto_precision(device: str, force_upcast: bool) -> tuple[str, str]:
             return "bf16", f"MPS computes bfloat16 here (macOS 14+, PyTorch 2.3+), and {no_overflow}."
         where = "MPS has no bfloat16 here (it needs macOS 14+ and PyTorch 2.3+)"
     elif device == "cpu":
-        if cpu_has_native_bf16():
-            return "bf16", f"This CPU computes bfloat16 natively (AVX512-BF16 or AMX), and {no_overflow}."
+        units = cpu_bf16()
+        if units == "amx":
+            return "bf16", f"This CPU runs bfloat16 on its AMX units, and {no_overflow}."
+        if units == "avx512_bf16":
+            return "bf16", (f"This CPU computes bfloat16 natively at full rate (AVX512-BF16), "
+                            f"and {no_overflow}.")
+        if units == "avx512_bf16_slow":
+            return "fp32", ("This Intel CPU has AVX512-BF16 but no AMX, where a bfloat16 "
+                            "convolution runs slower than a float32 one, so float32.")
         return "fp32", ("This CPU has no native bfloat16 (AVX512-BF16 or AMX), and emulated "
                         "bfloat16 would be slower than float32, so float32.")
     else:
@@ -385,9 +420,9 @@ def _auto_precision(device: str, force_upcast: bool) -> tuple[str, str]:
 def choose_precision(requested: str, device: str, force_upcast: bool, name: str) -> str:
     """Pick the compute precision; float16 is refused for VAEs that must be upcast.
 
-    auto: bfloat16 where the device computes it natively (CUDA with bf16, MPS on macOS 14+
-    with PyTorch 2.3+, CPUs with AVX512-BF16 or AMX); on a GPU without it float16 unless the
-    model sets force_upcast; float32 everywhere else. bfloat16 keeps float32's exponent
+    auto: bfloat16 where the device computes it natively and fast (CUDA with bf16, MPS on
+    macOS 14+ with PyTorch 2.3+, CPUs with AMX or a full-rate AVX512-BF16: ``cpu_bf16``); on a
+    GPU without it float16 unless the model sets force_upcast; float32 everywhere else. bfloat16 keeps float32's exponent
     range, so it cannot overflow where float16 does. ``precision_reason`` says why.
     """
     if requested == "fp16" and force_upcast:

@@ -17,7 +17,7 @@ from analysis.vae import choose_device, choose_precision, cpu_description, devic
 def machine(monkeypatch):
     """Call with the hardware to pretend: machine(cuda=..., cuda_bf16=..., mps=..., ...)."""
 
-    def pretend(cuda=False, cuda_bf16=False, mps=False, macos14=False, cpu_bf16=False):
+    def pretend(cuda=False, cuda_bf16=False, mps=False, macos14=False, cpu_bf16=""):
         monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
         # Native bf16 only: with including_emulation=True (the default) old GPUs say yes too.
         monkeypatch.setattr(torch.cuda, "is_bf16_supported",
@@ -25,7 +25,7 @@ def machine(monkeypatch):
         monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
         monkeypatch.setattr(torch.backends.mps, "is_macos_or_newer",
                             lambda major, minor: macos14 and (major, minor) <= (14, 0))
-        monkeypatch.setattr(vae_mod, "cpu_has_native_bf16", lambda: cpu_bf16)
+        monkeypatch.setattr(vae_mod, "cpu_bf16", lambda: cpu_bf16)
 
     return pretend
 
@@ -89,8 +89,11 @@ AUTO_TABLE = [
     ("mps", dict(mps=True, macos14=True), False, "bf16"),
     ("mps", dict(mps=True), False, "fp16"),
     ("mps", dict(mps=True), True, "fp32"),
-    ("cpu", dict(cpu_bf16=True), True, "bf16"),
-    ("cpu", dict(cpu_bf16=True), False, "bf16"),
+    ("cpu", dict(cpu_bf16="amx"), True, "bf16"),
+    ("cpu", dict(cpu_bf16="avx512_bf16"), True, "bf16"),
+    ("cpu", dict(cpu_bf16="avx512_bf16"), False, "bf16"),
+    ("cpu", dict(cpu_bf16="avx512_bf16_slow"), True, "fp32"),
+    ("cpu", dict(cpu_bf16="avx512_bf16_slow"), False, "fp32"),
     ("cpu", dict(), True, "fp32"),
     ("cpu", dict(), False, "fp32"),
 ]
@@ -148,7 +151,9 @@ REASON_WORDS = [
     ("cuda", dict(cuda=True), True, ["no native bfloat16", "sets force_upcast"]),
     ("mps", dict(mps=True, macos14=True), True, ["MPS computes bfloat16", "macOS 14"]),
     ("mps", dict(mps=True), True, ["MPS has no bfloat16", "sets force_upcast"]),
-    ("cpu", dict(cpu_bf16=True), True, ["CPU computes bfloat16 natively"]),
+    ("cpu", dict(cpu_bf16="amx"), True, ["AMX"]),
+    ("cpu", dict(cpu_bf16="avx512_bf16"), True, ["CPU computes bfloat16 natively at full rate"]),
+    ("cpu", dict(cpu_bf16="avx512_bf16_slow"), True, ["Intel CPU has AVX512-BF16 but no AMX", "slower"]),
     ("cpu", dict(), True, ["CPU has no native bfloat16"]),
 ]
 
@@ -166,6 +171,34 @@ def test_precision_reason_auto_says_why(machine, device, hardware, force_upcast,
 def test_precision_reason_explicit_names_the_setting(machine):
     machine()
     assert "PRECISION=fp32" in precision_reason("fp32", "cpu", True, "fp32")
+
+
+# ---- cpu_bf16 --------------------------------------------------------------------------------------
+
+INTEL = "vendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+AMD = "vendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n"
+
+
+@pytest.mark.parametrize("amx, avx512_bf16, cpuinfo, expected", [
+    (True, True, INTEL, "amx"),
+    (False, True, INTEL, "avx512_bf16_slow"),
+    (False, True, AMD, "avx512_bf16"),
+    (False, False, INTEL, ""),
+    (False, False, AMD, ""),
+])
+def test_cpu_bf16_tells_fast_units_from_slow(monkeypatch, amx, avx512_bf16, cpuinfo, expected):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    assert vae_mod.cpu_bf16(cpuinfo) == expected
+
+
+def test_cpu_bf16_treats_a_failing_probe_as_absent(monkeypatch):
+    def broken():
+        raise RuntimeError("cpuinfo probe failed")
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", broken)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert vae_mod.cpu_bf16(AMD) == "avx512_bf16"
 
 
 # ---- device_name -----------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from analysis import encode as encode_mod
-from analysis import vae as vae_mod
 from analysis.common import VaelabError, load_npz, save_npz, sha256_file
 from analysis.encode import Encoder, draw_noise, to_model_input, to_uint8_images
 from analysis.vae import check_model_dir, choose_device, choose_precision, load_vae, resolve_model
@@ -183,19 +182,6 @@ def test_choose_precision_fp16_allowed_without_force_upcast():
 @pytest.mark.parametrize("requested", ["fp32", "bf16"])
 def test_choose_precision_explicit_value_kept(requested):
     assert choose_precision(requested, "cpu", force_upcast=True, name="x") == requested
-
-
-@pytest.mark.parametrize("native, expected", [(False, "fp32"), (True, "bf16")])
-def test_choose_precision_auto_on_cpu_follows_native_bf16(monkeypatch, native, expected):
-    monkeypatch.setattr(vae_mod, "cpu_has_native_bf16", lambda: native)
-    assert choose_precision("auto", "cpu", force_upcast=True, name="x") == expected
-
-
-def test_choose_device_cuda_without_gpu_refused(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert choose_device("auto") == "cpu"
-    with pytest.raises(VaelabError, match="no CUDA GPU"):
-        choose_device("cuda:0")
 
 
 # ---- small pure helpers ----------------------------------------------------------------------
