@@ -463,9 +463,16 @@ def device_name(device: str) -> str:
     return name or platform.processor() or platform.machine()
 
 
+# The cores behind a virtual machine's bare "AMD EPYC" or "Intel(R) Xeon(R) Processor", by
+# (cpu family, model): the server parts this project's figures came from or name.
+CORE_NAMES = {("25", "1"): "Zen 3", ("25", "17"): "Zen 4", ("25", "160"): "Zen 4c",
+              ("6", "143"): "Sapphire Rapids", ("6", "207"): "Emerald Rapids",
+              ("6", "173"): "Granite Rapids"}
+
+
 def cpu_description(cpuinfo: str) -> str | None:
     """The first processor of a /proc/cpuinfo text: its model name, then its family and model
-    and the widest vector units it has, e.g. "AMD EPYC (family 26, model 2; AVX-512, bf16)".
+    and the widest vector units it has, e.g. "AMD EPYC (Zen 5: family 26, model 2; AVX-512, bf16)".
 
     Virtual machines often report a bare "AMD EPYC"; the family tells Zen 3 (25) from Zen 5
     (26), and the vector units tell whether bfloat16 runs natively, which is what decides the
@@ -488,5 +495,8 @@ def cpu_description(cpuinfo: str) -> str | None:
                                             if flag in flags]
     family, model = fields.get("cpu family"), fields.get("model")
     where = f"family {family}, model {model}" if family and model else ""
+    core = CORE_NAMES.get((family, model)) or ("Zen 5" if family == "26" else None)
+    if where and core:
+        where = f"{core}: {where}"
     details = "; ".join(part for part in (where, ", ".join(units)) if part)
     return f"{name} ({details})" if details else name

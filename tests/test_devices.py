@@ -236,13 +236,15 @@ model name\t: Another CPU
 
 
 def test_cpu_description_names_family_model_and_vector_units():
-    assert cpu_description(ZEN5_CPUINFO) == "AMD EPYC (family 26, model 2; AVX-512, bf16)"
+    assert cpu_description(ZEN5_CPUINFO) == "AMD EPYC (Zen 5: family 26, model 2; AVX-512, bf16)"
     zen3 = ZEN5_CPUINFO.replace("26", "25").replace("model\t\t: 2", "model\t\t: 1").replace(
         " avx512f avx512bw avx512_bf16", "")
-    assert cpu_description(zen3) == "AMD EPYC (family 25, model 1; AVX2)"
+    assert cpu_description(zen3) == "AMD EPYC (Zen 3: family 25, model 1; AVX2)"
+    unknown = zen3.replace("model\t\t: 1", "model\t\t: 33")  # a desktop Zen 3: named by numbers only
+    assert cpu_description(unknown) == "AMD EPYC (family 25, model 33; AVX2)"
     spr = ("cpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
            "flags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
-    assert cpu_description(spr) == "Intel(R) Xeon(R) Platinum 8480+ (family 6, model 143; AVX-512, bf16, AMX)"
+    assert cpu_description(spr) == "Intel(R) Xeon(R) Platinum 8480+ (Sapphire Rapids: family 6, model 143; AVX-512, bf16, AMX)"
 
 
 def test_cpu_description_without_model_name_is_none_and_bare_name_is_kept():

@@ -12,7 +12,7 @@ import pytest
 from analysis import encode as encode_mod
 from analysis.common import VaelabError, load_npz, save_npz, sha256_file
 from analysis.encode import Encoder, draw_noise, to_model_input, to_uint8_images
-from analysis.vae import check_model_dir, choose_device, choose_precision, load_vae, resolve_model
+from analysis.vae import check_model_dir, choose_precision, load_vae, resolve_model
 
 torch = pytest.importorskip("torch")
 
