@@ -214,12 +214,13 @@ def weak_rivals_sentence(rivals: tuple[WeakRival, ...], table_leads: int | None 
     for r in rivals:
         if r.at_chance:
             at_chance.setdefault(r.rival.width, []).append(r)
-    items = []
+    chance_items: dict[int, str] = {}  # by PCA width: one clause per PCA, whatever else it fails
     for w, group in at_chance.items():
         names = joined([r.rival.model for r in group])
-        items.append(f"pixel PCA-{w} is at chance with {names} "
-                     + (f"({pct(group[0].rival.accuracy)}; its 95% interval holds {pct(group[0].chance)})"
-                        if len(group) == 1 else f"(each 95% interval holds {pct(group[0].chance)})"))
+        chance_items[w] = (f"pixel PCA-{w} is at chance with {names} "
+                           + (f"({pct(group[0].rival.accuracy)}; its 95% interval holds {pct(group[0].chance)})"
+                              if len(group) == 1 else f"(each 95% interval holds {pct(group[0].chance)})"))
+    items = []
     # The rivals below pooled pixels, grouped the way that names fewer things: one PCA weak
     # for several classifiers (a wide PCA from few images), or one classifier weak on several PCAs.
     by_model: dict[str, list[WeakRival]] = {}
@@ -232,8 +233,12 @@ def weak_rivals_sentence(rivals: tuple[WeakRival, ...], table_leads: int | None 
         for w, group in by_width.items():
             each = joined([f"{r.rival.model} ({pct(r.rival.accuracy)} against {pct(r.pooled.accuracy)})"
                            for r in group])
-            items.append(f"pixel PCA-{w} falls below pooled pixels with {count(group[0].pooled.width)} "
-                         f"features for {each}, each pair of 95% intervals apart")
+            below = (f"falls below pooled pixels with {count(group[0].pooled.width)} features for "
+                     f"{each}, each pair of 95% intervals apart")
+            if w in chance_items:  # the same PCA: named once, "... at chance with KNN and falls below ..."
+                chance_items[w] += f", and {below}"
+            else:
+                items.append(f"pixel PCA-{w} {below}")
         by_model = {}
     for model, group in by_model.items():
         pooled = group[0].pooled
@@ -247,6 +252,7 @@ def weak_rivals_sentence(rivals: tuple[WeakRival, ...], table_leads: int | None 
             items.append(f"{model} on pixel {pcas} falls below the {pct(pooled.accuracy)} it reaches "
                          f"on pooled pixels with {count(pooled.width)} features (each pair of 95% "
                          "intervals apart)")
+    items = list(chance_items.values()) + items
     n, leads = len(rivals), sum(r.n_leads for r in rivals)
     text = ("One pixel rival is weak: " if n == 1 else "Some pixel rivals are weak: ") + "; ".join(items) + "."
     them = "this rival" if n == 1 else "these rivals"

@@ -539,6 +539,20 @@ def test_weak_rival_pca_below_pooled_for_several_classifiers_is_named_once():
                     "intervals apart.")
 
 
+def test_weak_rival_pca_at_chance_for_one_and_below_pooled_for_others_is_named_once():
+    # Pixel PCA-128 from few images: at chance with KNN, below pooled pixels for RF and SVC.
+    metrics = kl_metrics({"rf": (0.45, 0.5), "svc": (0.6, 0.62), "knn": (0.3, 0.3)}, half=0.01)
+    for model, pooled, pca in (("rf", 0.316, 0.212), ("svc", 0.330, 0.214), ("knn", 0.30, 0.104)):
+        metrics["results"][model]["pixels_pooled"] = result(pooled, 0.01)
+        metrics["results"][model]["pixels_pca_mean_std"] = result(pca, 0.01)
+        metrics["results"][model]["pixels_pca_sample"] = result(pooled, 0.01)
+    text = S.weak_rivals_sentence(F.weak_rivals(metrics), table_leads=0)
+    assert text == ("Some pixel rivals are weak: pixel PCA-128 is at chance with KNN (10.4%; its 95% "
+                    "interval holds 10.0%), and falls below pooled pixels with 48 features for RF "
+                    "(21.2% against 31.6%) and SVC (21.4% against 33.0%), each pair of 95% intervals "
+                    "apart.")
+
+
 def test_weak_rivals_below_pooled_are_named_once_per_classifier_and_no_leads_says_nothing():
     # KNN makes little of both PCAs (the full-size random-weight run: 34.2% and 25.5% against
     # 40.3% on pooled pixels); Table 4 has no significant lead of the latent at all.
