@@ -304,10 +304,10 @@ def cpu_bf16(cpuinfo: str | None = None) -> str:
     "avx512_bf16" (AVX512-BF16 on a non-Intel CPU: AMD Zen 4 and Zen 5 run it at full rate);
     "avx512_bf16_slow" (AVX512-BF16 on an Intel CPU without AMX); "" (emulated only).
 
-    Intel issues AVX512-BF16's dot products at half the rate of float32 multiply-adds, so
-    without AMX (Cooper Lake, or a virtual machine that hides AMX) a bfloat16 convolution is
-    slower than a float32 one: 0.64x measured on a 2-core Emerald Rapids guest, against 1.9x
-    on a Zen 5 (docs/benchmarks.md). ``cpuinfo`` is a /proc/cpuinfo text (read when None).
+    Without AMX (a virtual machine that hides it, or an older Intel part) an Intel core gains
+    nothing from bfloat16's doubled width and pays for the conversions: a bfloat16
+    convolution ran 0.64x float32's rate on a 2-core Emerald Rapids guest, against 1.9x on a
+    Zen 5 (docs/benchmarks.md). ``cpuinfo`` is a /proc/cpuinfo text (read when None).
     """
     import torch
 
