@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
         faster = max(("vaelab_fp32", "vaelab_bf16"), key=ips.get)
         verdict = "the faster" if faster == encoder["default_path"] else f"slower than {faster}"
         print(f"  PRECISION=auto picks {encoder['default_path']} here (bfloat16 units: "
-              f"{cpu_bf16() or 'emulated'}): {verdict}, measured side by side")
+              f"{result['machine']['bf16_units']}): {verdict}, measured side by side")
     print(f"  relative error of latents vs the plain float32 loop: "
           f"{encoder['relative_error_vs_plain_fp32']}")
     if classifiers.get("classifier_seconds"):

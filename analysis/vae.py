@@ -294,11 +294,6 @@ def load_vae(model: ResolvedModel):
     return vae.eval().requires_grad_(False)
 
 
-# What PRECISION=auto makes of the CPU's bfloat16 units (cpu_bf16): "amx" and
-# "avx512_bf16" run bfloat16 convolutions faster than float32, "avx512_bf16_slow" slower.
-CPU_BF16_FAST = ("amx", "avx512_bf16")
-
-
 def cpu_bf16(cpuinfo: str | None = None) -> str:
     """How this CPU runs bfloat16: "amx" (Intel's matrix tiles, Sapphire Rapids and newer);
     "avx512_bf16" (AVX512-BF16 on a non-Intel CPU: AMD Zen 4 and Zen 5 run it at full rate);
@@ -324,10 +319,9 @@ def cpu_bf16(cpuinfo: str | None = None) -> str:
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:  # not Linux: the processor string is all there is
+        except OSError:  # not Linux: Windows' processor string also names the vendor
             cpuinfo = platform.processor()
-    intel = "genuineintel" in cpuinfo.lower() or "intel" in cpuinfo.lower().split()
-    return "avx512_bf16_slow" if intel else "avx512_bf16"
+    return "avx512_bf16_slow" if "GenuineIntel" in cpuinfo else "avx512_bf16"
 
 
 def mps_available() -> bool:
@@ -422,8 +416,9 @@ def choose_precision(requested: str, device: str, force_upcast: bool, name: str)
 
     auto: bfloat16 where the device computes it natively and fast (CUDA with bf16, MPS on
     macOS 14+ with PyTorch 2.3+, CPUs with AMX or a full-rate AVX512-BF16: ``cpu_bf16``); on a
-    GPU without it float16 unless the model sets force_upcast; float32 everywhere else. bfloat16 keeps float32's exponent
-    range, so it cannot overflow where float16 does. ``precision_reason`` says why.
+    GPU without it float16 unless the model sets force_upcast; float32 everywhere else.
+    bfloat16 keeps float32's exponent range, so it cannot overflow where float16 does.
+    ``precision_reason`` says why.
     """
     if requested == "fp16" and force_upcast:
         raise VaelabError(f"{name} sets force_upcast in its config (it overflows in float16); "
