@@ -172,8 +172,9 @@ def save_synthetic_images(out: Path, per_class: int, seed: int = 0) -> Path:
 # Results and a section of its own, with placeholders and cross-references.
 EXAMPLE_RESULTS = """\
 <!-- An example note (analysis/demo.py): text of your own appended to the Results. -->
-*Author's note.* On these synthetic images {{ best_model }} does best, at {{ best_accuracy }}
-{{ best_ci }} (@tab:accuracy); @fig:confusion shows where it goes wrong.
+*Author's note.* On these synthetic images {{ best_model }} on {{ best_set }} reaches the best
+accuracy, {{ best_accuracy }} {{ best_ci }} (@tab:accuracy shows any ties); @fig:confusion shows
+where it goes wrong.
 """
 EXAMPLE_DISCUSSION = """\
 <!-- An example note (analysis/demo.py): a section of the author's own, placed after the

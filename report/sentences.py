@@ -267,7 +267,7 @@ def weak_rivals_sentence(rivals: tuple[WeakRival, ...], table_leads: int | None 
 
 def latent_share_sentence(s: LatentShare, untrained: bool) -> str:
     """How much class information each latent keeps, per width: never the wider set's score
-    under the narrower set's width."""
+    under the narrower set's width; classifiers tied at a set's best are all named."""
     parts = []
     for b in s.best:
         t = b.top
@@ -276,7 +276,7 @@ def latent_share_sentence(s: LatentShare, untrained: bool) -> str:
                    else "not clearly above chance")
         parts.append(f"{'the latent' if t.fs_label == 'latent' else f'the {t.fs_label} features'}, {count(t.width)} numbers per image ({share:.1f}% of "
                      f"the {count(s.pixels)} pixel values), {'reaches' if t.fs_label == 'latent' else 'reach'} at most {pct(t.accuracy)} "
-                     f"({t.model}; {verdict})")
+                     f"({joined([t.model] + [tie.model for tie in b.ties])}; {verdict})")
     text = joined(parts)
     text = capitalised(text) + "."
     if untrained:

@@ -120,6 +120,14 @@ def test_latent_share_never_gives_the_wider_set_s_score_to_the_narrower():
     assert "the mean & std features, 128 numbers per image (4.2% of the 3,072 pixel values), reach at most 31.8%" in text
 
 
+def test_latent_share_names_every_classifier_tied_at_the_best():
+    # The demo: HistGradientBoosting and XGBoost both reach 11.0% on .sample().
+    metrics = kl_metrics({"histgb": (0.11, 0.2767), "xgboost": (0.11, 0.24), "svc": (0.09, 0.3233)})
+    text = S.latent_share_sentence(F.latent_share(metrics), untrained=False)
+    assert "reach at most 11.0% (HISTGB and XGBOOST; not clearly above chance)" in text
+    assert "reach at most 32.3% (SVC; " in text
+
+
 def test_limitations_list_unequal_baseline_widths():
     metrics = kl_metrics({"svc": (0.4, 0.5)})
     metrics["feature_sets"]["pixels_pca_mean_std"]["n_features"] = 100  # capped by 100 images
