@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from analysis import deps
+from analysis.autoencoders import CLASSES
 from analysis.common import run_main, write_json
 from analysis.runs import read_classify, read_config, read_dataset, read_encode
 
@@ -58,7 +59,9 @@ def build_provenance(run_dir: Path, data_dir: Path, variables: dict[str, str]) -
         "model": {k: encode["model"].get(k) for k in ("name", "revision", "weights_file",
                                                       "weights_sha256", "encoder_sha256",
                                                       "untrained", "layout", "decoder_file",
-                                                      "decoder_sha256", "has_decoder")},
+                                                      "decoder_sha256", "has_decoder")}
+        # what the encoder checksum covers: this class's encoder tensors (KL adds quant_conv)
+        | {"encoder_tensors": list(CLASSES[encode["autoencoder_class"]].encoder_tensors)},
         "dataset": {k: dataset[k] for k in ("dataset", "source", "limit", "n_train", "n_test",
                                             "sha256")},
         "seed": config["seed"],

@@ -254,6 +254,9 @@ def test_provenance_records_model_data_and_software(demo_build, tiny_vae):
     assert len(prov["vaelab"]["commit"]) == 40 or prov["vaelab"]["commit"].startswith("unknown")
     html = (demo_build / "report.html").read_text()
     assert prov["model"]["weights_sha256"] in html and prov["dataset"]["sha256"] in html
+    # What the encoder checksum covers, as the KL class says: its encoder and quant_conv tensors.
+    assert prov["model"]["encoder_tensors"] == ["encoder.", "quant_conv."]
+    assert "<code>encoder.*</code>, <code>quant_conv.*</code> and its config" in html
 
 
 # ---- accessibility and layout ------------------------------------------------------------------

@@ -378,3 +378,4 @@ def test_make_report_with_encoder_only_variant(cifar_build, taesd_models, cifar_
     html = (build / "report.html").read_text()
     assert 'id="no-decoder"' in html and 'id="fig-reconstructions"' not in html
     assert "reconstructions.png" not in html
+    assert "(<code>encoder.*</code> and its config)" in html  # a TAESD encoder has no quant_conv
