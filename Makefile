@@ -32,7 +32,7 @@ LIMIT ?=
 SEED ?= 0
 DEVICE ?= auto
 PRECISION ?= auto
-BATCH ?= 16
+BATCH ?= auto
 # COMPILE: torch.compile the encoder. auto = on the CPU for runs of 10,000+ images, where
 # its one-off ~40 s compile pays back; on | off to force.
 COMPILE ?= auto

@@ -39,9 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from analysis.common import run_main, write_json
-from analysis.config import RunConfig
 from analysis.encode import Encoder, to_model_input
-from analysis.vae import choose_precision, cpu_bf16, device_name, load_vae, resolve_model
+from analysis.devices import (DEFAULT_BATCH, REFERENCE_CONV, bf16_decision, conv_rates, cpu_bf16,
+                              device_name)
+from analysis.vae import load_vae, resolve_model
 
 PLAIN_BATCH = 64  # the plain loop keeps the batch of 64 that issue 4 measured it with
 
@@ -99,7 +100,8 @@ def bench_encoder(model_dir: Path, n_images: int, batch_size: int, reps: int,
     # Time bfloat16 in full wherever the hardware computes it, fast or slow, so that the
     # table shows whether PRECISION=auto's choice (the default path) was the faster one.
     native_bf16 = cpu_bf16() != ""
-    default = choose_precision("auto", "cpu", force_upcast=False, name=model.name)
+    rates = conv_rates()  # the machine's own reference: one convolution per precision
+    default = bf16_decision(rates)[0]  # what PRECISION=auto picks from them
 
     def encoder(precision: str, compile_it: bool) -> Encoder:
         return Encoder(copy.deepcopy(vae), "cpu", precision, batch_size=batch_size,
@@ -146,7 +148,141 @@ def bench_encoder(model_dir: Path, n_images: int, batch_size: int, reps: int,
     base = ips["plain_fp32"]
     result["ratio_vs_plain"] = {name: round(v / base, 3) for name, v in ips.items()}
     result["cifar10_minutes_default_path"] = round(60000 / ips[result["default_path"]] / 60, 1)
+    gflop = encoder_gflop(vae)
+    result["reference_conv"] = {"shape": "3x3, %d -> %d channels, %d x %d px, batch %d, channels_last"
+                                % (REFERENCE_CONV[1], REFERENCE_CONV[1], REFERENCE_CONV[2],
+                                   REFERENCE_CONV[2], REFERENCE_CONV[0]),
+                                "gflop_per_second": rates}
+    result["gflop_per_image"] = gflop
+    # The encoder's rate as a share of the reference convolution's in the same precision.
+    result["share_of_conv_rate"] = {
+        name: round(ips[name] * gflop / rates["bf16" if "bf16" in name else "fp32"], 3)
+        for name in ips if name.startswith("vaelab") and "emulated" not in name}
     return result
+
+
+# Changes tried against the default compiled path (issue 33): each kept only where it is faster.
+CANDIDATES = {"batch 32": dict(batch_size=32), "batch 64": dict(batch_size=64),
+              "NCHW instead of channels_last": dict(channels_last=False),
+              "no inductor freezing": dict(freeze=False),
+              "bf16 weights cast instead of autocast": dict(bf16_cast=True)}
+
+
+def bench_candidates(vae, images: np.ndarray, precision: str, batch_size: int, reps: int) -> dict:
+    """The default compiled encoder in ``precision`` beside each of ``CANDIDATES``, on the
+    same images, interleaved: images/s, the ratio to the default, and whether it is kept
+    (faster by more than BATCH_MIN_GAIN, the noise margin BATCH=auto uses too). Beside them,
+    what BATCH=auto's eager probe (analysis.encode.time_batches) picks on this machine."""
+    import copy
+
+    from analysis.devices import BATCH_CANDIDATES, BATCH_MIN_GAIN, batch_decision
+    from analysis.encode import time_batches
+
+    def make(**options) -> Encoder:
+        settings = {"batch_size": batch_size} | options
+        return Encoder(copy.deepcopy(vae), "cpu", precision, compiled=True, **settings)
+
+    paths = {"default": make()} | {name: make(**options) for name, options in CANDIDATES.items()
+                                   if precision == "bf16" or "bf16" not in name}
+    for path in paths.values():
+        path.warm_up()
+    seconds = time_interleaved({name: (lambda e=e: project_path(e, images, e.batch_size))
+                                for name, e in paths.items()}, reps)
+    ips = {name: round(len(images) / s, 2) for name, s in seconds.items()}
+    ref = paths["default"].encode(images[:batch_size])[0]
+    out = {name: {"images_per_second": ips[name], "ratio": round(ips[name] / ips["default"], 3),
+                  "kept": name != "default" and ips[name] >= BATCH_MIN_GAIN * ips["default"],
+                  "relative_error_vs_default": relative_error(ref, e.encode(images[:batch_size])[0])}
+           for name, e in paths.items()}
+    probe = time_batches(copy.deepcopy(vae), "cpu", precision, 32, images, BATCH_CANDIDATES["cpu"])
+    return {"precision": precision, "compiled": True, "paths": out, "batch_probe_eager": probe,
+            "batch_auto_picks": batch_decision(probe)[0]}
+
+
+def encoder_gflop(vae) -> float:
+    """GFLOP of one 32x32 image through the encoder (and quant_conv), by torch's FLOP counter
+    (convolutions and matrix products: what the reference convolution measures)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, 32, 32)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        vae.encode(x)
+    return round(counter.get_total_flops() / 1e9, 3)
+
+
+def layer_groups(encoder) -> dict[str, list]:
+    """An SD-style encoder's modules by the resolution they run at (32, 16, 8 and 4 px for a
+    32 px image, the downsampler with the side it reads) and the mid-block attention apart;
+    {} for other layouts (no down_blocks)."""
+    enc = encoder.vae.encoder
+    if not hasattr(enc, "down_blocks"):
+        return {}
+    sides = [32 // 2 ** i for i in range(len(enc.down_blocks))]
+    groups = {f"{side} px": [block] for side, block in zip(sides, enc.down_blocks)}
+    groups[f"{sides[0]} px"].insert(0, enc.conv_in)
+    last = f"{sides[-1]} px"
+    groups[last] += list(enc.mid_block.resnets) + [enc.conv_norm_out, enc.conv_out]
+    if getattr(encoder.vae, "quant_conv", None) is not None:
+        groups[last].append(encoder.vae.quant_conv)
+    groups["mid-block attention"] = [a for a in enc.mid_block.attentions if a is not None]
+    return groups
+
+
+def profile_layer_groups(encoder, images: np.ndarray, batch_size: int) -> dict:
+    """Share of the eager encoder's time per layer group (``layer_groups``), by the torch
+    profiler: each group's modules run inside a record_function named after it. Eager only:
+    a compiled encoder's fused kernels no longer belong to one module."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    groups = layer_groups(encoder)
+    if not groups:
+        return {}
+    hooks, open_ranges = [], []
+    for label, modules in groups.items():
+        for module in modules:
+            def enter(_module, _args, label=label):
+                open_ranges.append(record_function(label).__enter__())
+
+            def leave(_module, _args, _out):
+                open_ranges.pop().__exit__(None, None, None)
+
+            hooks += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
+    try:
+        project_path(encoder, images[:batch_size], batch_size)  # warm-up outside the profile
+        started = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            project_path(encoder, images, batch_size)
+        wall = time.perf_counter() - started
+    finally:
+        for hook in hooks:
+            hook.remove()
+    totals = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages() if e.key in groups}
+    grouped = sum(totals.values())
+    flops = group_gflop(encoder, groups)
+    return {"precision": encoder.precision, "images": len(images), "wall_seconds": round(wall, 3),
+            "share": {label: round(totals.get(label, 0.0) / grouped, 3) for label in groups},
+            "gflop_per_image": flops,
+            "gflop_per_second": {label: round(flops[label] * len(images) / totals[label], 1)
+                                 for label in groups if totals.get(label)},
+            "note": "eager path under the profiler; shares of the time spent in the groups"}
+
+
+def group_gflop(encoder, groups: dict[str, list]) -> dict[str, float]:
+    """GFLOP per 32x32 image of each layer group, by torch's FLOP counter per module."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    enc = encoder.vae.encoder
+    names = {id(module): f"{type(enc).__name__}.{name}" for name, module in enc.named_modules()}
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        enc(torch.zeros(1, 3, 32, 32, dtype=next(enc.parameters()).dtype))
+    counts = {name: sum(per_op.values()) for name, per_op in counter.get_flop_counts().items()}
+    return {label: round(sum(counts.get(names.get(id(m), ""), 0) for m in modules) / 1e9, 4)
+            for label, modules in groups.items()}
 
 
 def without_decoder(vae):
@@ -350,6 +486,53 @@ def stage_ratios(out: dict) -> dict:
             "probes_ratio": round(out.get("probes_seconds", 0.0) / serial, 4) if serial else None}
 
 
+def bench_speed(model_dir: Path, n_images: int, batch_size: int, reps: int, encoder: dict,
+                candidates: bool = True) -> dict:
+    """Where the encoder's time goes against the machine's own convolution rate: the layer
+    groups of the eager encoder in each precision (``profile_layer_groups``), and with
+    ``candidates`` the changes tried against the default compiled path (``bench_candidates``)."""
+    vae = without_decoder(load_vae(resolve_model(str(model_dir))))
+    images = np.random.default_rng(2).integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
+    import copy
+
+    precisions = ["fp32"] + (["bf16"] if cpu_bf16() else [])  # emulated bfloat16: not profiled
+    out: dict = {"layer_groups": {p: profile_layer_groups(Encoder(copy.deepcopy(vae), "cpu", p,
+                                                                  batch_size=batch_size),
+                                                          images, batch_size)
+                                  for p in precisions}}
+    if candidates:
+        default = encoder["default_path"].removeprefix("vaelab_")
+        out["candidates"] = bench_candidates(vae, images, default, batch_size, reps)
+    return out
+
+
+def print_speed(encoder: dict, speed: dict) -> None:
+    """The encoder against the reference convolution, its layer groups and the candidates."""
+    ref = encoder["reference_conv"]
+    rates = ref["gflop_per_second"]
+    print(f"\nreference convolution ({ref['shape']}): float32 {rates['fp32']:.0f} GFLOP/s, bfloat16 "
+          f"{rates['bf16']:.0f} GFLOP/s ({rates['bf16'] / rates['fp32']:.2f}x)")
+    print(f"  encoder {encoder['gflop_per_image']:.2f} GFLOP per 32x32 image; share of the "
+          "reference rate in its precision:")
+    for name, share in encoder["share_of_conv_rate"].items():
+        print(f"  {name:20s} {share:6.1%}")
+    for precision, groups in speed["layer_groups"].items():
+        if not groups:
+            continue
+        print(f"  layer groups, eager {precision} (torch profiler, {groups['images']} images): " + "; ".join(
+            f"{label} {share:.0%} at {groups['gflop_per_second'].get(label, 0):.0f} GFLOP/s"
+            for label, share in groups["share"].items()))
+    cand = speed.get("candidates")
+    if cand:
+        print(f"  changes tried against the default compiled {cand['precision']} path, side by side:")
+        for name, path in cand["paths"].items():
+            verdict = "" if name == "default" else ("kept" if path["kept"] else "not kept")
+            print(f"    {name:40s} {path['images_per_second']:8.1f} images/s {path['ratio']:6.2f}x  "
+                  f"latents {path['relative_error_vs_default']:.1e} from default  {verdict}")
+        probe = ", ".join(f"{v:.1f} at {b}" for b, v in cand["batch_probe_eager"].items())
+        print(f"    BATCH=auto's eager probe here: {probe} images/s -> batch {cand['batch_auto_picks']}")
+
+
 def main(argv: list[str] | None = None) -> None:
     import torch
 
@@ -357,7 +540,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path, help="bench.json to write")
     parser.add_argument("--model", type=Path, required=True, help="local AutoencoderKL directory")
     parser.add_argument("--images", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=RunConfig.batch_size,
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                         help="vaelab's batch size (the plain loop keeps 64)")
     parser.add_argument("--no-compile", action="store_true", help="time vaelab's path eager only")
     parser.add_argument("--reps", type=int, default=3)
@@ -368,6 +551,8 @@ def main(argv: list[str] | None = None) -> None:
 
     encoder = bench_encoder(args.model, args.images, args.batch_size, args.reps,
                             compiled=not args.no_compile)
+    speed = bench_speed(args.model, args.images, args.batch_size, args.reps, encoder,
+                        candidates=not args.no_compile)
     classes = (bench_classes(args.class_images, args.batch_size, args.reps,
                              args.out.parent / "bench" / "models") if args.class_images else None)
     classifiers = bench_classifiers(args.rows, 0) if args.rows else {"features": None, "seconds": {}}
@@ -376,7 +561,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"cpu": device_name("cpu"), "cores": torch.get_num_threads(),
                     "bf16_units": cpu_bf16() or "emulated", "python": platform.python_version(),
                     "torch": torch.__version__},
-        "encoder": encoder, "encoder_classes": classes, "classifiers": {"rows": args.rows} | classifiers,
+        "encoder": encoder, "encoder_speed": speed, "encoder_classes": classes, "classifiers": {"rows": args.rows} | classifiers,
         "peak_rss_mb": round(peak_mb, 1),
     }
     write_json(args.out, result)
@@ -395,6 +580,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{result['machine']['bf16_units']}): {verdict}, measured side by side")
     print(f"  relative error of latents vs the plain float32 loop: "
           f"{encoder['relative_error_vs_plain_fp32']}")
+    print_speed(encoder, speed)
     if classifiers.get("classifier_seconds"):
         c = classifiers
         print(f"\nclassifiers, {args.rows} training rows at 64 and 128 features, SVC "

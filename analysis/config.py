@@ -63,9 +63,10 @@ class RunConfig:
     seed: int = 0  # seeds the latent sample, every classifier and the figures
     device: str = "auto"  # auto | cpu | cuda[:N] | mps
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    # 16 keeps a batch's activations (16 x 128 x 32 x 32 floats, 8 MB) in a CPU's cache:
-    # 1.1-1.3x faster than 64 here (docs/benchmarks.md). Raise it on a GPU.
-    batch_size: int = 16
+    # None = BATCH=auto: 16 (a batch's activations, 16 x 128 x 32 x 32 floats, 8 MB, stay in
+    # a CPU's cache), or on runs large enough to compile, the fastest of a few sizes timed on
+    # this machine (analysis.devices.choose_batch).
+    batch_size: int | None = None
     resolution: int = 32  # image side fed to the encoder; 32 = as stored, larger = upsampled
     compile: str = "auto"  # torch.compile the encoder: auto (CPU, large runs) | on | off
     svc: str = "auto"  # SVC library: auto (oneDAL where it imports, else libsvm) | onedal | libsvm
@@ -79,6 +80,13 @@ def parse_int(name: str, text: str, minimum: int) -> int:
     if value < minimum:
         raise VaelabError(f"{name}={value} must be at least {minimum}")
     return value
+
+
+def parse_batch(text: str) -> int | None:
+    """BATCH: "auto" (or empty) lets the encode stage choose; otherwise a positive number."""
+    if str(text).strip().lower() in ("", "auto"):
+        return None
+    return parse_int("BATCH", text, 1)
 
 
 def parse_limit(text: str) -> int:
@@ -152,7 +160,7 @@ def make_run_config(vae: str, revision: str, seed: str, device: str, precision: 
         raise VaelabError(f"PRECISION={precision!r} is not known; use one of {', '.join(PRECISIONS)}")
     return RunConfig(vae=check_vae(vae), revision=revision.strip(), seed=parse_int("SEED", seed, 0),
                      device=device, precision=precision,
-                     batch_size=parse_int("BATCH", batch_size, 1),
+                     batch_size=parse_batch(batch_size),
                      resolution=parse_resolution(resolution), compile=compile, svc=svc)
 
 
@@ -271,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--seed", default="0")
     run.add_argument("--device", default="auto")
     run.add_argument("--precision", default="auto")
-    run.add_argument("--batch-size", default=str(RunConfig.batch_size))
+    run.add_argument("--batch-size", default="auto")
     run.add_argument("--compile", default="auto", help="torch.compile the encoder: auto|on|off")
     run.add_argument("--resolution", default="32", help="image side fed to the encoder (pixels)")
     run.add_argument("--svc", default="auto", help="SVC library: auto|onedal|libsvm")

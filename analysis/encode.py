@@ -54,18 +54,19 @@ import contextlib
 import shutil
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from analysis import cache, deps, threads
-from analysis.autoencoders import CLASSES, downsampling
+from analysis.autoencoders import CLASSES, AutoencoderClass, downsampling
 from analysis.common import (VaelabError, copy_file, file_lock, load_npz, progress, read_json,
                              run_main, save_npz, write_json)
 from analysis.config import RunConfig, load_run_config
-from analysis.vae import (PRECISION_NAMES, choose_device, choose_precision, device_name, load_vae,
-                          precision_reason, resolve_model)
+from analysis.devices import (DEFAULT_BATCH, PRECISION_NAMES, choose_batch, choose_device,
+                              choose_precision, device_name)
+from analysis.vae import ResolvedModel, load_vae, resolve_model
 
 # Bump when a change here alters the latents, so that old cache entries are not reused.
 ENCODER_VERSION = 4
@@ -128,7 +129,8 @@ class Encoder:
     """
 
     def __init__(self, vae, device: str, precision: str, resolution: int = IMAGE_SIDE,
-                 batch_size: int = 16, compiled: bool = False):
+                 batch_size: int = 16, compiled: bool = False, *, channels_last: bool = True,
+                 freeze: bool = True, bf16_cast: bool = False):
         import torch
 
         self.device, self.precision, self.resolution = device, precision, resolution
@@ -139,22 +141,23 @@ class Encoder:
         self.outputs = ("mean", "std") if self.autoencoder.stochastic else ("latent",)
         # Low precision on CUDA runs with weights cast; on the CPU bfloat16 runs as autocast,
         # which keeps the numerically delicate ops (group norm, softmax) in float32.
-        self.autocast = device == "cpu" and precision == "bf16"
+        # ``bf16_cast`` (the benchmark's alternative) casts the weights there too.
+        self.autocast = device == "cpu" and precision == "bf16" and not bf16_cast
         cast = torch.float32 if self.autocast else self.dtype
         # channels_last (NHWC) lets oneDNN pick NHWC convolution kernels on CPUs. Same
         # latents; 0.95-1.33x the NCHW speed on the 2-core benchmark machine (docs/benchmarks.md).
-        self.memory_format = torch.channels_last if device == "cpu" else torch.contiguous_format
+        self.memory_format = (torch.channels_last if device == "cpu" and channels_last
+                              else torch.contiguous_format)
         self.vae = vae.to(device=device, dtype=cast, memory_format=self.memory_format)
         self.forward = self.eager_forward
         if compiled:
             import logging
 
-            import torch._inductor.config as inductor_config
-
             # A CPU build warns "No CUDA runtime is found" while inductor loads its C++ tools.
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-            inductor_config.freezing = True  # weights become constants: packed once, not per call
-            self.forward = torch.compile(self.eager_forward, dynamic=False)
+            # freezing: weights become constants, so oneDNN packs them once, not per call.
+            self.forward = torch.compile(self.eager_forward, dynamic=False,
+                                         options={"freezing": freeze})
 
     def eager_forward(self, x):
         """(B, 3, R, R) -> what ``encode`` of the class computes: (B, 2C, h, w) moments that
@@ -309,23 +312,194 @@ def save_cached(path: Path, **arrays: np.ndarray) -> None:
     cache.seal(path)
 
 
-def encode_dataset(encoder: Encoder, data: dict[str, np.ndarray], config: RunConfig,
+def encode_dataset(encoder: Encoder, data: dict[str, np.ndarray], seed: int, name: str,
                    partial: Path) -> dict[str, np.ndarray]:
-    """Every image's latent mean, std and seeded sample (KL) or latent (deterministic
-    encoders), in resumable chunks under ``partial``."""
+    """Every image's latent mean, std and sample seeded by ``seed`` (KL) or latent
+    (deterministic encoders), in resumable chunks under ``partial``."""
     partial.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
     for split in ("train", "test"):
-        for key, value in encode_split(encoder, data[f"x_{split}"], config.batch_size, partial,
-                                       split, config.vae).items():
+        for key, value in encode_split(encoder, data[f"x_{split}"], encoder.batch_size, partial,
+                                       split, name).items():
             arrays[f"{split}_{key}"] = value  # (N, C, h, w)
     if encoder.autoencoder.stochastic:
-        noise = draw_noise(config.seed, {s: arrays[f"{s}_mean"].shape for s in ("train", "test")})
+        noise = draw_noise(seed, {s: arrays[f"{s}_mean"].shape for s in ("train", "test")})
         for split in ("train", "test"):
             arrays[f"{split}_sample"] = arrays[f"{split}_mean"] + arrays[f"{split}_std"] * noise[split]
     for split in ("train", "test"):
         arrays[f"y_{split}"] = data[f"y_{split}"]
     return arrays
+
+
+@dataclass(frozen=True)
+class EncodePlan:
+    """What one encode stage will do, decided before any image is read: the model, where and
+    how it runs, and the cache entries its latents and reconstructions live in."""
+
+    model: ResolvedModel
+    autoencoder: AutoencoderClass
+    factor: int  # the encoder's downsampling
+    device: str
+    precision: str
+    precision_reason: str
+    compiled: bool
+    key_fields: dict
+    key: str
+    recon_key: str
+    latents_file: Path
+    recon_file: Path | None  # None: encoder only, no reconstructions
+
+
+def plan(config: RunConfig, vae, model: ResolvedModel, n_images: int, dataset_sha256: str,
+         cache_dir: Path) -> EncodePlan:
+    """Check the resolution, choose device, precision and compilation, and name the cache
+    entries. Latents depend on the encoder and these settings only, not on the model's name
+    or its decoder: variants that share an encoder share one cache entry and encode once."""
+    vae_config = dict(vae.config)
+    autoencoder = CLASSES[model.autoencoder_class]
+    factor = downsampling(autoencoder, vae_config)
+    if config.resolution % factor:
+        raise VaelabError(f"{config.vae} ({autoencoder.name}) downsamples {factor}x, so RESOLUTION="
+                          f"{config.resolution} gives no whole latent; use a multiple of {factor}, "
+                          f"e.g. RESOLUTION={max(factor, config.resolution // factor * factor)}")
+    device = choose_device(config.device)
+    precision, reason = choose_precision(config.precision, device,
+                                         bool(vae_config.get("force_upcast", True)), config.vae,
+                                         cache_dir=cache_dir)
+    compiled = choose_compile(config.compile, device, n_images)
+    # Not the batch size: every encoder's latents are the same bytes at any batch (each
+    # image's convolutions and norms are its own; tests/test_encode.py checks it).
+    key_fields = {"encoder_version": ENCODER_VERSION, "encoder_class": model.autoencoder_class,
+                  "encoder_sha256": model.encoder_sha256, "dataset_sha256": dataset_sha256,
+                  "seed": config.seed, "device_type": device.split(":")[0], "precision": precision,
+                  "resolution": config.resolution,
+                  "compiled": compiled}  # compiled latents differ from eager in the last bits
+    key = cache.key(key_fields)
+    # Reconstructions go through each variant's own decoder: keyed by the whole weights file.
+    # A TAESD checkpoint's decoder is a file of its own, so its checksum joins the key.
+    recon_fields = {"weights_sha256": model.weights_sha256} | (
+        {"decoder_sha256": model.decoder_sha256} if model.decoder_sha256 else {})
+    recon_key = cache.key(key_fields | recon_fields)
+    return EncodePlan(model=model, autoencoder=autoencoder, factor=factor, device=device,
+                      precision=precision, precision_reason=reason, compiled=compiled,
+                      key_fields=key_fields, key=key, recon_key=recon_key,
+                      latents_file=cache_dir / f"latents-{key}.npz",
+                      recon_file=cache_dir / f"recon-{recon_key}.npz" if model.has_decoder else None)
+
+
+def time_batches(vae, device: str, precision: str, resolution: int, images: np.ndarray,
+                 sizes: tuple[int, ...]) -> dict[int, float]:
+    """Images/s of the run's own encoder, eager, at each batch size in ``sizes`` on the first
+    images of the run, interleaved (every size once, then again: the better of two), so a
+    moment of load hits all alike. Eager, since compiling each size would cost ~30 s; the
+    compiled encoder spends the same share of its time in the convolutions (docs/benchmarks.md)."""
+    encoders = {b: Encoder(vae, device, precision, resolution, b) for b in sizes}
+    for b, encoder in encoders.items():
+        encoder.encode(images[:b])  # warm-up: oneDNN picks its kernels for this shape
+    best = {b: 0.0 for b in sizes}
+    n = max(2 * max(sizes), 64)  # the same images for every size
+    images = images[np.arange(n) % len(images)]  # (n, 32, 32, 3), repeated if the run has fewer
+    for _ in range(2):
+        for b, encoder in encoders.items():
+            started = time.perf_counter()
+            for start in range(0, n, b):
+                encoder.encode(images[start:start + b])
+            best[b] = max(best[b], round(n / (time.perf_counter() - started), 2))
+    return best
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How the latents were made: batch size, why, and the probe behind it."""
+
+    batch_size: int
+    batch_reason: str
+    batch_probe: dict | None  # images/s per batch size (BATCH=auto on a large run), else None
+    compile_seconds: float | None
+
+
+def encoding_file(latents_file: Path) -> Path:
+    """Beside a cache entry: how its latents were made (``Encoding``), read back when reused."""
+    return latents_file.with_suffix(".encoding.json")
+
+
+def execute(p: EncodePlan, vae, config: RunConfig, data_file: Path, n_classes: int,
+            cache_dir: Path) -> tuple[dict[str, bool], Encoding]:
+    """Encode (or reuse) the latents and decode (or reuse) the reconstructions of ``p``;
+    which were reused, and how the latents were made."""
+    import torch
+
+    reused = {"latents": cache.reusable(p.latents_file),
+              "reconstructions": p.recon_file is None or cache.reusable(p.recon_file)}
+    encoding = None
+    if reused["latents"] and encoding_file(p.latents_file).is_file():
+        with contextlib.suppress(VaelabError, TypeError):
+            encoding = Encoding(**read_json(encoding_file(p.latents_file), "encoding"))
+    if all(reused.values()):
+        return reused, encoding or Encoding(config.batch_size or DEFAULT_BATCH,
+                                            "The latents were reused from the cache.", None, None)
+    data = load_npz(data_file, "dataset", ("x_train", "y_train", "x_test", "y_test"))
+    torch.manual_seed(config.seed)
+    if encoding is None:
+        fields = {"encoder_class": p.model.autoencoder_class, "precision": p.precision,
+                  "resolution": config.resolution,
+                  "architecture": {k: vae.config.get(k) for k in p.autoencoder.encoder_config_keys}}
+        batch, reason, probe = choose_batch(
+            config.batch_size, p.device, p.compiled and not reused["latents"],
+            lambda sizes: time_batches(vae, p.device, p.precision, config.resolution,
+                                       data["x_train"], sizes),
+            cache_dir, fields)
+        encoding = Encoding(batch, reason, probe, None)
+    # Compiled only to encode: decoding a few images runs eager either way.
+    encoder = Encoder(vae, p.device, p.precision, config.resolution, encoding.batch_size,
+                      p.compiled and not reused["latents"])
+    if encoder.compiled:
+        encoding = replace(encoding, compile_seconds=round(encoder.warm_up(), 2))
+    decoded = f"test_{p.autoencoder.decoded}"  # what reconstructions decode
+    if reused["latents"]:
+        test_mean = load_npz(p.latents_file, "cached latents", (decoded,))[decoded]
+    else:
+        partial = cache_dir / f"latents-{p.key}.partial"
+        arrays = encode_dataset(encoder, data, config.seed, config.vae, partial)
+        write_json(encoding_file(p.latents_file), asdict(encoding))
+        save_cached(p.latents_file, **arrays)
+        shutil.rmtree(partial, ignore_errors=True)
+        test_mean = arrays[decoded]
+    if not reused["reconstructions"]:
+        save_cached(p.recon_file, **reconstruct(encoder, test_mean, data["x_test"], data["y_test"],
+                                                n_classes, config.vae, encoding.batch_size))
+    return reused, encoding
+
+
+def describe(p: EncodePlan, vae, config: RunConfig, data_info: dict, encoding: Encoding) -> dict:
+    """encode.json: the resolved configuration and checksums, and why this precision and batch."""
+    vae_config = dict(vae.config)
+    return {
+        "model": asdict(p.model),
+        "vae_config": {k: vae_config.get(k) for k in (
+            "block_out_channels", "latent_channels", "scaling_factor", "shift_factor",
+            "force_upcast", "sample_size", "down_block_types", "encoder_block_out_channels",
+            "layout", "downsampling")},
+        "parameters": int(sum(t.numel() for t in vae.parameters())),
+        "device": p.device, "device_name": device_name(p.device), "precision": p.precision,
+        "precision_reason": p.precision_reason,
+        "batch_size": encoding.batch_size, "batch_requested": config.batch_size or "auto",
+        "batch_reason": encoding.batch_reason,
+        "memory_format": "channels_last" if p.device == "cpu" else "contiguous",
+        "compiled": p.compiled, "compile_requested": config.compile,
+        "seed": config.seed, "cache_key": p.key, "recon_cache_key": p.recon_key,
+        "encoder_sha256": p.model.encoder_sha256,
+        "latents_sha256": cache.checksum_file(p.latents_file).read_text().strip(),
+        "classes": data_info["classes"], "resolution": config.resolution,
+        "upsampling": (None if config.resolution == IMAGE_SIDE else
+                       f"{IMAGE_SIDE}x{IMAGE_SIDE} -> {config.resolution}x{config.resolution}, "
+                       "bicubic, align_corners=False, clamped to [-1, 1]"),
+        "dataset_sha256": data_info["sha256"], "cache_fields": p.key_fields,
+        "autoencoder_class": p.autoencoder.name, "stochastic": p.autoencoder.stochastic,
+        "feature_sets": list(p.autoencoder.feature_sets), "downsampling": p.factor,
+        "sample_definition": ("mean + std * eps, eps ~ N(0, I) from torch.Generator(seed)"
+                              if p.autoencoder.stochastic else None),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -337,6 +511,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config: RunConfig = load_run_config(args.config)
     data_info = read_json(args.data.with_name("dataset.json"), "dataset description")
+    n_images = int(data_info["n_train"] + data_info["n_test"])
     started = time.perf_counter()
 
     import torch
@@ -344,102 +519,26 @@ def main(argv: list[str] | None = None) -> None:
     threads.apply()  # torch's pool: this stage's share of the cores under make -j
     model = resolve_model(config.vae, config.revision)
     vae = load_vae(model)
-    vae_config = dict(vae.config)
-    autoencoder = CLASSES[model.autoencoder_class]
-    factor = downsampling(autoencoder, vae_config)
-    if config.resolution % factor:
-        raise VaelabError(f"{config.vae} ({autoencoder.name}) downsamples {factor}x, so RESOLUTION="
-                          f"{config.resolution} gives no whole latent; use a multiple of {factor}, "
-                          f"e.g. RESOLUTION={max(factor, config.resolution // factor * factor)}")
-    device = choose_device(config.device)
-    precision = choose_precision(config.precision, device, bool(vae_config.get("force_upcast", True)),
-                                 config.vae)
-    # Latents depend on the encoder and these settings only, not on the model's name or its
-    # decoder: variants that share an encoder share one cache entry and encode once.
-    key_fields = {"encoder_version": ENCODER_VERSION, "encoder_class": model.autoencoder_class,
-                  "encoder_sha256": model.encoder_sha256,
-                  "dataset_sha256": data_info["sha256"], "seed": config.seed,
-                  "device_type": device.split(":")[0], "precision": precision,
-                  "resolution": config.resolution}
-    compiled = choose_compile(config.compile, device,
-                              int(data_info["n_train"] + data_info["n_test"]))
-    key_fields["compiled"] = compiled  # compiled latents differ from eager in the last bits
-    key = cache.key(key_fields)
-    latents_file = args.cache / f"latents-{key}.npz"
-    # Reconstructions go through each variant's own decoder: keyed by the whole weights file.
-    # A TAESD checkpoint's decoder is a file of its own, so its checksum joins the key.
-    recon_fields = {"weights_sha256": model.weights_sha256} | (
-        {"decoder_sha256": model.decoder_sha256} if model.decoder_sha256 else {})
-    recon_key = cache.key(key_fields | recon_fields)
-    # Encoder only (a TAESD checkpoint without its decoder file): no reconstructions at all.
-    recon_file = args.cache / f"recon-{recon_key}.npz" if model.has_decoder else None
-
-    with file_lock(args.cache / f"latents-{key}.lock"):
-        reused = {"latents": cache.reusable(latents_file),
-                  "reconstructions": recon_file is None or cache.reusable(recon_file)}
-        compile_seconds = None
-        if not all(reused.values()):
-            data = load_npz(args.data, "dataset", ("x_train", "y_train", "x_test", "y_test"))
-            torch.manual_seed(config.seed)
-            # Compiled only to encode: decoding a few images runs eager either way.
-            encoder = Encoder(vae, device, precision, config.resolution, config.batch_size,
-                              compiled and not reused["latents"])
-            compile_seconds = round(encoder.warm_up(), 2) if encoder.compiled else None
-            decoded = f"test_{autoencoder.decoded}"  # what reconstructions decode
-            if reused["latents"]:
-                test_mean = load_npz(latents_file, "cached latents", (decoded,))[decoded]
-            else:
-                partial = args.cache / f"latents-{key}.partial"
-                arrays = encode_dataset(encoder, data, config, partial)
-                save_cached(latents_file, **arrays)
-                shutil.rmtree(partial, ignore_errors=True)
-                test_mean = arrays[decoded]
-            if not reused["reconstructions"]:
-                save_cached(recon_file, **reconstruct(encoder, test_mean, data["x_test"],
-                                                      data["y_test"], len(data_info["classes"]),
-                                                      config.vae, config.batch_size))
-        latents_sha256 = cache.checksum_file(latents_file).read_text().strip()
-        info = {
-            "model": asdict(model),
-            "vae_config": {k: vae_config.get(k) for k in (
-                "block_out_channels", "latent_channels", "scaling_factor", "shift_factor",
-                "force_upcast", "sample_size", "down_block_types", "encoder_block_out_channels",
-                "layout", "downsampling")},
-            "parameters": int(sum(p.numel() for p in vae.parameters())),
-            "device": device, "device_name": device_name(device), "precision": precision,
-            "precision_reason": precision_reason(config.precision, device,
-                                                 bool(vae_config.get("force_upcast", True)), precision),
-            "batch_size": config.batch_size,
-            "memory_format": "channels_last" if device == "cpu" else "contiguous",
-            "compiled": compiled, "compile_requested": config.compile,
-            "seed": config.seed, "cache_key": key, "recon_cache_key": recon_key,
-            "encoder_sha256": model.encoder_sha256, "latents_sha256": latents_sha256,
-            "classes": data_info["classes"], "resolution": config.resolution,
-            "upsampling": (None if config.resolution == IMAGE_SIDE else
-                           f"{IMAGE_SIDE}x{IMAGE_SIDE} -> {config.resolution}x{config.resolution}, "
-                           "bicubic, align_corners=False, clamped to [-1, 1]"),
-            "dataset_sha256": data_info["sha256"], "cache_fields": key_fields,
-            "autoencoder_class": autoencoder.name, "stochastic": autoencoder.stochastic,
-            "feature_sets": list(autoencoder.feature_sets), "downsampling": factor,
-            "sample_definition": ("mean + std * eps, eps ~ N(0, I) from torch.Generator(seed)"
-                                  if autoencoder.stochastic else None),
-        }
-        if recon_file is None:  # no stale reconstructions from an earlier model may stay
+    p = plan(config, vae, model, n_images, data_info["sha256"], args.cache)
+    with file_lock(args.cache / f"latents-{p.key}.lock"):
+        reused, encoding = execute(p, vae, config, args.data, len(data_info["classes"]), args.cache)
+        if p.recon_file is None:  # no stale reconstructions from an earlier model may stay
             args.out.with_name("reconstructions.npz").unlink(missing_ok=True)
         else:
-            copy_file(recon_file, args.out.with_name("reconstructions.npz"))
-        write_json(args.out.with_name("encode.json"), info)
+            copy_file(p.recon_file, args.out.with_name("reconstructions.npz"))
+        write_json(args.out.with_name("encode.json"), describe(p, vae, config, data_info, encoding))
         write_json(args.out.with_name("timings-encode.json"),
                    {"encode_seconds": round(time.perf_counter() - started, 2),
                     "from_cache": reused["latents"],
-                    "reconstructions_from_cache": reused["reconstructions"] if recon_file else None,
-                    "compile_seconds": compile_seconds,
+                    "reconstructions_from_cache": reused["reconstructions"] if p.recon_file else None,
+                    "compile_seconds": None if reused["latents"] else encoding.compile_seconds,
+                    # Measured rates (they differ between identical runs, so not in the report).
+                    "batch_probe_images_per_second": encoding.batch_probe,
                     # make -j's share (analysis.threads); the latents do not depend on it.
-                    "torch_threads": torch.get_num_threads(),
-                    "images": int(data_info["n_train"] + data_info["n_test"])})
+                    "torch_threads": torch.get_num_threads(), "images": n_images})
         # latents.npz last: it is the file make tracks.
-        copy_file(latents_file, args.out)
-    print(f"latents: {'reused cache' if reused['latents'] else 'encoded'} {latents_file.name} -> "
+        copy_file(p.latents_file, args.out)
+    print(f"latents: {'reused cache' if reused['latents'] else 'encoded'} {p.latents_file.name} -> "
           f"{args.out}", file=sys.stderr)
     deps.write(args.out, __file__)
 

@@ -55,7 +55,8 @@ DEFAULTS = {
     # (None: two such runs are never taken to share an encoder).
     "encode": {"resolution": 32, "downsampling": 8, "stochastic": True,
                "autoencoder_class": "AutoencoderKL", "compile_requested": "auto",
-               "precision_reason": "", "encoder_sha256": None, "latents_sha256": None},
+               "precision_reason": "", "batch_reason": "", "encoder_sha256": None,
+               "latents_sha256": None},
     # encode.json's "model": a trained hub or folder model with its decoder.
     "model": {"autoencoder_class": "AutoencoderKL", "revision": "local", "untrained": False,
               "weights_sha256": "", "has_decoder": True, "layout": "", "decoder_file": "",

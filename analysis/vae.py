@@ -1,4 +1,4 @@
-"""Finding, checking and loading a diffusers image autoencoder; device and precision choice.
+"""Finding, checking and loading a diffusers image autoencoder (device and precision: analysis.devices).
 
 Not run on its own; used by ``analysis.encode`` and ``analysis.bench``.
 
@@ -22,7 +22,6 @@ its own small module. Without a decoder file the model is encoder-only
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from analysis.taesd import CHECKPOINT_SUFFIXES
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 # A pipeline keeps its autoencoder here, next to model_index.json.
 PIPELINE_VAE = "vae"
-# Written by analysis.tinyvae next to config.json: marks weights that were never trained.
+# Written by analysis.demo next to config.json: marks weights that were never trained.
 UNTRAINED_MARKER = "vaelab-untrained.json"
 
 
@@ -292,206 +291,3 @@ def load_vae(model: ResolvedModel):
         raise VaelabError(f"cannot load VAE from {model.path} ({first_line[:300]}); re-download "
                           "or re-save the model") from None
     return vae.eval().requires_grad_(False)
-
-
-def cpu_bf16(cpuinfo: str | None = None) -> str:
-    """How this CPU runs bfloat16: "amx" (Intel's matrix tiles, Sapphire Rapids and newer);
-    "avx512_bf16" (AVX512-BF16 on a non-Intel CPU: AMD Zen 4 and Zen 5 run it at full rate);
-    "avx512_bf16_slow" (AVX512-BF16 on an Intel CPU without AMX); "" (emulated only).
-
-    Without AMX (a virtual machine that hides it, or an older Intel part) an Intel core gains
-    nothing from bfloat16's doubled width and pays for the conversions: a bfloat16
-    convolution ran 0.64x float32's rate on a 2-core Emerald Rapids guest, against 1.9x on a
-    Zen 5 (docs/benchmarks.md). ``cpuinfo`` is a /proc/cpuinfo text (read when None).
-    """
-    import torch
-
-    def probe(name: str) -> bool:
-        try:
-            return bool(getattr(torch.cpu, name, lambda: False)())
-        except Exception:  # an odd build: treat the unit as absent
-            return False
-
-    if probe("_is_amx_tile_supported"):
-        return "amx"
-    if not probe("_is_avx512_bf16_supported"):
-        return ""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:  # not Linux: Windows' processor string also names the vendor
-            cpuinfo = platform.processor()
-    return "avx512_bf16_slow" if "GenuineIntel" in cpuinfo else "avx512_bf16"
-
-
-def mps_available() -> bool:
-    """Whether Apple's MPS backend can run here (False on builds without it)."""
-    import torch
-
-    mps = getattr(torch.backends, "mps", None)
-    try:
-        return bool(mps is not None and mps.is_available())
-    except Exception:  # an old or odd build: treat MPS as absent
-        return False
-
-
-def mps_has_bf16() -> bool:
-    """Whether MPS computes bfloat16: PyTorch 2.3 or newer on macOS 14 (Sonoma) or newer."""
-    import torch
-
-    try:
-        if tuple(int(part) for part in torch.__version__.split(".")[:2]) < (2, 3):
-            return False
-        check = (getattr(getattr(torch.backends, "mps", None), "is_macos_or_newer", None)
-                 or getattr(torch._C, "_mps_is_on_macos_or_newer", None))
-        if check is not None:
-            return bool(check(14, 0))
-        release = platform.mac_ver()[0]  # "" off macOS
-        return bool(release) and int(release.split(".")[0]) >= 14
-    except Exception:  # an unparsable version or a probe that fails: no bfloat16
-        return False
-
-
-def cuda_has_native_bf16() -> bool:
-    """Whether the current CUDA GPU computes bfloat16 in hardware (not emulated)."""
-    import torch
-
-    try:
-        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
-    except TypeError:  # PyTorch before 2.3 has no including_emulation (and does not emulate)
-        return bool(torch.cuda.is_bf16_supported())
-
-
-def choose_device(requested: str) -> str:
-    """auto: CUDA, then Apple MPS, then the CPU; an explicit device must be present."""
-    import torch
-
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        return "mps" if mps_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise VaelabError(f"DEVICE={requested} but no CUDA GPU is visible; use DEVICE=cpu or auto")
-    if requested == "mps" and not mps_available():
-        raise VaelabError("DEVICE=mps but Apple's MPS backend is not available; use DEVICE=cpu or auto")
-    return requested
-
-
-PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
-def _auto_precision(device: str, force_upcast: bool) -> tuple[str, str]:
-    """What PRECISION=auto picks on ``device``, and why, as one sentence."""
-    no_overflow = "bfloat16 keeps float32's exponent range, so it cannot overflow where float16 does"
-    if device.startswith("cuda"):
-        if cuda_has_native_bf16():
-            return "bf16", f"This GPU computes bfloat16 natively, and {no_overflow}."
-        where = "This GPU has no native bfloat16"
-    elif device == "mps":
-        if mps_has_bf16():
-            return "bf16", f"MPS computes bfloat16 here (macOS 14+, PyTorch 2.3+), and {no_overflow}."
-        where = "MPS has no bfloat16 here (it needs macOS 14+ and PyTorch 2.3+)"
-    elif device == "cpu":
-        units = cpu_bf16()
-        if units == "amx":
-            return "bf16", f"This CPU runs bfloat16 on its AMX units, and {no_overflow}."
-        if units == "avx512_bf16":
-            return "bf16", (f"This CPU computes bfloat16 natively at full rate (AVX512-BF16), "
-                            f"and {no_overflow}.")
-        if units == "avx512_bf16_slow":
-            return "fp32", ("This Intel CPU has AVX512-BF16 but no AMX, where a bfloat16 "
-                            "convolution runs slower than a float32 one, so float32.")
-        return "fp32", ("This CPU has no native bfloat16 (AVX512-BF16 or AMX), and emulated "
-                        "bfloat16 would be slower than float32, so float32.")
-    else:
-        return "fp32", f"vaelab knows no native half precision on {device}, so float32."
-    if force_upcast:
-        return "fp32", (f"{where}, and the model sets force_upcast (it overflows in float16), "
-                        "so float32.")
-    return "fp16", f"{where}, and the model does not set force_upcast, so float16 is safe."
-
-
-def choose_precision(requested: str, device: str, force_upcast: bool, name: str) -> str:
-    """Pick the compute precision; float16 is refused for VAEs that must be upcast.
-
-    auto: bfloat16 where the device computes it natively and fast (CUDA with bf16, MPS on
-    macOS 14+ with PyTorch 2.3+, CPUs with AMX or a full-rate AVX512-BF16: ``cpu_bf16``); on a
-    GPU without it float16 unless the model sets force_upcast; float32 everywhere else.
-    bfloat16 keeps float32's exponent range, so it cannot overflow where float16 does.
-    ``precision_reason`` says why.
-    """
-    if requested == "fp16" and force_upcast:
-        raise VaelabError(f"{name} sets force_upcast in its config (it overflows in float16); "
-                          "use PRECISION=bf16 or PRECISION=fp32")
-    if requested != "auto":
-        return requested
-    return _auto_precision(device, force_upcast)[0]
-
-
-def precision_reason(requested: str, device: str, force_upcast: bool, chosen: str) -> str:
-    """One sentence for the report: why ``chosen`` (from ``choose_precision``) was used."""
-    if requested != "auto":
-        return f"PRECISION={requested} was asked for, so it is used as given."
-    precision, reason = _auto_precision(device, force_upcast)
-    if precision != chosen:  # the probes changed between the two calls: say only what ran
-        return f"PRECISION=auto chose {PRECISION_NAMES.get(chosen, chosen)} on {device}."
-    return reason
-
-
-def device_name(device: str) -> str:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    if device == "mps":
-        try:
-            chip = torch.backends.mps.get_name()  # newer PyTorch only: e.g. "Apple M2 Pro"
-        except Exception:
-            chip = ""
-        mac = platform.mac_ver()[0]
-        details = ", ".join(part for part in (f"macOS {mac}" if mac else "", platform.machine()) if part)
-        return f"{chip or 'Apple'} MPS ({details})" if details else f"{chip or 'Apple'} MPS"
-    try:
-        name = cpu_description(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        name = None
-    return name or platform.processor() or platform.machine()
-
-
-# The cores behind a virtual machine's bare "AMD EPYC" or "Intel(R) Xeon(R) Processor", by
-# (cpu family, model): the server parts this project's figures came from or name.
-CORE_NAMES = {("25", "1"): "Zen 3", ("25", "17"): "Zen 4", ("25", "160"): "Zen 4c",
-              ("6", "143"): "Sapphire Rapids", ("6", "207"): "Emerald Rapids",
-              ("6", "173"): "Granite Rapids"}
-
-
-def cpu_description(cpuinfo: str) -> str | None:
-    """The first processor of a /proc/cpuinfo text: its model name, then its family and model
-    and the widest vector units it has, e.g. "AMD EPYC (Zen 5: family 26, model 2; AVX-512, bf16)".
-
-    Virtual machines often report a bare "AMD EPYC"; the family tells Zen 3 (25) from Zen 5
-    (26), and the vector units tell whether bfloat16 runs natively, which is what decides the
-    encoder's speed. None when the text names no model.
-    """
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        if not line.strip():
-            if fields:
-                break  # the first processor is enough
-            continue
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    name = fields.get("model name")
-    if not name:
-        return None
-    flags = set(fields.get("flags", "").split())
-    widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
-    units = ([widest] if widest else []) + [unit for unit, flag in (("bf16", "avx512_bf16"), ("AMX", "amx_tile"))
-                                            if flag in flags]
-    family, model = fields.get("cpu family"), fields.get("model")
-    where = f"family {family}, model {model}" if family and model else ""
-    core = CORE_NAMES.get((family, model)) or ("Zen 5" if family == "26" else None)
-    if where and core:
-        where = f"{core}: {where}"
-    details = "; ".join(part for part in (where, ", ".join(units)) if part)
-    return f"{name} ({details})" if details else name

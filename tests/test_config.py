@@ -64,6 +64,17 @@ def test_run_config_valid_values_parsed():
     assert (cfg.seed, cfg.precision, cfg.device, cfg.batch_size) == (42, "bf16", "cuda:1", 16)
 
 
+@pytest.mark.parametrize("text", ["auto", " AUTO ", ""])
+def test_run_config_batch_auto_is_none(text):
+    assert make_run_config(**run_args(batch_size=text)).batch_size is None
+
+
+@pytest.mark.parametrize("text", ["0", "-4", "sixteen", "1.5"])
+def test_run_config_bad_batch_rejected(text):
+    with pytest.raises(VaelabError, match="BATCH"):
+        make_run_config(**run_args(batch_size=text))
+
+
 def test_run_config_empty_device_and_precision_mean_auto():
     cfg = make_run_config(**run_args(device="", precision=""))
     assert (cfg.device, cfg.precision) == ("auto", "auto")

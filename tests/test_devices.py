@@ -1,5 +1,5 @@
-"""Device and precision choice (analysis.vae) with every hardware probe patched: CUDA, Apple MPS
-and the CPU's native bfloat16, so the whole table runs on any machine."""
+"""Device, precision and batch choice (analysis.devices) with every hardware probe patched:
+CUDA, Apple MPS and the CPU's measured convolution rates, so the whole table runs on any machine."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ import platform
 import pytest
 import torch
 
-from analysis import vae as vae_mod
+from analysis import devices as devices_mod
 from analysis.common import VaelabError
-from analysis.vae import choose_device, choose_precision, cpu_description, device_name, precision_reason
+from analysis.devices import (batch_decision, bf16_decision, choose_batch, choose_device,
+                              choose_precision, cpu_description, device_name, measured_once)
 
 
 @pytest.fixture
 def machine(monkeypatch):
     """Call with the hardware to pretend: machine(cuda=..., cuda_bf16=..., mps=..., ...)."""
 
-    def pretend(cuda=False, cuda_bf16=False, mps=False, macos14=False, cpu_bf16=""):
+    def pretend(cuda=False, cuda_bf16=False, mps=False, macos14=False, cpu_rates=(200.0, 100.0)):
         monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
         # Native bf16 only: with including_emulation=True (the default) old GPUs say yes too.
         monkeypatch.setattr(torch.cuda, "is_bf16_supported",
@@ -25,7 +26,8 @@ def machine(monkeypatch):
         monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
         monkeypatch.setattr(torch.backends.mps, "is_macos_or_newer",
                             lambda major, minor: macos14 and (major, minor) <= (14, 0))
-        monkeypatch.setattr(vae_mod, "cpu_bf16", lambda: cpu_bf16)
+        # GFLOP/s of the reference convolution, float32 then bfloat16 (emulated by default).
+        monkeypatch.setattr(devices_mod, "conv_rates", lambda device="cpu": dict(zip(("fp32", "bf16"), cpu_rates)))
 
     return pretend
 
@@ -89,11 +91,13 @@ AUTO_TABLE = [
     ("mps", dict(mps=True, macos14=True), False, "bf16"),
     ("mps", dict(mps=True), False, "fp16"),
     ("mps", dict(mps=True), True, "fp32"),
-    ("cpu", dict(cpu_bf16="amx"), True, "bf16"),
-    ("cpu", dict(cpu_bf16="avx512_bf16"), True, "bf16"),
-    ("cpu", dict(cpu_bf16="avx512_bf16"), False, "bf16"),
-    ("cpu", dict(cpu_bf16="avx512_bf16_slow"), True, "fp32"),
-    ("cpu", dict(cpu_bf16="avx512_bf16_slow"), False, "fp32"),
+    # measured (float32, bfloat16) GFLOP/s: a Zen 5, an AMX Xeon (issue 33), an Emerald Rapids
+    # guest without AMX, just under and at the 1.1x threshold; emulated (the default)
+    ("cpu", dict(cpu_rates=(355.0, 664.0)), True, "bf16"),
+    ("cpu", dict(cpu_rates=(900.0, 3800.0)), False, "bf16"),
+    ("cpu", dict(cpu_rates=(229.0, 148.0)), True, "fp32"),
+    ("cpu", dict(cpu_rates=(200.0, 219.0)), True, "fp32"),
+    ("cpu", dict(cpu_rates=(200.0, 220.0)), True, "bf16"),
     ("cpu", dict(), True, "fp32"),
     ("cpu", dict(), False, "fp32"),
 ]
@@ -102,20 +106,20 @@ AUTO_TABLE = [
 @pytest.mark.parametrize("device, hardware, force_upcast, expected", AUTO_TABLE)
 def test_choose_precision_auto_follows_device_table(machine, device, hardware, force_upcast, expected):
     machine(**hardware)
-    assert choose_precision("auto", device, force_upcast=force_upcast, name="x") == expected
+    assert choose_precision("auto", device, force_upcast=force_upcast, name="x")[0] == expected
 
 
 def test_choose_precision_auto_ignores_emulated_cuda_bf16(machine):
     machine(cuda=True, cuda_bf16=False)  # is_bf16_supported() alone would say True (emulated)
     assert torch.cuda.is_bf16_supported()
-    assert choose_precision("auto", "cuda", force_upcast=True, name="x") == "fp32"
+    assert choose_precision("auto", "cuda", force_upcast=True, name="x")[0] == "fp32"
 
 
 def test_choose_precision_auto_mps_before_torch_2_3_has_no_bf16(machine, monkeypatch):
     machine(mps=True, macos14=True)
     monkeypatch.setattr(torch, "__version__", "2.2.2")
-    assert choose_precision("auto", "mps", force_upcast=True, name="x") == "fp32"
-    assert choose_precision("auto", "mps", force_upcast=False, name="x") == "fp16"
+    assert choose_precision("auto", "mps", force_upcast=True, name="x")[0] == "fp32"
+    assert choose_precision("auto", "mps", force_upcast=False, name="x")[0] == "fp16"
 
 
 def test_choose_precision_auto_mps_without_macos_probe_reads_mac_ver(machine, monkeypatch):
@@ -123,9 +127,9 @@ def test_choose_precision_auto_mps_without_macos_probe_reads_mac_ver(machine, mo
     monkeypatch.delattr(torch.backends.mps, "is_macos_or_newer")
     monkeypatch.delattr(torch._C, "_mps_is_on_macos_or_newer", raising=False)
     monkeypatch.setattr(platform, "mac_ver", lambda: ("14.5", ("", "", ""), "arm64"))
-    assert choose_precision("auto", "mps", force_upcast=True, name="x") == "bf16"
+    assert choose_precision("auto", "mps", force_upcast=True, name="x")[0] == "bf16"
     monkeypatch.setattr(platform, "mac_ver", lambda: ("13.6", ("", "", ""), "arm64"))
-    assert choose_precision("auto", "mps", force_upcast=True, name="x") == "fp32"
+    assert choose_precision("auto", "mps", force_upcast=True, name="x")[0] == "fp32"
 
 
 # ---- choose_precision: explicit values --------------------------------------------------------------
@@ -140,10 +144,10 @@ def test_choose_precision_fp16_with_force_upcast_refused_on_every_device(machine
 @pytest.mark.parametrize("requested", ["fp32", "bf16", "fp16"])
 def test_choose_precision_explicit_value_kept_on_mps(machine, requested):
     machine(mps=True)
-    assert choose_precision(requested, "mps", force_upcast=False, name="x") == requested
+    assert choose_precision(requested, "mps", force_upcast=False, name="x")[0] == requested
 
 
-# ---- precision_reason -----------------------------------------------------------------------------
+# ---- the reason, in the same call ------------------------------------------------------------------
 
 REASON_WORDS = [
     ("cuda", dict(cuda=True, cuda_bf16=True), True, ["GPU computes bfloat16 natively"]),
@@ -151,45 +155,104 @@ REASON_WORDS = [
     ("cuda", dict(cuda=True), True, ["no native bfloat16", "sets force_upcast"]),
     ("mps", dict(mps=True, macos14=True), True, ["MPS computes bfloat16", "macOS 14"]),
     ("mps", dict(mps=True), True, ["MPS has no bfloat16", "sets force_upcast"]),
-    ("cpu", dict(cpu_bf16="amx"), True, ["AMX"]),
-    ("cpu", dict(cpu_bf16="avx512_bf16"), True, ["CPU computes bfloat16 natively at full rate"]),
-    ("cpu", dict(cpu_bf16="avx512_bf16_slow"), True, ["Intel CPU has AVX512-BF16 but no AMX", "slower"]),
-    ("cpu", dict(), True, ["CPU has no native bfloat16"]),
+    ("cpu", dict(cpu_rates=(355.0, 664.0)), True, ["timed one bfloat16 and one float32 convolution",
+                                                    "at least 1.1x as fast", "so bfloat16"]),
+    ("cpu", dict(cpu_rates=(229.0, 148.0)), True, ["less than 1.1x as fast", "so float32"]),
 ]
 
 
 @pytest.mark.parametrize("device, hardware, force_upcast, words", REASON_WORDS)
-def test_precision_reason_auto_says_why(machine, device, hardware, force_upcast, words):
+def test_choose_precision_auto_says_why(machine, device, hardware, force_upcast, words):
     machine(**hardware)
-    chosen = choose_precision("auto", device, force_upcast=force_upcast, name="x")
-    reason = precision_reason("auto", device, force_upcast, chosen)
+    _, reason = choose_precision("auto", device, force_upcast=force_upcast, name="x")
     for word in words:
         assert word in reason
     assert "\n" not in reason and reason.endswith(".")
+    assert "GFLOP" not in reason  # measured rates differ between identical runs: not in the report
 
 
-def test_precision_reason_explicit_names_the_setting(machine):
+def test_choose_precision_explicit_names_the_setting(machine):
     machine()
-    assert "PRECISION=fp32" in precision_reason("fp32", "cpu", True, "fp32")
+    assert "PRECISION=fp32" in choose_precision("fp32", "cpu", True, "x")[1]
+
+
+def test_bf16_decision_needs_the_threshold_speedup():
+    assert bf16_decision({"fp32": 100.0, "bf16": 109.0})[0] == "fp32"
+    assert bf16_decision({"fp32": 100.0, "bf16": 110.0})[0] == "bf16"
+    assert bf16_decision({"fp32": 0.0, "bf16": 50.0})[0] == "fp32"  # a failed float32 timing
+
+
+def test_conv_rates_measure_both_precisions_on_this_cpu():
+    rates = devices_mod.conv_rates()
+    assert set(rates) == {"fp32", "bf16"}
+    assert all(1 < rate < 1e6 for rate in rates.values())  # GFLOP/s: a 2-core CPU does 10-10,000
+
+
+# ---- measured once --------------------------------------------------------------------------------
+
+def test_measured_once_keeps_the_first_measurement(tmp_path):
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return {"fp32": 100.0 + len(calls)}
+
+    first = measured_once(tmp_path, "conv", {"a": 1}, measure)
+    again = measured_once(tmp_path, "conv", {"a": 1}, measure)
+    other = measured_once(tmp_path, "conv", {"a": 2}, measure)  # another key: measured anew
+    assert first == again == {"fp32": 101.0} and other == {"fp32": 102.0} and len(calls) == 2
+    assert measured_once(None, "conv", {"a": 1}, measure) == {"fp32": 103.0}  # no cache: every time
+
+
+def test_measured_once_measures_a_damaged_file_again(tmp_path):
+    measured_once(tmp_path, "conv", {}, lambda: {"x": 1.0})
+    (probe,) = tmp_path.glob("probe-conv-*.json")
+    probe.write_text("{not json")
+    assert measured_once(tmp_path, "conv", {}, lambda: {"x": 2.0}) == {"x": 2.0}
+
+
+# ---- BATCH=auto -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rates, expected", [
+    ({16: 80.0, 32: 82.0, 64: 77.0}, 16),   # 32 within noise: the default stays
+    ({16: 80.0, 32: 84.0, 64: 77.0}, 32),   # 5% faster: taken
+    ({16: 60.0, 32: 70.0, 64: 90.0}, 64),
+    ({16: 90.0, 32: 70.0, 64: 60.0}, 16),
+    ({64: 900.0, 256: 2400.0, 1024: 2300.0}, 256),  # a GPU's sizes, without 16
+])
+def test_batch_decision_takes_the_fastest_beyond_noise(rates, expected):
+    batch, reason = batch_decision(rates)
+    assert batch == expected
+    assert f"took {expected}" in reason or f"kept {expected}" in reason
+    assert "images/s" not in reason  # measured rates stay in encode.json
+
+
+def test_choose_batch_probes_only_large_auto_runs(tmp_path):
+    def timings(sizes):
+        raise AssertionError("probed")
+
+    assert choose_batch(8, "cpu", True, timings, tmp_path, {})[0] == 8
+    assert choose_batch(None, "cpu", False, timings, tmp_path, {})[0] == 16
+    seen = []
+
+    def fast_64(sizes):
+        seen.append(sizes)
+        return {b: float(b) for b in sizes}
+
+    batch, _, probe = choose_batch(None, "cpu", True, fast_64, tmp_path, {"arch": 1})
+    assert (batch, probe, seen) == (64, {16: 16.0, 32: 32.0, 64: 64.0}, [(16, 32, 64)])
+    assert choose_batch(None, "cpu", True, timings, tmp_path, {"arch": 1})[0] == 64  # kept, not re-timed
 
 
 # ---- cpu_bf16 --------------------------------------------------------------------------------------
 
-INTEL = "vendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\n"
-AMD = "vendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n"
-
-
-@pytest.mark.parametrize("amx, avx512_bf16, cpuinfo, expected", [
-    (True, True, INTEL, "amx"),
-    (False, True, INTEL, "avx512_bf16_slow"),
-    (False, True, AMD, "avx512_bf16"),
-    (False, False, INTEL, ""),
-    (False, False, AMD, ""),
+@pytest.mark.parametrize("amx, avx512_bf16, expected", [
+    (True, True, "amx"), (False, True, "avx512_bf16"), (False, False, ""),
 ])
-def test_cpu_bf16_tells_fast_units_from_slow(monkeypatch, amx, avx512_bf16, cpuinfo, expected):
+def test_cpu_bf16_names_the_units(monkeypatch, amx, avx512_bf16, expected):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
-    assert vae_mod.cpu_bf16(cpuinfo) == expected
+    assert devices_mod.cpu_bf16() == expected
 
 
 def test_cpu_bf16_treats_a_failing_probe_as_absent(monkeypatch):
@@ -198,7 +261,7 @@ def test_cpu_bf16_treats_a_failing_probe_as_absent(monkeypatch):
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", broken)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
-    assert vae_mod.cpu_bf16(AMD) == "avx512_bf16"
+    assert devices_mod.cpu_bf16() == "avx512_bf16"
 
 
 # ---- device_name -----------------------------------------------------------------------------------

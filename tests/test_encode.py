@@ -12,7 +12,8 @@ import pytest
 from analysis import encode as encode_mod
 from analysis.common import VaelabError, load_npz, save_npz, sha256_file
 from analysis.encode import Encoder, draw_noise, to_model_input, to_uint8_images
-from analysis.vae import check_model_dir, choose_precision, load_vae, resolve_model
+from analysis.devices import choose_precision
+from analysis.vae import check_model_dir, load_vae, resolve_model
 
 torch = pytest.importorskip("torch")
 
@@ -176,12 +177,12 @@ def test_choose_precision_fp16_refused_when_force_upcast():
 
 
 def test_choose_precision_fp16_allowed_without_force_upcast():
-    assert choose_precision("fp16", "cpu", force_upcast=False, name="some/vae") == "fp16"
+    assert choose_precision("fp16", "cpu", force_upcast=False, name="some/vae")[0] == "fp16"
 
 
 @pytest.mark.parametrize("requested", ["fp32", "bf16"])
 def test_choose_precision_explicit_value_kept(requested):
-    assert choose_precision(requested, "cpu", force_upcast=True, name="x") == requested
+    assert choose_precision(requested, "cpu", force_upcast=True, name="x")[0] == requested
 
 
 # ---- small pure helpers ----------------------------------------------------------------------
@@ -349,13 +350,55 @@ def test_encode_other_seed_changes_sample_only(first_run, small_dataset, tmp_pat
         assert not np.allclose(latents[f"{split}_sample"], base[f"{split}_sample"])
 
 
-def test_encode_batch_size_does_not_change_sample(first_run, small_dataset, tmp_path,
-                                                  write_run_config, tiny_vae):
+def test_encode_batch_size_does_not_change_latents(first_run, small_dataset, tmp_path,
+                                                   write_run_config, tiny_vae):
+    # The same bytes at any batch: why the batch size is not part of the latent cache key.
     cfg = write_run_config(tiny_vae, seed=0, batch_size=7, run_dir=tmp_path / "run")
     latents = run_encode(cfg, small_dataset, tmp_path / "run", tmp_path / "cache")
-    base = first_run["latents"]
-    for key in LATENT_KEYS:
-        np.testing.assert_allclose(latents[key], base[key], rtol=1e-4, atol=1e-5, err_msg=key)
+    assert json.loads((tmp_path / "run" / "encode.json").read_text())["batch_size"] == 7
+    assert_same_latents(latents, first_run["latents"])
+
+
+def test_encode_batch_auto_small_run_keeps_16_without_probing(small_dataset, tmp_path,
+                                                             write_run_config, tiny_vae, monkeypatch):
+    def no_probe(*args):
+        raise AssertionError("a small eager run must not probe batch sizes")
+
+    monkeypatch.setattr(encode_mod, "time_batches", no_probe)
+    cfg = write_run_config(tiny_vae, batch_size="auto", run_dir=tmp_path / "run")
+    run_encode(cfg, small_dataset, tmp_path / "run", tmp_path / "cache")
+    info = json.loads((tmp_path / "run" / "encode.json").read_text())
+    assert (info["batch_size"], info["batch_requested"]) == (16, "auto")
+    assert "BATCH=auto keeps 16" in info["batch_reason"]
+
+
+def test_encode_batch_auto_compiled_run_takes_the_probed_batch_and_keeps_it(
+        small_dataset, tmp_path, write_run_config, tiny_vae, monkeypatch):
+    probed = []
+
+    def fake_probe(vae, device, precision, resolution, images, sizes):
+        probed.append(sizes)
+        return {16: 100.0, 32: 130.0, 64: 110.0}
+
+    monkeypatch.setattr(encode_mod, "time_batches", fake_probe)
+    cfg = write_run_config(tiny_vae, batch_size="auto", run_dir=tmp_path / "run", compile="on")
+    run_encode(cfg, small_dataset, tmp_path / "run", tmp_path / "cache")
+    info = json.loads((tmp_path / "run" / "encode.json").read_text())
+    assert info["batch_size"] == 32 and "took 32" in info["batch_reason"]
+    assert timings(tmp_path / "run")["batch_probe_images_per_second"] == {"16": 100.0, "32": 130.0,
+                                                                          "64": 110.0}
+    # Reused from the cache: the batch that made the latents is read back, nothing is probed.
+    run_encode(cfg, small_dataset, tmp_path / "run2", tmp_path / "cache")
+    again = json.loads((tmp_path / "run2" / "encode.json").read_text())
+    assert (again["batch_size"], again["batch_reason"]) == (32, info["batch_reason"])
+    assert probed == [(16, 32, 64)]
+
+
+def test_time_batches_times_every_size_on_the_run_images(tiny_vae):
+    vae = load_vae(resolve_model(str(tiny_vae)))
+    images = np.zeros((10, 32, 32, 3), np.uint8)  # fewer than one batch of 64: repeated
+    rates = encode_mod.time_batches(vae, "cpu", "fp32", 32, images, (4, 16))
+    assert set(rates) == {4, 16} and all(v > 0 for v in rates.values())
 
 
 def test_choose_compile_auto_only_for_large_cpu_runs(monkeypatch):
