@@ -23,7 +23,7 @@ from pathlib import Path
 from analysis import runs
 from analysis.autoencoders import CLASSES
 from analysis.common import VaelabError
-from analysis.vae import PRECISION_NAMES
+from analysis.devices import PRECISION_NAMES
 from report import facts as F
 from report import sentences as S
 from report import tables as T

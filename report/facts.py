@@ -21,7 +21,7 @@ from analysis.autoencoders import versus as comparison_name
 from analysis.runs import feature_set_kind, filled, sets_of_kind
 from analysis.stats import chance, holm
 from analysis.taesd import CHECKPOINT_SUFFIXES
-from analysis.vae import PRECISION_NAMES
+from analysis.devices import PRECISION_NAMES
 
 # The study this report reproduces: Hidalgo Pujol, P. (2024), Lab 10: Predicting CIFAR10
 # using VAEs, APRNS, GIA-UPC. Its reported test accuracies, typed in from it; it used

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.common import VaelabError, run_main, write_text
-from analysis.vae import PRECISION_NAMES
+from analysis.devices import PRECISION_NAMES
 from report import labels
 from report.metadata import read_toml
 
