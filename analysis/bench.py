@@ -163,6 +163,8 @@ def bench_encoder(model_dir: Path, n_images: int, batch_size: int, reps: int,
 
 # Changes tried against the default compiled path (issue 33): each kept only where it is faster.
 CANDIDATES = {"batch 32": dict(batch_size=32), "batch 64": dict(batch_size=64),
+              "batch 64, 32/16 px blocks 16 at a time": dict(batch_size=64, micro_batch=16),
+              "batch 128, 32/16 px blocks 16 at a time": dict(batch_size=128, micro_batch=16),
               "NCHW instead of channels_last": dict(channels_last=False),
               "no inductor freezing": dict(freeze=False),
               "bf16 weights cast instead of autocast": dict(bf16_cast=True)}
@@ -175,7 +177,7 @@ def bench_candidates(vae, images: np.ndarray, precision: str, batch_size: int, r
     what BATCH=auto's eager probe (analysis.encode.time_batches) picks on this machine."""
     import copy
 
-    from analysis.devices import BATCH_CANDIDATES, BATCH_MIN_GAIN, batch_decision
+    from analysis.devices import BATCH_CANDIDATES, BATCH_MIN_GAIN, Batching, batch_decision
     from analysis.encode import time_batches
 
     def make(**options) -> Encoder:
@@ -194,9 +196,10 @@ def bench_candidates(vae, images: np.ndarray, precision: str, batch_size: int, r
                   "kept": name != "default" and ips[name] >= BATCH_MIN_GAIN * ips["default"],
                   "relative_error_vs_default": relative_error(ref, e.encode(images[:batch_size])[0])}
            for name, e in paths.items()}
-    probe = time_batches(copy.deepcopy(vae), "cpu", precision, 32, images, BATCH_CANDIDATES["cpu"])
+    probe = time_batches(copy.deepcopy(vae), "cpu", precision, 32, images,
+                         tuple(Batching.parse(label) for label in BATCH_CANDIDATES["cpu"]))
     return {"precision": precision, "compiled": True, "paths": out, "batch_probe_eager": probe,
-            "batch_auto_picks": batch_decision(probe)[0]}
+            "batch_auto_picks": batch_decision(probe)[0].label}
 
 
 def encoder_gflop(vae) -> float:
@@ -530,7 +533,7 @@ def print_speed(encoder: dict, speed: dict) -> None:
             print(f"    {name:40s} {path['images_per_second']:8.1f} images/s {path['ratio']:6.2f}x  "
                   f"latents {path['relative_error_vs_default']:.1e} from default  {verdict}")
         probe = ", ".join(f"{v:.1f} at {b}" for b, v in cand["batch_probe_eager"].items())
-        print(f"    BATCH=auto's eager probe here: {probe} images/s -> batch {cand['batch_auto_picks']}")
+        print(f"    BATCH=auto's eager probe here: {probe} images/s -> {cand['batch_auto_picks']}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -37,7 +38,9 @@ BF16_MIN_SPEEDUP = 1.1
 # BATCH=auto: sizes tried, and the gain over the default that a larger one must show to be
 # taken (smaller gains are within the probe's run-to-run noise).
 DEFAULT_BATCH = 16
-BATCH_CANDIDATES = {"cpu": (16, 32, 64), "cuda": (64, 256, 1024), "mps": (16, 64, 256)}
+# "128/16": batches of 128 whose high-resolution blocks run 16 images at a time (Batching).
+BATCH_CANDIDATES = {"cpu": ("16", "32", "64", "64/16", "128/16"), "cuda": ("64", "256", "1024"),
+                    "mps": ("16", "64", "256")}
 BATCH_MIN_GAIN = 1.05
 # The reference convolution: (batch, channels, side) of the SD encoder's widest 32 px layers.
 REFERENCE_CONV = (16, 128, 32)
@@ -164,41 +167,75 @@ def choose_precision(requested: str, device: str, force_upcast: bool, name: str,
     return "fp16", f"{where}, and the model does not set force_upcast, so float16 is safe."
 
 
-def batch_decision(images_per_second: dict[int, float]) -> tuple[int, str]:
-    """The batch size from measured throughputs (batch -> images/s), and why: the fastest,
-    unless it beats the default by less than ``BATCH_MIN_GAIN`` (noise), then the default.
-    As for the precision, the throughputs stay in encode.json, out of the sentence."""
+@dataclass(frozen=True)
+class Batching:
+    """How the encoder takes its images: ``size`` at a time, and with ``micro`` the blocks at
+    the two highest resolutions ``micro`` at a time within them (analysis.encode.Encoder)."""
+
+    size: int
+    micro: int | None = None
+
+    @classmethod
+    def parse(cls, label: str) -> "Batching":
+        size, _, micro = str(label).partition("/")
+        return cls(int(size), int(micro) if micro else None)
+
+    @property
+    def label(self) -> str:  # "64", or "128/16": the key of a measurement
+        return f"{self.size}/{self.micro}" if self.micro else str(self.size)
+
+    @property
+    def words(self) -> str:
+        if not self.micro:
+            return str(self.size)
+        return f"{self.size} (its high-resolution blocks {self.micro} images at a time)"
+
+
+def batch_decision(images_per_second: dict[str, float]) -> tuple[Batching, str]:
+    """The batching from measured throughputs (``Batching.label`` -> images/s), and why: the
+    fastest, unless it beats the default by less than ``BATCH_MIN_GAIN`` (noise), then the
+    default. As for the precision, the throughputs stay in encode.json, out of the sentence."""
     fastest = max(images_per_second, key=images_per_second.get)
-    base = images_per_second.get(DEFAULT_BATCH)
+    default = Batching(DEFAULT_BATCH)
+    base = images_per_second.get(default.label)
     gain = f"{BATCH_MIN_GAIN - 1:.0%}"
-    sizes = sorted(images_per_second)
-    timed = (f"BATCH=auto timed this encoder at batches {', '.join(map(str, sizes[:-1]))} and "
-             f"{sizes[-1]} on this machine")
-    if fastest == DEFAULT_BATCH or base is None:
-        return fastest, f"{timed} and took {fastest}, the fastest."
+    tried = [Batching.parse(label) for label in images_per_second]
+    plain = [str(b.size) for b in tried if not b.micro]
+    staged = [str(b.size) for b in tried if b.micro]
+    what = f"batches {', '.join(plain[:-1])} and {plain[-1]}" if len(plain) > 1 else f"batch {plain[0]}"
+    if staged:
+        micro = next(b.micro for b in tried if b.micro)
+        what += (f", and {' and '.join(staged)} with its high-resolution blocks {micro} images at "
+                 "a time,")
+    timed = f"BATCH=auto timed this encoder at {what} on this machine"
+    chosen = Batching.parse(fastest)
+    if fastest == default.label or base is None:
+        return chosen, f"{timed} and took {chosen.words}, the fastest."
     if round(images_per_second[fastest] / base, 3) >= BATCH_MIN_GAIN:
-        return fastest, f"{timed} and took {fastest}, at least {gain} faster than {DEFAULT_BATCH}."
-    return DEFAULT_BATCH, f"{timed} and kept {DEFAULT_BATCH}: no other was {gain} faster."
+        return chosen, f"{timed} and took {chosen.words}, at least {gain} faster than {DEFAULT_BATCH}."
+    return default, f"{timed} and kept {DEFAULT_BATCH}: no other was {gain} faster."
 
 
 def choose_batch(requested: int | None, device: str, probe: bool,
-                 time_batches: Callable[[tuple[int, ...]], dict[int, float]], cache_dir: Path | None,
-                 fields: dict) -> tuple[int, str, dict[int, float] | None]:
-    """(batch size, why, measured images/s per candidate or None).
+                 time_batches: Callable[[tuple[Batching, ...]], dict[str, float]],
+                 cache_dir: Path | None, fields: dict) -> tuple[Batching, str, dict[str, float] | None]:
+    """(batching, why, measured images/s per candidate label or None).
 
     ``requested``: BATCH as given, None for auto. ``probe``: whether the run is large enough
-    to repay the probe's few seconds (the runs that compile). ``time_batches(sizes)`` returns
-    images/s of the run's own encoder at each size; ``fields`` say what it encodes (the
+    to repay the probe's few seconds (the runs that compile). ``time_batches(candidates)``
+    returns images/s of the run's own encoder for each; ``fields`` say what it encodes (the
     encoder's architecture, precision, resolution), the key under which it is kept."""
     if requested is not None:
-        return requested, f"BATCH={requested} was asked for, so it is used as given.", None
+        return Batching(requested), f"BATCH={requested} was asked for, so it is used as given.", None
     if not probe:
-        return DEFAULT_BATCH, (f"BATCH=auto keeps {DEFAULT_BATCH} for a run this small: "
-                               "probing other sizes would cost more than it could save."), None
-    candidates = BATCH_CANDIDATES.get(device.split(":")[0], (DEFAULT_BATCH,))
-    measured = measured_once(cache_dir, "batch", fields | {"device": device, "candidates": candidates},
-                             lambda: {str(b): v for b, v in time_batches(candidates).items()})
-    rates = {int(b): float(v) for b, v in measured.items()}
+        return Batching(DEFAULT_BATCH), (f"BATCH=auto keeps {DEFAULT_BATCH} for a run this small: "
+                                         "probing other sizes would cost more than it could save."), None
+    candidates = tuple(Batching.parse(label) for label in
+                       BATCH_CANDIDATES.get(device.split(":")[0], (str(DEFAULT_BATCH),)))
+    measured = measured_once(cache_dir, "batch",
+                             fields | {"device": device, "candidates": [c.label for c in candidates]},
+                             lambda: time_batches(candidates))
+    rates = {label: float(v) for label, v in measured.items()}
     return (*batch_decision(rates), rates)
 
 

@@ -64,7 +64,7 @@ from analysis.autoencoders import CLASSES, AutoencoderClass, downsampling
 from analysis.common import (VaelabError, copy_file, file_lock, load_npz, progress, read_json,
                              run_main, save_npz, write_json)
 from analysis.config import RunConfig, load_run_config
-from analysis.devices import (DEFAULT_BATCH, PRECISION_NAMES, choose_batch, choose_device,
+from analysis.devices import (DEFAULT_BATCH, PRECISION_NAMES, Batching, choose_batch, choose_device,
                               choose_precision, device_name)
 from analysis.vae import ResolvedModel, load_vae, resolve_model
 
@@ -129,12 +129,19 @@ class Encoder:
     """
 
     def __init__(self, vae, device: str, precision: str, resolution: int = IMAGE_SIDE,
-                 batch_size: int = 16, compiled: bool = False, *, channels_last: bool = True,
-                 freeze: bool = True, bf16_cast: bool = False):
+                 batch_size: int = 16, compiled: bool = False, *, micro_batch: int | None = None,
+                 channels_last: bool = True, freeze: bool = True, bf16_cast: bool = False):
         import torch
 
         self.device, self.precision, self.resolution = device, precision, resolution
         self.batch_size, self.compiled = batch_size, compiled
+        # The high-resolution blocks of an SD-style encoder run micro_batch images at a time
+        # (their activations stay in cache), the low-resolution ones on the whole batch (their
+        # 4x4 and 8x8 maps make matrices too small for the vector units at batch 16).
+        encoder = getattr(vae, "encoder", None)
+        staged = micro_batch and micro_batch < batch_size and hasattr(encoder, "down_blocks") \
+            and hasattr(encoder, "mid_block")
+        self.micro_batch = micro_batch if staged else None
         self.dtype = getattr(torch, PRECISION_NAMES[precision])
         self.autoencoder = CLASSES[type(vae).__name__]
         # KL: a Gaussian's mean and std (the sample is drawn later); else the latent itself.
@@ -162,9 +169,29 @@ class Encoder:
     def eager_forward(self, x):
         """(B, 3, R, R) -> what ``encode`` of the class computes: (B, 2C, h, w) moments that
         ``AutoencoderKL`` feeds its Gaussian, or the (B, C, h, w) latent of a deterministic one."""
-        h = self.vae.encoder(x)
+        h = self.vae.encoder(x) if self.micro_batch is None else self.staged_encoder(x)
         quant_conv = getattr(self.vae, "quant_conv", None) if self.autoencoder.stochastic else None
         return h if quant_conv is None else quant_conv(h)
+
+    def staged_encoder(self, x):
+        """(B, 3, R, R) -> (B, 2C, h, w): diffusers' ``Encoder.forward`` (inference), with
+        conv_in and the first half of the down blocks (32 and 16 px for a 32 px image) run
+        ``micro_batch`` images at a time. Each image's result is the same bytes either way."""
+        import torch
+
+        enc = self.vae.encoder
+        head = len(enc.down_blocks) // 2
+
+        def front(chunk):
+            h = enc.conv_in(chunk)
+            for block in enc.down_blocks[:head]:
+                h = block(h)
+            return h
+
+        h = torch.cat([front(chunk) for chunk in x.split(self.micro_batch)])
+        for block in enc.down_blocks[head:]:
+            h = block(h)
+        return enc.conv_out(enc.conv_act(enc.conv_norm_out(enc.mid_block(h))))
 
     def context(self):
         import torch
@@ -388,23 +415,24 @@ def plan(config: RunConfig, vae, model: ResolvedModel, n_images: int, dataset_sh
 
 
 def time_batches(vae, device: str, precision: str, resolution: int, images: np.ndarray,
-                 sizes: tuple[int, ...]) -> dict[int, float]:
-    """Images/s of the run's own encoder, eager, at each batch size in ``sizes`` on the first
-    images of the run, interleaved (every size once, then again: the better of two), so a
-    moment of load hits all alike. Eager, since compiling each size would cost ~30 s; the
-    compiled encoder spends the same share of its time in the convolutions (docs/benchmarks.md)."""
-    encoders = {b: Encoder(vae, device, precision, resolution, b) for b in sizes}
-    for b, encoder in encoders.items():
-        encoder.encode(images[:b])  # warm-up: oneDNN picks its kernels for this shape
-    best = {b: 0.0 for b in sizes}
-    n = max(2 * max(sizes), 64)  # the same images for every size
+                 candidates: tuple[Batching, ...]) -> dict[str, float]:
+    """Images/s of the run's own encoder, eager, for each of ``candidates`` (by label), on the
+    first images of the run, interleaved (each once, then again: the better of two), so a
+    moment of load hits all alike. Eager, since compiling each would cost ~30 s; the compiled
+    encoder spends the same share of its time in the convolutions (docs/benchmarks.md)."""
+    encoders = {c.label: Encoder(vae, device, precision, resolution, c.size, micro_batch=c.micro)
+                for c in candidates}
+    n = max(2 * max(c.size for c in candidates), 64)  # the same images for every candidate
     images = images[np.arange(n) % len(images)]  # (n, 32, 32, 3), repeated if the run has fewer
+    for encoder in encoders.values():
+        encoder.encode(images[:encoder.batch_size])  # warm-up: oneDNN picks kernels for the shape
+    best = {label: 0.0 for label in encoders}
     for _ in range(2):
-        for b, encoder in encoders.items():
+        for label, encoder in encoders.items():
             started = time.perf_counter()
-            for start in range(0, n, b):
-                encoder.encode(images[start:start + b])
-            best[b] = max(best[b], round(n / (time.perf_counter() - started), 2))
+            for start in range(0, n, encoder.batch_size):
+                encoder.encode(images[start:start + encoder.batch_size])
+            best[label] = max(best[label], round(n / (time.perf_counter() - started), 2))
     return best
 
 
@@ -413,6 +441,7 @@ class Encoding:
     """How the latents were made: batch size, why, and the probe behind it."""
 
     batch_size: int
+    micro_batch: int | None  # the high-resolution blocks this many images at a time (Batching)
     batch_reason: str
     batch_probe: dict | None  # images/s per batch size (BATCH=auto on a large run), else None
     compile_seconds: float | None
@@ -436,7 +465,7 @@ def execute(p: EncodePlan, vae, config: RunConfig, data_file: Path, n_classes: i
         with contextlib.suppress(VaelabError, TypeError):
             encoding = Encoding(**read_json(encoding_file(p.latents_file), "encoding"))
     if all(reused.values()):
-        return reused, encoding or Encoding(config.batch_size or DEFAULT_BATCH,
+        return reused, encoding or Encoding(config.batch_size or DEFAULT_BATCH, None,
                                             "The latents were reused from the cache.", None, None)
     data = load_npz(data_file, "dataset", ("x_train", "y_train", "x_test", "y_test"))
     torch.manual_seed(config.seed)
@@ -444,15 +473,15 @@ def execute(p: EncodePlan, vae, config: RunConfig, data_file: Path, n_classes: i
         fields = {"encoder_class": p.model.autoencoder_class, "precision": p.precision,
                   "resolution": config.resolution,
                   "architecture": {k: vae.config.get(k) for k in p.autoencoder.encoder_config_keys}}
-        batch, reason, probe = choose_batch(
+        batching, reason, probe = choose_batch(
             config.batch_size, p.device, p.compiled and not reused["latents"],
             lambda sizes: time_batches(vae, p.device, p.precision, config.resolution,
                                        data["x_train"], sizes),
             cache_dir, fields)
-        encoding = Encoding(batch, reason, probe, None)
+        encoding = Encoding(batching.size, batching.micro, reason, probe, None)
     # Compiled only to encode: decoding a few images runs eager either way.
     encoder = Encoder(vae, p.device, p.precision, config.resolution, encoding.batch_size,
-                      p.compiled and not reused["latents"])
+                      p.compiled and not reused["latents"], micro_batch=encoding.micro_batch)
     if encoder.compiled:
         encoding = replace(encoding, compile_seconds=round(encoder.warm_up(), 2))
     decoded = f"test_{p.autoencoder.decoded}"  # what reconstructions decode
@@ -483,7 +512,8 @@ def describe(p: EncodePlan, vae, config: RunConfig, data_info: dict, encoding: E
         "parameters": int(sum(t.numel() for t in vae.parameters())),
         "device": p.device, "device_name": device_name(p.device), "precision": p.precision,
         "precision_reason": p.precision_reason,
-        "batch_size": encoding.batch_size, "batch_requested": config.batch_size or "auto",
+        "batch_size": encoding.batch_size, "micro_batch": encoding.micro_batch,
+        "batch_requested": config.batch_size or "auto",
         "batch_reason": encoding.batch_reason,
         "memory_format": "channels_last" if p.device == "cpu" else "contiguous",
         "compiled": p.compiled, "compile_requested": config.compile,

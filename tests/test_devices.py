@@ -10,7 +10,7 @@ import torch
 
 from analysis import devices as devices_mod
 from analysis.common import VaelabError
-from analysis.devices import (batch_decision, bf16_decision, choose_batch, choose_device,
+from analysis.devices import (Batching, batch_decision, bf16_decision, choose_batch, choose_device,
                               choose_precision, cpu_description, device_name, measured_once)
 
 
@@ -214,34 +214,48 @@ def test_measured_once_measures_a_damaged_file_again(tmp_path):
 # ---- BATCH=auto -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("rates, expected", [
-    ({16: 80.0, 32: 82.0, 64: 77.0}, 16),   # 32 within noise: the default stays
-    ({16: 80.0, 32: 84.0, 64: 77.0}, 32),   # 5% faster: taken
-    ({16: 60.0, 32: 70.0, 64: 90.0}, 64),
-    ({16: 90.0, 32: 70.0, 64: 60.0}, 16),
-    ({64: 900.0, 256: 2400.0, 1024: 2300.0}, 256),  # a GPU's sizes, without 16
+    ({"16": 80.0, "32": 82.0, "64": 77.0}, "16"),   # 32 within noise: the default stays
+    ({"16": 80.0, "32": 84.0, "64": 77.0}, "32"),   # 5% faster: taken
+    ({"16": 60.0, "32": 70.0, "64": 90.0}, "64"),
+    ({"16": 90.0, "32": 70.0, "64": 60.0}, "16"),
+    ({"16": 60.0, "64": 62.0, "128/16": 75.0}, "128/16"),  # the low-resolution blocks on 128
+    ({"64": 900.0, "256": 2400.0, "1024": 2300.0}, "256"),  # a GPU's sizes, without 16
 ])
 def test_batch_decision_takes_the_fastest_beyond_noise(rates, expected):
-    batch, reason = batch_decision(rates)
-    assert batch == expected
-    assert f"took {expected}" in reason or f"kept {expected}" in reason
+    batching, reason = batch_decision(rates)
+    assert batching.label == expected
+    assert f"took {batching.words}" in reason or f"kept {batching.words}" in reason
     assert "images/s" not in reason  # measured rates stay in encode.json
 
 
+def test_batch_decision_names_the_staged_candidates():
+    _, reason = batch_decision({"16": 1.0, "32": 1.0, "64/16": 2.0, "128/16": 1.0})
+    assert "batches 16 and 32, and 64 and 128 with its high-resolution blocks 16 images at a time," in reason
+    assert "took 64 (its high-resolution blocks 16 images at a time)" in reason
+
+
+def test_batching_label_round_trips():
+    assert Batching.parse("128/16") == Batching(128, 16) and Batching(128, 16).label == "128/16"
+    assert Batching.parse("32") == Batching(32) and Batching(32).words == "32"
+
+
 def test_choose_batch_probes_only_large_auto_runs(tmp_path):
-    def timings(sizes):
+    def timings(candidates):
         raise AssertionError("probed")
 
-    assert choose_batch(8, "cpu", True, timings, tmp_path, {})[0] == 8
-    assert choose_batch(None, "cpu", False, timings, tmp_path, {})[0] == 16
+    assert choose_batch(8, "cpu", True, timings, tmp_path, {})[0] == Batching(8)
+    assert choose_batch(None, "cpu", False, timings, tmp_path, {})[0] == Batching(16)
     seen = []
 
-    def fast_64(sizes):
-        seen.append(sizes)
-        return {b: float(b) for b in sizes}
+    def fast_128(candidates):
+        seen.append([c.label for c in candidates])
+        return {c.label: float(c.size + (c.micro or 0)) for c in candidates}
 
-    batch, _, probe = choose_batch(None, "cpu", True, fast_64, tmp_path, {"arch": 1})
-    assert (batch, probe, seen) == (64, {16: 16.0, 32: 32.0, 64: 64.0}, [(16, 32, 64)])
-    assert choose_batch(None, "cpu", True, timings, tmp_path, {"arch": 1})[0] == 64  # kept, not re-timed
+    batching, _, probe = choose_batch(None, "cpu", True, fast_128, tmp_path, {"arch": 1})
+    assert batching == Batching(128, 16) and probe["128/16"] == 144.0
+    assert seen == [["16", "32", "64", "64/16", "128/16"]]
+    # kept, not re-timed
+    assert choose_batch(None, "cpu", True, timings, tmp_path, {"arch": 1})[0] == Batching(128, 16)
 
 
 # ---- cpu_bf16 --------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from analysis import encode as encode_mod
 from analysis.common import VaelabError, load_npz, save_npz, sha256_file
 from analysis.encode import Encoder, draw_noise, to_model_input, to_uint8_images
-from analysis.devices import choose_precision
+from analysis.devices import Batching, choose_precision
 from analysis.vae import check_model_dir, load_vae, resolve_model
 
 torch = pytest.importorskip("torch")
@@ -376,9 +376,9 @@ def test_encode_batch_auto_compiled_run_takes_the_probed_batch_and_keeps_it(
         small_dataset, tmp_path, write_run_config, tiny_vae, monkeypatch):
     probed = []
 
-    def fake_probe(vae, device, precision, resolution, images, sizes):
-        probed.append(sizes)
-        return {16: 100.0, 32: 130.0, 64: 110.0}
+    def fake_probe(vae, device, precision, resolution, images, candidates):
+        probed.append([c.label for c in candidates])
+        return {"16": 100.0, "32": 130.0, "64": 110.0}
 
     monkeypatch.setattr(encode_mod, "time_batches", fake_probe)
     cfg = write_run_config(tiny_vae, batch_size="auto", run_dir=tmp_path / "run", compile="on")
@@ -391,14 +391,24 @@ def test_encode_batch_auto_compiled_run_takes_the_probed_batch_and_keeps_it(
     run_encode(cfg, small_dataset, tmp_path / "run2", tmp_path / "cache")
     again = json.loads((tmp_path / "run2" / "encode.json").read_text())
     assert (again["batch_size"], again["batch_reason"]) == (32, info["batch_reason"])
-    assert probed == [(16, 32, 64)]
+    assert probed == [["16", "32", "64", "64/16", "128/16"]]
 
 
 def test_time_batches_times_every_size_on_the_run_images(tiny_vae):
     vae = load_vae(resolve_model(str(tiny_vae)))
     images = np.zeros((10, 32, 32, 3), np.uint8)  # fewer than one batch of 64: repeated
-    rates = encode_mod.time_batches(vae, "cpu", "fp32", 32, images, (4, 16))
-    assert set(rates) == {4, 16} and all(v > 0 for v in rates.values())
+    rates = encode_mod.time_batches(vae, "cpu", "fp32", 32, images, (Batching(4), Batching(16, 4)))
+    assert set(rates) == {"4", "16/4"} and all(v > 0 for v in rates.values())
+
+
+def test_encoder_staged_batches_give_the_same_latents(tiny_vae):
+    # The high-resolution blocks micro-batched: each image's latents the same bytes.
+    images = np.random.default_rng(3).integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8)
+    whole = Encoder(load_vae(resolve_model(str(tiny_vae))), "cpu", "fp32", batch_size=16)
+    staged = Encoder(load_vae(resolve_model(str(tiny_vae))), "cpu", "fp32", batch_size=16, micro_batch=4)
+    assert staged.micro_batch == 4 and whole.micro_batch is None
+    for a, b in zip(whole.encode(images), staged.encode(images)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_choose_compile_auto_only_for_large_cpu_runs(monkeypatch):
