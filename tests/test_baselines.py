@@ -7,15 +7,15 @@ Run:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from analysis import baselines, classify, stats
+from analysis import classify, stats
 from analysis.autoencoders import BASELINES, CLASSES, COMPARISONS
 from analysis.baselines import pixel_features
-from analysis.common import VaelabError, save_npz, write_json
+from analysis.common import VaelabError, save_npz
+from helpers import classify_run, tiny_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 WIDTHS = {"sample": 64, "mean_std": 128}
@@ -87,36 +87,6 @@ def test_pca_components_capped_for_tiny_subsets():
 
 
 # ---- a real classify run on tiny data -------------------------------------------------------------
-
-def tiny_run(root: Path, n_classes: int = 3, per_class: int = 12, n_test: int = 8,
-             seed: int = 0) -> Path:
-    """run/{latents.npz,config.json,encode.json} and data/dataset.npz; weakly separable."""
-    rng = np.random.default_rng(seed)
-    latents, data = {}, {}
-    for split, k in (("train", per_class), ("test", n_test)):
-        y = np.repeat(np.arange(n_classes), k).astype(np.int64)
-        mean = (0.8 * y[:, None, None, None] + rng.normal(0, 1, (len(y), 4, 4, 4))).astype(np.float32)
-        std = rng.uniform(0.1, 0.5, mean.shape).astype(np.float32)
-        latents |= {f"{split}_mean": mean, f"{split}_std": std, f"y_{split}": y,
-                    f"{split}_sample": (mean + std * rng.normal(size=mean.shape)).astype(np.float32)}
-        pixels = 60 * y[:, None, None, None] + rng.integers(0, 120, (len(y), 32, 32, 3))
-        data |= {f"x_{split}": pixels.astype(np.uint8), f"y_{split}": y}
-    run = root / "run"
-    save_npz(run / "latents.npz", **latents)
-    save_npz(root / "data" / "dataset.npz", **data)
-    write_json(run / "config.json", {"seed": seed})
-    write_json(run / "encode.json", {"classes": [f"c{i}" for i in range(n_classes)]})
-    return run
-
-
-def classify_run(run: Path) -> None:
-    """analysis.baselines then analysis.classify, as the Makefile runs them."""
-    data = run.parent / "data" / "dataset.npz"
-    baselines.main([str(data), str(run.parent / "baselines"), str(run / "baselines.json"),
-                    "--latents", str(run / "latents.npz")])
-    classify.main([str(run / "latents.npz"), str(data), str(run / "metrics.json"),
-                   "--baselines", str(run / "baselines.json")])
-
 
 @pytest.fixture(scope="module")
 def metrics(tmp_path_factory) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_build, make_variants, make_vars, run_make
+from helpers import copy_build, make_variants, make_vars, run_make
 
 DOCUMENTS = ("report.html", "report.pdf")
 
