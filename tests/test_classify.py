@@ -12,7 +12,8 @@ import pytest
 
 from analysis import classify, models
 from analysis.autoencoders import BASELINES, CLASSES, feature_sets
-from analysis.classify import best_of, metrics_csv, predictions_csv, train_and_score
+from analysis.classify import metrics_csv, predictions_csv, train_and_score
+from analysis.verdicts import best
 from analysis.models import MODELS, check_latents, score
 from analysis.common import VaelabError, save_npz, write_json
 
@@ -79,15 +80,20 @@ def test_score_class_never_seen_gets_zero_and_full_confusion():
     assert res["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
 
 
-def test_best_of_ignores_random_and_prefers_earlier_on_ties():
+def test_best_ignores_random_prefers_the_earlier_model_and_names_its_ties():
     results = {
         "random": {"sample": {"accuracy": 0.99}, "mean_std": {"accuracy": 0.98}},
         "logreg": {"sample": {"accuracy": 0.5}, "mean_std": {"accuracy": 0.6}},
         "svc": {"sample": {"accuracy": 0.6}, "mean_std": {"accuracy": 0.4}},
     }
-    assert best_of(results) == {"model": "logreg", "feature_set": "mean_std", "accuracy": 0.6}
+    metrics = {"model_order": ["logreg", "svc", "random"], "results": results}
+    assert best(metrics, ["sample", "mean_std"]) == {
+        "model": "logreg", "feature_set": "mean_std", "accuracy": 0.6,
+        "ties": [{"model": "svc", "feature_set": "sample"}]}
     results["svc"]["mean_std"]["accuracy"] = 0.61
-    assert best_of(results) == {"model": "svc", "feature_set": "mean_std", "accuracy": 0.61}
+    assert best(metrics, ["sample", "mean_std"]) == {
+        "model": "svc", "feature_set": "mean_std", "accuracy": 0.61, "ties": []}
+    assert best(metrics, ["sample"])["model"] == "svc"
 
 
 # ---- training -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from report.context import conclusions
-from report.facts import confused_pairs
+from analysis.verdicts import confused_pairs, judge
 from report.metadata import load_metadata
 from report.tables import results_rows
 
@@ -160,7 +160,7 @@ def test_confused_pairs_sums_both_directions():
 def fake_metrics(acc: dict[str, tuple[float, float]]) -> dict:
     classes = ["cat", "dog", "truck"]
     confusion = [[8, 2, 0], [3, 7, 0], [0, 0, 10]]
-    return {
+    return judge({
         "classes": classes, "model_order": list(acc), "feature_set_order": ["sample", "mean_std"],
         "feature_sets": {"sample": {"label": ".sample()", "n_features": 64},
                          "mean_std": {"label": "mean & std", "n_features": 128}},
@@ -168,8 +168,7 @@ def fake_metrics(acc: dict[str, tuple[float, float]]) -> dict:
         "results": {k: {"sample": {"accuracy": a, "confusion": confusion},
                         "mean_std": {"accuracy": b, "confusion": confusion}}
                     for k, (a, b) in acc.items()},
-        "best": {"model": "svc", "feature_set": "mean_std", "accuracy": 0.7},
-    }
+    })
 
 
 def test_conclusions_are_derived_from_the_numbers():
@@ -363,7 +362,7 @@ def run_module(*args: str, env: dict | None = None):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=300)
