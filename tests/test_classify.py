@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,11 @@ def test_train_and_score_separable_data():
     for pred in predictions.values():
         assert pred.shape == (30,) and pred.dtype == np.int64
         assert set(np.unique(pred)) <= {0, 1, 2}
-    assert timings["rf"]["sample"]["fit_seconds"] >= 0
+    # One record per model and feature set; a forest of 100 trees takes measurable time.
+    assert {(m, fs) for m in timings for fs in timings[m]} == {(m, fs) for m in results for fs in FEATURE_SETS}
+    assert all(math.isfinite(t[k]) for per in timings.values() for t in per.values()
+               for k in ("fit_seconds", "predict_seconds"))
+    assert timings["rf"]["sample"]["fit_seconds"] > 0
 
 
 def test_train_and_score_deterministic_for_a_seed():
@@ -157,8 +162,17 @@ def test_make_model_unknown_key():
 
 
 def test_models_cover_every_make_model_key():
+    from sklearn.exceptions import NotFittedError
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils.validation import check_is_fitted
+
     for spec in MODELS:
-        assert models.make_model(spec.key, 0, 50) is not None
+        model = models.make_model(spec.key, 0, 50)
+        with pytest.raises(NotFittedError):  # a fresh estimator, not a shared fitted one
+            check_is_fitted(model)
+        # The scaled models (the tables' "scaled" column) standardise first, the others do not.
+        first = model.steps[0][1] if hasattr(model, "steps") else model
+        assert isinstance(first, StandardScaler) == spec.scaled, spec.key
 
 
 # ---- checks and CSVs --------------------------------------------------------------------------
