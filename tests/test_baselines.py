@@ -15,7 +15,7 @@ from analysis import classify, stats
 from analysis.autoencoders import BASELINES, CLASSES, COMPARISONS
 from analysis.baselines import pixel_features
 from analysis.common import VaelabError, save_npz
-from helpers import classify_run, tiny_run
+from helpers import classify_run, comp, kl_metrics, tiny_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 WIDTHS = {"sample": 64, "mean_std": 128}
@@ -104,6 +104,26 @@ def test_classify_records_baseline_feature_sets(metrics):
     # 36 training images: both PCA baselines are capped at 36 components.
     assert [metrics["feature_sets"][fs]["n_features"] for fs in KL_BASELINES] == [48, 36, 36]
     assert metrics["best"]["feature_set"] in FEATURE_SETS  # best is over the VAE only
+
+
+def test_made_up_metrics_hold_only_fields_of_a_real_metrics_json(metrics):
+    """The report tests' made-up metrics (helpers.kl_metrics) against build_metrics' own, level
+    by level: a field renamed or dropped in metrics.json fails here, not silently there."""
+    made = kl_metrics({"svc": (0.4, 0.5)}, comparisons={"svc": {
+        "sample_vs_pixels_pooled": comp("sample", "pixels_pooled", 0.1, 0.001)}})
+    levels = [(made, metrics), (made["results"]["svc"]["sample"], metrics["results"]["svc"]["sample"]),
+              (made["comparisons"]["svc"]["sample_vs_pixels_pooled"],
+               metrics["comparisons"]["svc"]["sample_vs_pixels_pooled"]),
+              (made["feature_sets"]["pixels_pca_sample"], metrics["feature_sets"]["pixels_pca_sample"]),
+              (made["best"], metrics["best"]), (made["tests"], metrics["tests"])]
+    for fake, real in levels:
+        assert set(fake) <= set(real), set(fake) - set(real)
+    # The verdicts a report states are stored: adjusted p and significance beside each raw p.
+    for per in metrics["comparisons"].values():
+        for c in per.values():
+            assert c["p_value"] <= c["p_adjusted"] <= 1 and c["significant"] == (c["p_adjusted"] < 0.05)
+    assert metrics["tests"]["alpha"] == 0.05 and sum(metrics["tests"]["families"].values()) == \
+        sum(len(per) for per in metrics["comparisons"].values())
 
 
 def test_intervals_contain_their_point_estimates(metrics):

@@ -9,6 +9,7 @@ import pytest
 
 from analysis.stats import holm
 from analysis.verdicts import judge, judged_comparisons
+from helpers import comp
 from report.context import conclusions
 from report.diff import compare, format_table
 from report.tables import comparison_tables
@@ -45,11 +46,6 @@ def test_paired_bootstrap_vectorised_equals_one_call_per_resample():
     assert delta_ci(a, b, seed=7) == (plain.confidence_interval.low, plain.confidence_interval.high)
 
 
-def comp(a: str, b: str, p: float, delta: float = 0.02) -> dict:
-    return {"a": a, "b": b, "delta": delta, "ci": [delta - 0.01, delta + 0.01], "p_value": p,
-            "only_a_correct": 30, "only_b_correct": 20}
-
-
 def metrics_with(p_sample: list[float], p_pixels: list[float]) -> dict:
     """Three classifiers; raw p of mean & std vs .sample() and of .sample() vs pooled pixels."""
     models = ["logreg", "rf", "svc"]
@@ -65,8 +61,8 @@ def metrics_with(p_sample: list[float], p_pixels: list[float]) -> dict:
                         for fs in ("sample", "mean_std", "pixels_pooled")} | (
                             {"mean_std": {"accuracy": 0.62, "confusion": confusion}} if k != "random" else {})
                     for k in [*models, "random"]},
-        "comparisons": {m: {"mean_std_vs_sample": comp("mean_std", "sample", ps),
-                            "sample_vs_pixels_pooled": comp("sample", "pixels_pooled", pp)}
+        "comparisons": {m: {"mean_std_vs_sample": comp("mean_std", "sample", 0.02, ps),
+                            "sample_vs_pixels_pooled": comp("sample", "pixels_pooled", 0.02, pp)}
                         for m, ps, pp in zip(models, p_sample, p_pixels)},
     })
 

@@ -8,68 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.verdicts import judge
+from helpers import CLASSES, comp, kl_metrics, latent_metrics, result
 from report import facts as F
 from report import sentences as S
 from report.context import conclusions, summary_sentences
 from report.tables import prf_table
-
-CLASSES = [f"c{i}" for i in range(10)]
-
-
-def comp(a: str, b: str, delta: float, p: float, half: float = 0.02) -> dict:
-    return {"a": a, "b": b, "delta": delta, "ci": [delta - half, delta + half], "p_value": p,
-            "only_a_correct": 30, "only_b_correct": 20}
-
-
-def result(accuracy: float, half: float = 0.02, recall: float | None = None) -> dict:
-    return {"accuracy": accuracy, "accuracy_ci": [accuracy - half, accuracy + half],
-            "precision_macro": accuracy, "recall_macro": accuracy if recall is None else recall,
-            "f1_macro": accuracy, "confusion": [[1] * 10 for _ in range(10)]}
-
-
-def kl_metrics(acc: dict[str, tuple[float, float]], half: float = 0.02, pooled: int = 48,
-               comparisons: dict | None = None, pixels: dict[str, dict[str, float]] | None = None) -> dict:
-    """A KL run: .sample() (64) and mean & std (128), pooled pixels and two pixel PCAs (each
-    at 0.3, or at ``pixels``' model -> baseline -> accuracy)."""
-    sets = {"sample": {"label": ".sample()", "n_features": 64, "kind": "vae"},
-            "mean_std": {"label": "mean & std", "n_features": 128, "kind": "vae"},
-            "pixels_pooled": {"label": "pooled", "n_features": pooled, "kind": "baseline"},
-            "pixels_pca_sample": {"label": "PCA-64", "n_features": 64, "kind": "baseline",
-                                  "matches": "sample"},
-            "pixels_pca_mean_std": {"label": "PCA-128", "n_features": 128, "kind": "baseline",
-                                    "matches": "mean_std"}}
-    models = [*acc, "random"]
-    results = {m: {"sample": result(a, half), "mean_std": result(b, half),
-                   "pixels_pooled": result(0.3, half), "pixels_pca_sample": result(0.3, half),
-                   "pixels_pca_mean_std": result(0.3, half)} for m, (a, b) in acc.items()}
-    for model, per in (pixels or {}).items():
-        results[model] |= {fs: result(a, half) for fs, a in per.items()}
-    results["random"] = {fs: result(0.1, half) for fs in sets}
-    # analysis.verdicts judges them as analysis.classify does: Holm, the best, weak rivals.
-    return judge({"classes": CLASSES, "model_order": models, "feature_set_order": list(sets),
-                  "feature_sets": sets, "n_train": 50000,
-                  "models": {m: {"label": m.upper(), "scaled": False, "description": ""} for m in models},
-                  "results": results, **({"comparisons": comparisons} if comparisons else {})})
-
-
-def latent_metrics(acc: dict[str, float], half: float = 0.02) -> dict:
-    """A deterministic run (TAESD, DC-AE): one feature set, the latent."""
-    sets = {"latent": {"label": "latent", "n_features": 32, "kind": "vae"},
-            "pixels_pooled": {"label": "pooled", "n_features": 48, "kind": "baseline"},
-            "pixels_pca_latent": {"label": "PCA-32", "n_features": 32, "kind": "baseline",
-                                  "matches": "latent"}}
-    models = [*acc, "random"]
-    results = {m: {fs: result(a if fs == "latent" else 0.3, half) for fs in sets} for m, a in acc.items()}
-    results["random"] = {fs: result(0.1, half) for fs in sets}
-    return judge({"classes": CLASSES, "model_order": models, "feature_set_order": list(sets),
-                  "feature_sets": sets,
-                  "models": {m: {"label": m.upper(), "scaled": False, "description": ""} for m in models},
-                  "results": results,
-                  "comparisons": {m: {"latent_vs_pixels_pooled": comp("latent", "pixels_pooled", 0.1, 0.001),
-                                      "latent_vs_pixels_pca_latent": comp("latent", "pixels_pca_latent", 0.1, 0.001)}
-                                  for m in acc}})
-
 
 def encode_record(cls: str = "AutoencoderKL", channels: int = 4, down: int = 8, *,
                   name: str = "/tmp/x/my-vae", revision: str = "local", untrained: bool = False,
