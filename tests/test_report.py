@@ -429,3 +429,18 @@ def test_report_data_paragraph_states_hidden_files_skipped(demo_build, tmp_path,
         assert "hidden file" not in text
     else:
         assert words in text
+
+
+def test_templates_are_a_short_skeleton_and_short_lines():
+    """report.html.j2 includes one file per section (templates/sections/); no template line is
+    over 160 characters, so each reads without scrolling."""
+    from report.render import TEMPLATES
+
+    skeleton = (TEMPLATES / "report.html.j2").read_text(encoding="utf-8")
+    sections = sorted(p.name for p in (TEMPLATES / "sections").glob("*.html.j2"))
+    assert [f'{{% include "sections/{name}" %}}' in skeleton for name in sections] == [True] * len(sections)
+    assert "<section" not in skeleton and len(skeleton.splitlines()) < 100
+    long = [f"{p.name}:{n}" for p in TEMPLATES.rglob("*.j2")
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if len(line) > 160]
+    assert not long, long
+
