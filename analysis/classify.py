@@ -47,7 +47,9 @@ and its version, and the results key includes it: libsvm and oneDAL results neve
 
 Every accuracy gets a seeded 95% percentile-bootstrap interval over test images, and
 ``comparisons`` holds paired tests on the same test images (analysis.stats): mean & std
-vs .sample(), and each VAE feature set vs its equal-size pixel baseline.
+vs .sample(), and each VAE feature set vs its equal-size pixel baseline; analysis.verdicts
+adds each family's Holm-adjusted p-values and verdicts, the best result with its ties, the
+weak pixel rivals and the most-confused class pairs, which the report reads as stored.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import baselines as pixel_baselines
-from analysis import cache, curves, deps, stats, threads
+from analysis import cache, curves, deps, stats, threads, verdicts
 from analysis.autoencoders import (BASELINES, COMPARISONS, FEATURE_SETS, feature_set_keys,
                                    feature_sets, is_real_model)
 from analysis.common import (VaelabError, copy_file, file_lock, load_npz, run_main, sha256_file,
@@ -77,21 +79,6 @@ def train_and_score(latents: dict[str, np.ndarray], classes: list[str], seed: in
     """fit_all on the VAE feature sets of ``latents``: (results, predictions, timings)."""
     return fit_all(feature_sets(latents, "train"), feature_sets(latents, "test"),
                    latents["y_train"], latents["y_test"], classes, seed, models, n_jobs, svc)
-
-
-def best_of(results: dict, feature_sets: tuple[str, ...] = tuple(FEATURE_SETS)) -> dict:
-    """Highest test accuracy over real models on the VAE feature sets (the study's subject);
-    ties go to the earlier model and feature set."""
-    best = None
-    for model, per_fs in results.items():
-        if not is_real_model(model):
-            continue
-        for fs, res in per_fs.items():
-            if fs not in feature_sets:
-                continue
-            if best is None or res["accuracy"] > best["accuracy"]:
-                best = {"model": model, "feature_set": fs, "accuracy": res["accuracy"]}
-    return best
 
 
 def compare(y_test: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, seed: int) -> dict:
@@ -138,7 +125,8 @@ def predictions_csv(y_test: np.ndarray, predictions: dict[str, np.ndarray]) -> s
 def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
                   baselines: dict[str, dict], svc: dict) -> tuple[dict, dict[str, np.ndarray], dict]:
     """Fit the VAE feature sets, merge in the pixel baselines' scores and predictions, and
-    compare them, and draw the VAE sets' learning curves (analysis.curves): (metrics,
+    compare them, judge the comparisons (analysis.verdicts), and draw the VAE sets' learning
+    curves (analysis.curves): (metrics,
     predictions by "model__feature_set", timings: "classify" and "curves" -> seconds).
     ``svc``: svc_implementation(), named in metrics.json (``svc`` and the SVC description)."""
     train, test = feature_sets(latents, "train"), feature_sets(latents, "test")
@@ -178,7 +166,6 @@ def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
                    for m in MODELS},
         "svc": svc,
         "results": results,
-        "best": best_of(results),
         "comparisons": comparisons(y_test, predictions, seed),
         "learning_curves": {"models": list(curves.CURVE_MODELS),
                             "sizes": curves.sizes(len(y_train), len(classes)),
@@ -186,7 +173,9 @@ def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
         "bootstrap": {"method": "percentile", "n_resamples": stats.N_RESAMPLES,
                       "confidence_level": stats.LEVEL, "seed": seed},
     }
-    return metrics, predictions, {"classify": timings, "curves": curve_timings}
+    # The verdicts (Holm-adjusted p-values, significance, the best result and its ties, ...)
+    # are decided here, once: the report and the diff only read them (analysis.verdicts).
+    return verdicts.judge(metrics), predictions, {"classify": timings, "curves": curve_timings}
 
 
 def check_baselines(baselines: dict[str, dict], n_test: int, seed: int, svc: dict,
@@ -201,14 +190,19 @@ def check_baselines(baselines: dict[str, dict], n_test: int, seed: int, svc: dic
                               f"seed or another SVC than {latents_file}; rerun `make report`")
 
 
+# What metrics.json holds, as a number: raised when its fields change, so that cached results
+# written without them (2: the verdicts of analysis.verdicts) are refitted, not reused.
+METRICS_SCHEMA = 2
+
+
 def results_key(latents_file: Path, seed: int, classes: list[str], baselines: dict[str, dict],
                 svc: dict) -> tuple[str, dict]:
     """The results cache key and what it is made of: the latents, seed, classes, the pixel
-    baselines, the SVC implementation (libsvm and oneDAL results never mix) and the code
-    this stage runs (analysis.deps)."""
+    baselines, the SVC implementation (libsvm and oneDAL results never mix), the schema of
+    metrics.json (METRICS_SCHEMA) and the code this stage runs (analysis.deps)."""
     key_fields = {"latents_sha256": sha256_file(latents_file), "seed": seed, "classes": classes,
                   "baselines": {k: b["folder"] for k, b in baselines.items()},
-                  "svc": svc, "code": code_checksum(__file__)}
+                  "svc": svc, "schema": METRICS_SCHEMA, "code": code_checksum(__file__)}
     return cache.key(key_fields), key_fields
 
 

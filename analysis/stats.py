@@ -1,11 +1,11 @@
 """Uncertainty of test-set accuracies: chance, bootstrap intervals, McNemar's exact test, and
-Holm's correction for families of tests.
+Holm's correction for families of tests at the one significance level, ``ALPHA``.
 
-Not run on its own. Used by the report (intervals for every accuracy, sample vs mean & std)
-and by ``report.diff`` (paired comparison of two runs on the same test images); ``paired``
-is the one paired comparison of two prediction vectors (analysis.classify and report.diff)
-and ``holm`` the one correction of a family of tests (report.facts and report.diff);
-``chance`` is the one chance level (the figures' dotted lines, the report's "above chance").
+Not run on its own. ``paired`` is the one paired comparison of two prediction vectors
+(analysis.classify, analysis.diffstats), ``judge_family`` the one verdict on a family of
+such tests (analysis.verdicts for metrics.json, analysis.diffstats for ``make diff``): the
+report only reads what they return; ``chance`` is the one chance level (the figures' dotted
+lines, the report's "above chance").
 All rest on maintained implementations: ``scipy.stats.bootstrap``, statsmodels' ``mcnemar``
 and ``multipletests``, ``scipy.stats.binomtest``; nothing here re-derives a formula.
 """
@@ -22,6 +22,9 @@ P_DIGITS = 4  # significant digits kept for p-values (they can be tiny)
 # test images keeps each batch near 20 MB. Batching does not change the interval (the same
 # random stream is drawn in the same order).
 BATCH = 250
+# The one significance level: a paired test is called significant when its Holm-adjusted p
+# is below it (judge_family). metrics.json and every diff record it beside their verdicts.
+ALPHA = 0.05
 
 
 def chance(classes: list[str] | int) -> float:
@@ -119,3 +122,15 @@ def holm(p_values: list[float]) -> list[float]:
     finally:
         gc.unfreeze()
     return [float(p) for p in adjusted]
+
+
+def judge_family(tests: list[dict], alpha: float = ALPHA) -> list[dict]:
+    """Copies of one family's tests (dicts with a raw ``p_value``), in the same order, each
+    given ``family_size``, ``p_adjusted`` (Holm over the family, P_DIGITS significant digits
+    kept), ``significant`` (the adjusted p below ``alpha``: the only verdict the report and
+    the diff state) and ``raw_significant`` (the raw p below ``alpha``, which they only count,
+    to say how many a family-wise correction turned)."""
+    adjusted = holm([t["p_value"] for t in tests])
+    return [t | {"family_size": len(tests), "p_adjusted": float(f"{p:.{P_DIGITS}g}"),
+                 "significant": bool(p < alpha), "raw_significant": bool(t["p_value"] < alpha)}
+            for t, p in zip(tests, adjusted)]

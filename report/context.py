@@ -27,7 +27,7 @@ from analysis.devices import PRECISION_NAMES
 from report import facts as F
 from report import sentences as S
 from report import tables as T
-from report.facts import ALPHA, BASELINE_COMPARISONS, ORIGINAL_ACCURACY, ORIGINAL_BEST, sets_of_kind
+from report.facts import BASELINE_COMPARISONS, ORIGINAL_ACCURACY, ORIGINAL_BEST, sets_of_kind
 from report.labels import float_numbers
 from report.metadata import load_metadata
 
@@ -87,7 +87,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
     meta = load_metadata(metadata_file)
     best = metrics["best"]
     best_res = metrics["results"][best["model"]][best["feature_set"]]
-    pairs = F.confused_pairs(best_res["confusion"], metrics["classes"])
+    pairs = metrics["most_confused"]  # of the best result (analysis.verdicts)
     untrained = bool(encode["model"]["untrained"])
     figures = {name: figure(runs.figure_file(run_dir, name), html_dir)
                for name in (Path(f).stem for f in runs.FIGURES)}
@@ -142,7 +142,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "baselines_text": S.baselines_sentence(F.baselines(metrics, dataset["n_train"])),
         "summary": summary_sentences(metrics, enc, dataset, len(baseline_sets)),
         "bootstrap": metrics.get("bootstrap"),
-        "alpha": ALPHA,
+        "alpha": metrics["tests"]["alpha"],
         "prf": T.prf_table(metrics),
         "best": best | {"label": metrics["models"][best["model"]]["label"],
                         "fs_label": metrics["feature_sets"][best["feature_set"]]["label"],

@@ -8,8 +8,9 @@ Run:
 A run is a run directory (``build/runs/<name>``: config.json, encode.json, metrics.json,
 predictions.csv, figures/). For every model and feature set present in both runs it gives
 the two accuracies, the delta (B - A), a 95% paired bootstrap interval of the delta over
-the same test images and McNemar's exact p-value on the paired predictions. Runs on
-different test sets are refused: paired tests need the same images in the same order.
+the same test images and McNemar's exact p-value on the paired predictions, Holm-adjusted
+over the table; analysis.diffstats computes and judges these, this module only words them.
+Runs on different test sets are refused: paired tests need the same images in the same order.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ import numpy as np
 from analysis.common import VaelabError, run_main, write_text
 from analysis.runs import (FIGURES_DIR, filled, has_decoder, read_config, read_encode, read_metrics,
                            read_predictions)
-from analysis.stats import holm, paired
+from analysis import diffstats
+from analysis.stats import ALPHA  # the level diffstats judged the rows at
 from report import facts as F
 from report import sentences as S
-from report.facts import ALPHA  # the report's significance level, after Holm's correction
 
 CONFIG_KEYS = ("vae", "revision", "seed", "device", "precision", "batch_size", "compile", "resolution")
 ENCODE_KEYS = ("device", "device_name", "precision", "compiled", "dataset_sha256", "parameters", "cache_key")
@@ -57,36 +58,20 @@ def config_differences(a: dict, b: dict) -> list[dict]:
 
 
 def compare(a: dict, b: dict, seed: int = 0) -> list[dict]:
+    """The table's rows (analysis.diffstats computes and judges them), labelled for display:
+    a feature set whose width differs between the runs shows both widths."""
     ya, yb = a["predictions"]["y_true"], b["predictions"]["y_true"]
     if a["encode"].get("dataset_sha256") != b["encode"].get("dataset_sha256") or not np.array_equal(ya, yb):
         raise VaelabError(f"runs {a['name']} and {b['name']} used different test sets; paired "
                           "comparisons need the same images (same DATASET and LIMIT)")
-    ma = a["metrics"]
+    ma, mb = a["metrics"], b["metrics"]
     rows = []
-    for model in ma["model_order"]:
-        for fs in ma["feature_set_order"]:
-            if ma["feature_sets"][fs].get("kind", "vae") != "vae":
-                continue  # pixel baselines do not depend on the VAE
-            column = f"{model}__{fs}"
-            if column not in b["predictions"] or column not in a["predictions"]:
-                continue
-            widths = {m["feature_sets"][fs]["n_features"] for m in (ma, b["metrics"])}
-            fs_label = ma["feature_sets"][fs]["label"] + (
-                f" ({ma['feature_sets'][fs]['n_features']}/{b['metrics']['feature_sets'][fs]['n_features']})"
-                if len(widths) > 1 else "")
-            correct_a = a["predictions"][column] == ya
-            correct_b = b["predictions"][column] == yb
-            test = paired(correct_b, correct_a, seed)  # B against A: delta = acc(B) - acc(A)
-            rows.append({
-                "model": ma["models"][model]["label"], "feature_set": fs_label,
-                "acc_a": round(float(correct_a.mean()), 4), "acc_b": round(float(correct_b.mean()), 4),
-                "delta": test["delta"], "ci": test["ci"], "p_value": test["p_value"],
-                "only_a": test["only_b_correct"], "only_b": test["only_a_correct"],
-            })
-    # The table is one family of tests: Holm-adjusted over its rows, significant on that only.
-    for row, p in zip(rows, holm([r["p_value"] for r in rows])):
-        row["p_adjusted"] = float(f"{p:.4g}")
-        row["significant"] = p < ALPHA
+    for row in diffstats.compare(ma, mb, a["predictions"], b["predictions"], seed):
+        fs = row["feature_set"]
+        widths = [m["feature_sets"][fs]["n_features"] for m in (ma, mb)]
+        rows.append(row | {"model": ma["models"][row["model"]]["label"],
+                           "feature_set": ma["feature_sets"][fs]["label"]
+                           + (f" ({widths[0]}/{widths[1]})" if widths[0] != widths[1] else "")})
     return rows
 
 
@@ -162,7 +147,7 @@ def render_diff(a: dict, b: dict, rows: list[dict], out: Path, shared: list[str]
         "figures": changed_figures(a, b, out.parent),
         "n_test": len(a["predictions"]["y_true"]),
         "n_significant": sum(r["significant"] for r in rows),
-        "n_raw_significant": sum(r["p_value"] < ALPHA for r in rows), "alpha": ALPHA})
+        "n_raw_significant": sum(r["raw_significant"] for r in rows), "alpha": ALPHA})
 
 
 def main(argv: list[str] | None = None) -> None:

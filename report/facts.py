@@ -1,6 +1,10 @@
-"""Facts: what the run's numbers say, computed once, before any sentence is written.
+"""Facts: what the run's numbers say, as typed views of the run's files, before any sentence
+is written.
 
-Not run on its own. ``report.context`` builds these from one build's files and
+Not run on its own. The statistics are not decided here: every paired test's raw and
+Holm-adjusted p-value and its verdict, the best result and its ties, the weak pixel rivals
+and the most-confused classes are stored in metrics.json by analysis.verdicts, and the
+facts read them. ``report.context`` builds these from one build's files and
 ``report.sentences`` renders each as prose; tests (tests/test_sentences.py) build them from
 made-up metrics and assert the sentence against the fact.
 
@@ -19,7 +23,7 @@ from analysis.autoencoders import (MEAN_STD_VS_SAMPLE, PIXEL_COMPARISONS, POOLED
                                    is_real_model, pca_baseline)
 from analysis.autoencoders import versus as comparison_name
 from analysis.runs import feature_set_kind, filled, sets_of_kind
-from analysis.stats import chance, holm
+from analysis.stats import chance
 from analysis.taesd import CHECKPOINT_SUFFIXES
 from analysis.devices import PRECISION_NAMES
 
@@ -34,14 +38,11 @@ ORIGINAL_BEST = 0.61
 ORIGINAL_BEST_MODEL = "SVC"
 ORIGINAL_ENCODER = "stabilityai/sd-vae-ft-ema"
 ORIGINAL_CONFUSED = [("cat", "dog"), ("automobile", "truck")]
-ALPHA = 0.05  # significance level for McNemar's test, after Holm's correction
 # SSIM at or below this (of 1) is called "not close": random-weight decoders give 0.0-0.1,
 # a working SD VAE about 0.8 on CIFAR-10. Only used to say a run cannot judge "broken".
 CLOSE_SSIM = 0.5
 # metrics.json "comparisons" that pit a VAE feature set against a pixel baseline, in order.
 BASELINE_COMPARISONS = tuple(PIXEL_COMPARISONS)
-# Families of paired tests, each Holm-corrected on its own.
-FAMILIES = {"vae_vs_pixels": BASELINE_COMPARISONS, "mean_std_vs_sample": (MEAN_STD_VS_SAMPLE,)}
 # Hub organisations whose names the report can spell out.
 PUBLISHERS = {"stabilityai": "Stability AI", "madebyollin": "Ollin Boer Bohan",
               "mit-han-lab": "MIT HAN Lab", "black-forest-labs": "Black Forest Labs"}
@@ -72,21 +73,9 @@ def fs_name(metrics: dict, fs: str) -> str:
     return "pixel PCA" if info.get("matches") else "pooled pixels"
 
 
-def with_holm(metrics: dict) -> dict:
-    """``metrics`` with every comparison given ``family``, ``family_size`` and ``p_adjusted``
-    (Holm over its family); a difference is significant on that alone. Idempotent."""
-    comps = metrics.get("comparisons") or {}
-    out = {m: dict(per) for m, per in comps.items()}
-    for family, names in FAMILIES.items():
-        members = [(m, n) for m, per in comps.items() for n in per if n in names]
-        for (m, n), p in zip(members, holm([comps[m][n]["p_value"] for m, n in members])):
-            out[m][n] = comps[m][n] | {"family": family, "family_size": len(members),
-                                       "p_adjusted": float(f"{p:.4g}")}
-    return metrics | {"comparisons": out} if comps else metrics
-
-
-def significant(comp: dict) -> bool:
-    return comp["p_adjusted"] < ALPHA
+def comparison(metrics: dict, model: str, name: str) -> dict | None:
+    """One stored comparison (analysis.verdicts judged it), or None when the run lacks it."""
+    return (metrics.get("comparisons") or {}).get(model, {}).get(name)
 
 
 # ---- facts -------------------------------------------------------------------------------
@@ -125,17 +114,15 @@ def score(metrics: dict, model: str, fs: str) -> Score:
                  width(metrics, fs), res["accuracy"], tuple(ci) if ci else None)
 
 
-def best_of(metrics: dict, feature_sets: list[str] | None = None) -> Best:
-    """The best real classifier over ``feature_sets`` (default: every VAE feature set)."""
-    sets = feature_sets or sets_of_kind(metrics, "vae")
-    scores = [score(metrics, m, fs) for fs in sets for m in real_models(metrics)]
-    top_acc = max(s.accuracy for s in scores)
-    tied = [s for s in scores if s.accuracy == top_acc]
-    chosen = metrics.get("best", {})
-    top = next((s for s in tied if (metrics["models"].get(chosen.get("model"), {}).get("label"), s.fs)
-                == (s.model, chosen.get("feature_set"))), tied[0])
+def best_of(metrics: dict, fs: str | None = None) -> Best:
+    """The stored best real classifier and its ties (analysis.verdicts): over every VAE
+    feature set, or over ``fs`` alone."""
+    chosen = metrics["best"] if fs is None else metrics["best_by_feature_set"][fs]
+    sets = sets_of_kind(metrics, "vae") if fs is None else [fs]
     guess = chance(metrics["classes"])
-    return Best(top, tuple(s for s in tied if s is not top), guess, len(metrics["classes"]),
+    return Best(score(metrics, chosen["model"], chosen["feature_set"]),
+                tuple(score(metrics, t["model"], t["feature_set"]) for t in chosen["ties"]),
+                guess, len(metrics["classes"]),
                 max(metrics["results"][RANDOM][fs]["accuracy"] for fs in sets)
                 if RANDOM in metrics["results"] else guess)
 
@@ -153,10 +140,7 @@ class Versus:
     p: float  # McNemar's exact p, raw
     p_adjusted: float | None  # Holm over the family; None: not part of a family
     family_size: int
-
-    @property
-    def significant(self) -> bool:
-        return self.p_adjusted is not None and self.p_adjusted < ALPHA
+    significant: bool  # analysis.verdicts' verdict: the adjusted p below the one alpha
 
     @property
     def direction(self) -> str:
@@ -171,13 +155,13 @@ class Versus:
 
 
 def versus(metrics: dict, model: str, name: str) -> Versus | None:
-    comp = (with_holm(metrics).get("comparisons") or {}).get(model, {}).get(name)
+    comp = comparison(metrics, model, name)
     if not comp:
         return None
     return Versus(metrics["models"][model]["label"], fs_name(metrics, comp["a"]),
                   width(metrics, comp["a"]), fs_name(metrics, comp["b"]), width(metrics, comp["b"]),
                   comp["delta"], tuple(comp["ci"]), comp["p_value"], comp.get("p_adjusted"),
-                  comp.get("family_size", 1))
+                  comp.get("family_size", 1), bool(comp.get("significant")))
 
 
 @dataclass(frozen=True)
@@ -197,7 +181,7 @@ class PixelTally:
     n_tests: int
     n_higher: int
     n_lower: int
-    n_raw_below: int  # raw p below ALPHA
+    n_raw_below: int  # raw p below the one alpha (analysis.stats.ALPHA)
     n_higher_over_weak: int = 0  # of n_higher, those over a weak rival (WeakRival)
 
     @property
@@ -210,7 +194,7 @@ class PixelTally:
 
 
 def pixel_tally(metrics: dict) -> PixelTally | None:
-    comps = with_holm(metrics).get("comparisons")
+    comps = metrics.get("comparisons")
     if not comps:
         return None
     tests = [(m, n, c) for m, per in comps.items() for n, c in per.items() if n in BASELINE_COMPARISONS]
@@ -222,12 +206,12 @@ def pixel_tally(metrics: dict) -> PixelTally | None:
         c = next(c for _, n, c in tests if n == name)
         pairings.append(Pairing(fs_name(metrics, c["a"]), width(metrics, c["a"]),
                                 fs_name(metrics, c["b"]), width(metrics, c["b"])))
-    weak = {(r.model_key, r.rival.fs) for r in weak_rivals(metrics)}
+    weak = {(r["model"], r["feature_set"]) for r in metrics["weak_rivals"]}
     return PixelTally(len({m for m, _, _ in tests}), tuple(pairings), len(tests),
-                      sum(significant(c) and c["delta"] > 0 for _, _, c in tests),
-                      sum(significant(c) and c["delta"] < 0 for _, _, c in tests),
-                      sum(c["p_value"] < ALPHA for _, _, c in tests),
-                      sum(significant(c) and c["delta"] > 0 and (m, c["b"]) in weak for m, _, c in tests))
+                      sum(c["significant"] and c["delta"] > 0 for _, _, c in tests),
+                      sum(c["significant"] and c["delta"] < 0 for _, _, c in tests),
+                      sum(c["raw_significant"] for _, _, c in tests),
+                      sum(c["significant"] and c["delta"] > 0 and (m, c["b"]) in weak for m, _, c in tests))
 
 
 @dataclass(frozen=True)
@@ -240,45 +224,16 @@ class WeakRival:
     pooled: Score | None  # the same classifier on pooled pixels
     chance: float
     n_leads: int  # the latent feature sets' significant leads over it (Table 4)
-
-    @property
-    def at_chance(self) -> bool:
-        return self.rival.ci is not None and self.rival.ci[0] <= self.chance
+    at_chance: bool  # its 95% interval holds chance (else: below the pooled pixels)
 
 
 def weak_rivals(metrics: dict) -> tuple[WeakRival, ...]:
-    """Every weak pixel rival, classifier by classifier in the tables' order; a PCA shown twice
-    (two widths capped alike) is named once."""
+    """The stored weak pixel rivals (analysis.verdicts), classifier by classifier."""
     guess = chance(metrics["classes"])
-    comps = with_holm(metrics).get("comparisons") or {}
-    out, seen = [], set()
-    for model in real_models(metrics):
-        per = metrics["results"][model]
-        pooled = score(metrics, model, POOLED) if POOLED in per else None
-        for fs in sets_of_kind(metrics, "baseline"):
-            if fs == POOLED or fs not in per or not per[fs].get("accuracy_ci"):
-                continue
-            rival = score(metrics, model, fs)
-            below = pooled is not None and pooled.ci is not None and rival.ci[1] < pooled.ci[0]
-            if not (rival.ci[0] <= guess or below) or (model, rival.width, rival.accuracy) in seen:
-                continue
-            seen.add((model, rival.width, rival.accuracy))
-            leads = sum(c["b"] == fs and c.get("family") == "vae_vs_pixels" and significant(c)
-                        and c["delta"] > 0 for c in comps.get(model, {}).values())
-            out.append(WeakRival(model, rival, pooled, guess, leads))
-    return tuple(out)
-
-
-def confused_pairs(confusion: list[list[int]], classes: list[str], top: int = 3) -> list[dict]:
-    """Class pairs with the most mistakes in either direction, most first."""
-    pairs = []
-    for i in range(len(classes)):
-        for j in range(i + 1, len(classes)):
-            n = confusion[i][j] + confusion[j][i]
-            pairs.append({"a": classes[i], "b": classes[j], "count": n,
-                          "a_as_b": confusion[i][j], "b_as_a": confusion[j][i]})
-    pairs.sort(key=lambda p: (-p["count"], p["a"], p["b"]))
-    return [p for p in pairs[:top] if p["count"] > 0]
+    return tuple(WeakRival(r["model"], score(metrics, r["model"], r["feature_set"]),
+                           score(metrics, r["model"], POOLED) if POOLED in metrics["results"][r["model"]] else None,
+                           guess, r["n_leads"], r["at_chance"])
+                 for r in metrics["weak_rivals"])
 
 
 @dataclass(frozen=True)
@@ -289,7 +244,7 @@ class LatentShare:
 
 
 def latent_share(metrics: dict) -> LatentShare:
-    return LatentShare(tuple(best_of(metrics, [fs]) for fs in sets_of_kind(metrics, "vae")),
+    return LatentShare(tuple(best_of(metrics, fs) for fs in sets_of_kind(metrics, "vae")),
                        32 * 32 * 3)
 
 
@@ -319,13 +274,13 @@ def sample_vs_mean_std(metrics: dict) -> SampleVsMeanStd | None:
     deltas = [(metrics["models"][m]["label"],
                metrics["results"][m]["mean_std"]["accuracy"] - metrics["results"][m]["sample"]["accuracy"])
               for m in real_models(metrics)]
-    comps = with_holm(metrics).get("comparisons") or {}
+    comps = metrics.get("comparisons") or {}
     tests = [per[MEAN_STD_VS_SAMPLE] for per in comps.values() if MEAN_STD_VS_SAMPLE in per]
     return SampleVsMeanStd(
         width(metrics, "sample"), width(metrics, "mean_std"), len(deltas),
         sum(d > 0 for _, d in deltas), sum(d < 0 for _, d in deltas),
         sum(d for _, d in deltas) / len(deltas), max(deltas, key=lambda t: abs(t[1])),
-        len(tests), sum(significant(t) for t in tests), sum(t["p_value"] < ALPHA for t in tests),
+        len(tests), sum(t["significant"] for t in tests), sum(t["raw_significant"] for t in tests),
         versus(metrics, metrics["best"]["model"], MEAN_STD_VS_SAMPLE))
 
 

@@ -151,10 +151,8 @@ class Values:
     the same functions as the report (report.formatting)."""
 
     def __init__(self, metrics: dict, encode: dict):
-        from report.facts import with_holm
-
         self.metrics, self.encode = metrics, encode
-        self.comparisons = with_holm(metrics).get("comparisons") or {}
+        self.comparisons = metrics.get("comparisons") or {}  # judged by analysis.verdicts
 
     def names(self, kind: str) -> list[str]:
         return list(self.metrics["model_order"] if kind == "model" else self.metrics["feature_set_order"])

@@ -30,7 +30,8 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from analysis.autoencoders import FEATURE_SETS
-from report.facts import (ALPHA, CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFUSED,
+from analysis.stats import ALPHA  # the level metrics.json's verdicts were made at
+from report.facts import (CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFUSED,
                           ORIGINAL_ENCODER, Baselines, Best, Curves, Gap, LatentShare, Limits,
                           PixelTally, Probes, Recon, Resolutions, SampleVsMeanStd, Score,
                           Separability, SetsDiff, SharedEncoder, Source, Summary, Upcast, Variants,

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from analysis.autoencoders import MEAN_STD_VS_SAMPLE, is_real_model
 from report import facts as F
-from report.facts import (BASELINE_COMPARISONS, FAMILIES, ORIGINAL_ACCURACY, sets_of_kind,
-                          significant, with_holm)
+from report.facts import BASELINE_COMPARISONS, ORIGINAL_ACCURACY, sets_of_kind
 from report.formatting import acc, ci_text, p_text, pts
 
 
@@ -41,9 +40,7 @@ def baseline_columns(metrics: dict) -> list[dict]:
 def results_rows(metrics: dict) -> list[dict]:
     """The original's table: Model | Accuracy .sample() | Accuracy mean & std (+ original),
     then the pixel baselines; every accuracy with its 95% bootstrap interval."""
-    fs_order = metrics["feature_set_order"]
-    best_per_fs = {fs: max(metrics["results"][m][fs]["accuracy"] for m in metrics["model_order"]
-                           if is_real_model(m)) for fs in fs_order}
+    best_per_fs = {fs: best["accuracy"] for fs, best in metrics["best_by_feature_set"].items()}
 
     def cell(key: str, fs: str) -> dict:
         res = metrics["results"][key][fs]
@@ -67,7 +64,7 @@ def comparison_cell(comp: dict) -> dict:
     lo, hi = comp["ci"]
     return {"delta": pts(comp["delta"]), "ci": f"[{pts(lo)}, {pts(hi)}]",
             "p": p_text(comp["p_value"]), "p_adjusted": p_text(comp["p_adjusted"]),
-            "significant": significant(comp), "only_a": comp["only_a_correct"],
+            "significant": comp["significant"], "only_a": comp["only_a_correct"],
             "only_b": comp["only_b_correct"],
             "sign": "up" if lo > 0 else "down" if hi < 0 else ""}
 
@@ -75,7 +72,7 @@ def comparison_cell(comp: dict) -> dict:
 def comparison_tables(metrics: dict) -> dict | None:
     """Rows for the "VAE vs pixels" and "mean & std vs .sample()" tables, or None when the
     run has no comparisons (metrics.json from before the pixel baselines)."""
-    comps = with_holm(metrics).get("comparisons")
+    comps = metrics.get("comparisons")
     if not comps:
         return None
     keys = [m for m in metrics["model_order"] if m in comps]
@@ -87,10 +84,8 @@ def comparison_tables(metrics: dict) -> dict | None:
         short = "PCA" if b.get("matches") else "pooled"
         columns.append({"name": name, "a": f"{a['label']} {a['n_features']}",
                         "b": f"{short} {b['n_features']}"})
-    sizes = {family: sum(c.get("family") == family for per in comps.values() for c in per.values())
-             for family in FAMILIES}
     return {
-        "family_sizes": sizes,
+        "family_sizes": metrics["tests"]["families"],
         "columns": columns,
         "baseline_rows": [{"label": metrics["models"][m]["label"],
                            "cells": [comparison_cell(comps[m][n]) for n in names]} for m in keys],

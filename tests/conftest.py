@@ -16,17 +16,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from analysis.common import file_lock
 from analysis.demo import save_random_vae, save_synthetic_images
-from hubcache import HubCache, cache_listing, default_hub_cache, make_env, write_default_hub_cache
+from helpers import (BIG_BUILD_JOBS, CIFAR_ZIP, ROOT, cifar_vars, extract_cifar, make_variants, make_vars,
+                     run_make, write_notes)
+from hubcache import HubCache, cache_listing, default_hub_cache, write_default_hub_cache
 
-ROOT = Path(__file__).resolve().parent.parent
-CIFAR_ZIP = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.zip"
 TAESD_DIR = ROOT.parent / "shared" / "models" / "taesd"
 
 # Keep tests offline even if a developer's machine has internet.
@@ -79,13 +78,6 @@ def shared(tmp_path_factory, name: str, make) -> Path:
     return folder
 
 
-def copy_build(build: Path, out: Path) -> Path:
-    """A copy of a shared build (modification times kept, so it is as current as the
-    original) for a test that changes it."""
-    shutil.copytree(build, out, symlinks=True)
-    return out
-
-
 @pytest.fixture(scope="session")
 def tiny_vae(tmp_path_factory) -> Path:
     """A randomly initialised 4-down-block AutoencoderKL saved with save_pretrained."""
@@ -97,25 +89,6 @@ def synthetic_images(tmp_path_factory) -> Path:
     """PATH/{train,test}/<class>/NNNN.png, 10 classes x 12 images per split."""
     return shared(tmp_path_factory, "data",
                   lambda out: save_synthetic_images(out / "images", per_class=12)) / "images"
-
-
-def extract_cifar(out: Path, n_train: int, n_test: int) -> Path:
-    """The first ``n_train`` train and ``n_test`` test JPEGs per class of the shared CIFAR-10
-    JPEG set, as an image folder ``out/{train,test}/<class>/NNNN.jpg``."""
-    if not CIFAR_ZIP.is_file():
-        pytest.skip(f"CIFAR-10 JPEG set not found at {CIFAR_ZIP}")
-    with zipfile.ZipFile(CIFAR_ZIP) as zf:
-        for name in zf.namelist():
-            parts = name.split("/")  # cifar10-jpeg/<split>/<class>/NNNN.jpg
-            if len(parts) != 4 or not parts[3].endswith(".jpg"):
-                continue
-            split, cls, fname = parts[1], parts[2], parts[3]
-            if int(fname[:4]) < (n_train if split == "train" else n_test):
-                target = out / split / cls / fname
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(name) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -135,35 +108,6 @@ def taesd_models() -> Path:
     return TAESD_DIR
 
 
-# The pipeline's stage modules, as make echoes them ("-m analysis.encode ...").
-STEPS = ("analysis.data", "analysis.encode", "analysis.baselines", "analysis.classify",
-         "analysis.probes", "analysis.figures", "report.provenance", "report.render html",
-         "report.render pdf")
-
-
-def steps_run(proc) -> set[str]:
-    """Which pipeline stages make ran (or, under -n, would run), from its echoed commands."""
-    return {m for m in STEPS if f"-m {m}" in proc.stdout}
-
-
-def run_make(*args: str, check: bool = True, env: dict | None = None, cwd: Path = ROOT):
-    """Run make in the repository (or a copy of it, ``cwd``) with the test virtualenv; return
-    the CompletedProcess."""
-    import subprocess
-
-    full_env = {**os.environ, **(env or {})}
-    if cwd != ROOT:  # a copy of the sources, run with this checkout's virtualenv
-        args = (f"VENV={ROOT / '.venv'}", *args)
-    # A guard against a hung build, not a budget: the three-variant build takes minutes on an
-    # idle 2-core machine, several times that on a busy one.
-    proc = subprocess.run(["make", "--no-print-directory", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=1800)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"make {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
-
-
 SOURCES = ("Makefile", "pyproject.toml", "report.toml", "analysis", "report", "templates")
 
 
@@ -179,19 +123,6 @@ def source_copy(tmp_path) -> Path:
             out.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, out / name)
     return out
-
-
-# The session's two biggest builds (cifar_build, variants_build) run two stages at a time.
-# Another worker whose test needs one waits for it: its core then works on the build instead
-# of idling. Their tests read numbers, never compare them with a serial build's bytes (make
-# -j2 on one run gives the serial bytes: tests/test_make.py; on several runs, the last bits
-# of latents and oneDAL's SVC may differ, README says).
-BIG_BUILD_JOBS = "-j2"
-
-
-def make_vars(build: Path, vae: Path, images: Path, limit: int) -> list[str]:
-    return [f"BUILD={build}", f"VAE={vae}", f"DATASET=imagefolder:{images}", f"LIMIT={limit}",
-            "SOURCE_DATE_EPOCH=1767225600"]
 
 
 @pytest.fixture(scope="session")
@@ -243,12 +174,6 @@ def cifar_build(tmp_path_factory, tiny_vae, taesd_models, class_vaes, cifar_subs
     return shared(tmp_path_factory, "cifar-build", make)
 
 
-def cifar_vars(build: Path, vaes: str, images: Path) -> list[str]:
-    """cifar_build's make variables (another VAES for a test that changes it)."""
-    return [f"BUILD={build}", f"VAES={vaes}", f"DATASET=imagefolder:{images}", "LIMIT=10",
-            "SOURCE_DATE_EPOCH=1767225600"]
-
-
 @pytest.fixture(scope="session")
 def variant_vaes(tmp_path_factory) -> dict[str, Path]:
     """Tiny VAE folders: a and b share an encoder (b's decoder drawn anew); c has its own."""
@@ -266,18 +191,6 @@ def hub_cache(tmp_path_factory) -> HubCache:
     """HF_HOME holding tiny stand-ins under the Makefile's three default hub ids
     (tests/hubcache.py): sd-vae-ft-ema and sd-vae-ft-mse share an encoder, sdxl-vae has its own."""
     return default_hub_cache(shared(tmp_path_factory, "hub-cache", write_default_hub_cache))
-
-
-def variants_vars(build: Path, images: Path) -> list[str]:
-    """variants_build's make variables: the default VAES (from hub_cache), 4 images a class."""
-    return [f"BUILD={build}", f"DATASET=imagefolder:{images}", "LIMIT=4", "SOURCE_DATE_EPOCH=1767225600"]
-
-
-def make_variants(build: Path, cache: HubCache, images: Path) -> Path:
-    with make_env(cache):
-        run_make(BIG_BUILD_JOBS, "report", *variants_vars(build, images))
-        run_make("diff", *variants_vars(build, images), "A=sd-vae-ft-ema", "B=sdxl-vae")
-    return build
 
 
 @pytest.fixture(scope="session")
@@ -340,41 +253,6 @@ def one_thread():
 
 
 # ---- the author's own text (report.notes) ------------------------------------------------
-
-# An author section holding every construct the notes support, raw HTML among them.
-DISCUSSION_NOTE = """\
-<!-- Dropped before parsing, placeholders included: {{ no_such_placeholder }} -->
-# What the numbers say
-
-SVC on mean & std reaches {{ accuracy svc mean_std }} {{ ci svc mean_std }}; @fig:confusion
-shows where it goes wrong[^1].
-
-| Model | Accuracy |
-|---|--:|
-| SVC | {{ accuracy svc mean_std }} |
-
-- code stays literal: `{{ accuracy svc mean_std }}`
-- @sec:conclusions says the same
-
-> VAE minus pixels: {{ delta mean_std pixels_pca_mean_std svc }} points.
-
-<script>alert("notes")</script> and <img src=x onerror=alert(1)>
-
-[^1]: On {{ n_test }} test images.
-"""
-RESULTS_NOTE = "Text of my own after the Results, citing @tab:accuracy.\n"
-
-
-def write_notes(folder: Path) -> Path:
-    """folder/report.toml naming an appended note and an author section; returns it."""
-    (folder / "notes").mkdir(parents=True, exist_ok=True)
-    (folder / "notes/discussion.md").write_text(DISCUSSION_NOTE, encoding="utf-8")
-    (folder / "notes/results.md").write_text(RESULTS_NOTE, encoding="utf-8")
-    meta = folder / "report.toml"
-    meta.write_text('title = "With notes"\n\n[notes]\nresults = "notes/results.md"\n\n'
-                    '[[notes.sections]]\ntitle = "Answers to the lab questions"\nlabel = "answers"\nfile = "notes/discussion.md"\n'
-                    'after = "conclusions"\n', encoding="utf-8")
-    return meta
 
 
 @pytest.fixture(scope="session")

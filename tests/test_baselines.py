@@ -7,15 +7,15 @@ Run:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from analysis import baselines, classify, stats
+from analysis import classify, stats
 from analysis.autoencoders import BASELINES, CLASSES, COMPARISONS
 from analysis.baselines import pixel_features
-from analysis.common import VaelabError, save_npz, write_json
+from analysis.common import VaelabError, save_npz
+from helpers import classify_run, comp, kl_metrics, tiny_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 WIDTHS = {"sample": 64, "mean_std": 128}
@@ -88,36 +88,6 @@ def test_pca_components_capped_for_tiny_subsets():
 
 # ---- a real classify run on tiny data -------------------------------------------------------------
 
-def tiny_run(root: Path, n_classes: int = 3, per_class: int = 12, n_test: int = 8,
-             seed: int = 0) -> Path:
-    """run/{latents.npz,config.json,encode.json} and data/dataset.npz; weakly separable."""
-    rng = np.random.default_rng(seed)
-    latents, data = {}, {}
-    for split, k in (("train", per_class), ("test", n_test)):
-        y = np.repeat(np.arange(n_classes), k).astype(np.int64)
-        mean = (0.8 * y[:, None, None, None] + rng.normal(0, 1, (len(y), 4, 4, 4))).astype(np.float32)
-        std = rng.uniform(0.1, 0.5, mean.shape).astype(np.float32)
-        latents |= {f"{split}_mean": mean, f"{split}_std": std, f"y_{split}": y,
-                    f"{split}_sample": (mean + std * rng.normal(size=mean.shape)).astype(np.float32)}
-        pixels = 60 * y[:, None, None, None] + rng.integers(0, 120, (len(y), 32, 32, 3))
-        data |= {f"x_{split}": pixels.astype(np.uint8), f"y_{split}": y}
-    run = root / "run"
-    save_npz(run / "latents.npz", **latents)
-    save_npz(root / "data" / "dataset.npz", **data)
-    write_json(run / "config.json", {"seed": seed})
-    write_json(run / "encode.json", {"classes": [f"c{i}" for i in range(n_classes)]})
-    return run
-
-
-def classify_run(run: Path) -> None:
-    """analysis.baselines then analysis.classify, as the Makefile runs them."""
-    data = run.parent / "data" / "dataset.npz"
-    baselines.main([str(data), str(run.parent / "baselines"), str(run / "baselines.json"),
-                    "--latents", str(run / "latents.npz")])
-    classify.main([str(run / "latents.npz"), str(data), str(run / "metrics.json"),
-                   "--baselines", str(run / "baselines.json")])
-
-
 @pytest.fixture(scope="module")
 def metrics(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("baselines")
@@ -134,6 +104,26 @@ def test_classify_records_baseline_feature_sets(metrics):
     # 36 training images: both PCA baselines are capped at 36 components.
     assert [metrics["feature_sets"][fs]["n_features"] for fs in KL_BASELINES] == [48, 36, 36]
     assert metrics["best"]["feature_set"] in FEATURE_SETS  # best is over the VAE only
+
+
+def test_made_up_metrics_hold_only_fields_of_a_real_metrics_json(metrics):
+    """The report tests' made-up metrics (helpers.kl_metrics) against build_metrics' own, level
+    by level: a field renamed or dropped in metrics.json fails here, not silently there."""
+    made = kl_metrics({"svc": (0.4, 0.5)}, comparisons={"svc": {
+        "sample_vs_pixels_pooled": comp("sample", "pixels_pooled", 0.1, 0.001)}})
+    levels = [(made, metrics), (made["results"]["svc"]["sample"], metrics["results"]["svc"]["sample"]),
+              (made["comparisons"]["svc"]["sample_vs_pixels_pooled"],
+               metrics["comparisons"]["svc"]["sample_vs_pixels_pooled"]),
+              (made["feature_sets"]["pixels_pca_sample"], metrics["feature_sets"]["pixels_pca_sample"]),
+              (made["best"], metrics["best"]), (made["tests"], metrics["tests"])]
+    for fake, real in levels:
+        assert set(fake) <= set(real), set(fake) - set(real)
+    # The verdicts a report states are stored: adjusted p and significance beside each raw p.
+    for per in metrics["comparisons"].values():
+        for c in per.values():
+            assert c["p_value"] <= c["p_adjusted"] <= 1 and c["significant"] == (c["p_adjusted"] < 0.05)
+    assert metrics["tests"]["alpha"] == 0.05 and sum(metrics["tests"]["families"].values()) == \
+        sum(len(per) for per in metrics["comparisons"].values())
 
 
 def test_intervals_contain_their_point_estimates(metrics):

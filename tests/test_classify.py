@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ import pytest
 
 from analysis import classify, models
 from analysis.autoencoders import BASELINES, CLASSES, feature_sets
-from analysis.classify import best_of, metrics_csv, predictions_csv, train_and_score
+from analysis.classify import metrics_csv, predictions_csv, train_and_score
+from analysis.verdicts import best
 from analysis.models import MODELS, check_latents, score
 from analysis.common import VaelabError, save_npz, write_json
 
@@ -79,15 +81,20 @@ def test_score_class_never_seen_gets_zero_and_full_confusion():
     assert res["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
 
 
-def test_best_of_ignores_random_and_prefers_earlier_on_ties():
+def test_best_ignores_random_prefers_the_earlier_model_and_names_its_ties():
     results = {
         "random": {"sample": {"accuracy": 0.99}, "mean_std": {"accuracy": 0.98}},
         "logreg": {"sample": {"accuracy": 0.5}, "mean_std": {"accuracy": 0.6}},
         "svc": {"sample": {"accuracy": 0.6}, "mean_std": {"accuracy": 0.4}},
     }
-    assert best_of(results) == {"model": "logreg", "feature_set": "mean_std", "accuracy": 0.6}
+    metrics = {"model_order": ["logreg", "svc", "random"], "results": results}
+    assert best(metrics, ["sample", "mean_std"]) == {
+        "model": "logreg", "feature_set": "mean_std", "accuracy": 0.6,
+        "ties": [{"model": "svc", "feature_set": "sample"}]}
     results["svc"]["mean_std"]["accuracy"] = 0.61
-    assert best_of(results) == {"model": "svc", "feature_set": "mean_std", "accuracy": 0.61}
+    assert best(metrics, ["sample", "mean_std"]) == {
+        "model": "svc", "feature_set": "mean_std", "accuracy": 0.61, "ties": []}
+    assert best(metrics, ["sample"])["model"] == "svc"
 
 
 # ---- training -------------------------------------------------------------------------------
@@ -108,7 +115,11 @@ def test_train_and_score_separable_data():
     for pred in predictions.values():
         assert pred.shape == (30,) and pred.dtype == np.int64
         assert set(np.unique(pred)) <= {0, 1, 2}
-    assert timings["rf"]["sample"]["fit_seconds"] >= 0
+    # One record per model and feature set; a forest of 100 trees takes measurable time.
+    assert {(m, fs) for m in timings for fs in timings[m]} == {(m, fs) for m in results for fs in FEATURE_SETS}
+    assert all(math.isfinite(t[k]) for per in timings.values() for t in per.values()
+               for k in ("fit_seconds", "predict_seconds"))
+    assert timings["rf"]["sample"]["fit_seconds"] > 0
 
 
 def test_train_and_score_deterministic_for_a_seed():
@@ -151,8 +162,17 @@ def test_make_model_unknown_key():
 
 
 def test_models_cover_every_make_model_key():
+    from sklearn.exceptions import NotFittedError
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils.validation import check_is_fitted
+
     for spec in MODELS:
-        assert models.make_model(spec.key, 0, 50) is not None
+        model = models.make_model(spec.key, 0, 50)
+        with pytest.raises(NotFittedError):  # a fresh estimator, not a shared fitted one
+            check_is_fitted(model)
+        # The scaled models (the tables' "scaled" column) standardise first, the others do not.
+        first = model.steps[0][1] if hasattr(model, "steps") else model
+        assert isinstance(first, StandardScaler) == spec.scaled, spec.key
 
 
 # ---- checks and CSVs --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import types
 from pathlib import Path
 
 from analysis import deps
-from conftest import ROOT, STEPS, copy_build, make_vars, run_make, steps_run
+from helpers import ROOT, STEPS, copy_build, make_vars, run_make, steps_run
 
 def test_deps_modules_follow_every_import_of_a_stage():
     probes = deps.modules("analysis/probes.py")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_build, make_variants, make_vars, run_make
+from helpers import copy_build, make_variants, make_vars, run_make
 
 DOCUMENTS = ("report.html", "report.pdf")
 
@@ -62,7 +62,7 @@ def test_timings_gathered_per_run_and_stage(demo_build):
     timings = json.loads((demo_build / "timings.json").read_text())
     assert set(timings["runs"]) == {"tiny-vae"}
     assert {"encode", "classify"} <= set(timings["runs"]["tiny-vae"])
-    assert timings["data"]["data"]["seconds"] >= 0
+    assert timings["data"]["data"]["seconds"] > 0  # decoding the images takes measurable time
     stage = timings["runs"]["tiny-vae"]["encode"]
     assert stage["seconds"] == stage["record"]["encode_seconds"]
     assert timings["total_seconds"] >= stage["seconds"]

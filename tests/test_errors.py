@@ -17,7 +17,7 @@ import pytest
 from analysis import common, config
 from analysis.common import (VaelabError, atomic_path, load_npz, read_json, save_npz, write_bytes,
                              write_text)
-from conftest import ROOT
+from helpers import ROOT
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -1,5 +1,6 @@
-"""Families of paired tests get Holm's correction, in the report and in `make diff`; a
-difference is significant only on its adjusted p-value."""
+"""Families of paired tests get Holm's correction, in metrics.json (analysis.verdicts) and in
+`make diff` (analysis.diffstats); a difference is significant only on its adjusted p-value,
+and the report states the stored verdicts."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import numpy as np
 import pytest
 
 from analysis.stats import holm
+from analysis.verdicts import judge, judged_comparisons
+from helpers import comp
 from report.context import conclusions
-from report.facts import with_holm
-from report.tables import comparison_tables
 from report.diff import compare, format_table
+from report.tables import comparison_tables
 
 
 def test_holm_matches_statsmodels_on_fixture():
@@ -44,16 +46,11 @@ def test_paired_bootstrap_vectorised_equals_one_call_per_resample():
     assert delta_ci(a, b, seed=7) == (plain.confidence_interval.low, plain.confidence_interval.high)
 
 
-def comp(a: str, b: str, p: float, delta: float = 0.02) -> dict:
-    return {"a": a, "b": b, "delta": delta, "ci": [delta - 0.01, delta + 0.01], "p_value": p,
-            "only_a_correct": 30, "only_b_correct": 20}
-
-
 def metrics_with(p_sample: list[float], p_pixels: list[float]) -> dict:
     """Three classifiers; raw p of mean & std vs .sample() and of .sample() vs pooled pixels."""
     models = ["logreg", "rf", "svc"]
     confusion = [[8, 2], [3, 7]]
-    return {
+    return judge({
         "classes": ["cat", "dog"], "model_order": [*models, "random"],
         "feature_set_order": ["sample", "mean_std", "pixels_pooled"],
         "feature_sets": {"sample": {"label": ".sample()", "n_features": 64, "kind": "vae"},
@@ -64,15 +61,14 @@ def metrics_with(p_sample: list[float], p_pixels: list[float]) -> dict:
                         for fs in ("sample", "mean_std", "pixels_pooled")} | (
                             {"mean_std": {"accuracy": 0.62, "confusion": confusion}} if k != "random" else {})
                     for k in [*models, "random"]},
-        "best": {"model": "svc", "feature_set": "mean_std", "accuracy": 0.62},
-        "comparisons": {m: {"mean_std_vs_sample": comp("mean_std", "sample", ps),
-                            "sample_vs_pixels_pooled": comp("sample", "pixels_pooled", pp)}
+        "comparisons": {m: {"mean_std_vs_sample": comp("mean_std", "sample", 0.02, ps),
+                            "sample_vs_pixels_pooled": comp("sample", "pixels_pooled", 0.02, pp)}
                         for m, ps, pp in zip(models, p_sample, p_pixels)},
-    }
+    })
 
 
-def test_with_holm_adjusts_each_family_on_its_own():
-    metrics = with_holm(metrics_with([0.02, 0.03, 0.04], [0.001, 0.5, 0.9]))
+def test_verdicts_adjust_each_family_on_its_own():
+    metrics = metrics_with([0.02, 0.03, 0.04], [0.001, 0.5, 0.9])
     comps = metrics["comparisons"]
     sample = [comps[m]["mean_std_vs_sample"]["p_adjusted"] for m in ("logreg", "rf", "svc")]
     pixels = [comps[m]["sample_vs_pixels_pooled"]["p_adjusted"] for m in ("logreg", "rf", "svc")]
@@ -81,7 +77,11 @@ def test_with_holm_adjusts_each_family_on_its_own():
     assert comps["rf"]["mean_std_vs_sample"]["family_size"] == 3
     # Raw p-values are kept as they were.
     assert comps["svc"]["mean_std_vs_sample"]["p_value"] == 0.04
-    assert with_holm(metrics) == metrics  # idempotent
+    assert [comps[m]["sample_vs_pixels_pooled"]["significant"] for m in ("logreg", "rf", "svc")] \
+        == [True, False, False]
+    assert metrics["tests"] == {"alpha": 0.05, "correction": "holm",
+                                "families": {"vae_vs_pixels": 3, "mean_std_vs_sample": 3}}
+    assert judged_comparisons(comps) == comps  # judging again changes nothing
 
 
 def test_raw_significant_but_adjusted_not_is_reported_not_significant():
@@ -129,3 +129,45 @@ def test_proportion_ci_is_the_exact_binomial_interval():
     low, high = proportion_ci(0.1, 100)  # 10 of 100 (Clopper-Pearson: 0.0490 to 0.1762)
     assert (round(low, 4), round(high, 4)) == (0.049, 0.1762)
     assert proportion_ci(0.0, 50)[0] == 0.0 and proportion_ci(1.0, 50)[1] == 1.0
+
+
+def test_make_diff_and_the_report_agree_on_every_verdict(tmp_path, one_thread):
+    """One run pair whose diff is the report's own family of tests: B's .sample() predictions
+    are A's mean & std ones, so `make diff A B` (report.diff: analysis.diffstats) tests, for
+    each classifier, what A's report tests as mean & std against .sample() (Table 5, from
+    metrics.json's verdicts). Same p-values, Holm over the same family, the same verdicts."""
+    import csv
+    import shutil
+
+    from analysis.runs import read_predictions
+    from helpers import classify_run, tiny_run
+    from report.diff import load_run
+
+    a_dir = tiny_run(tmp_path, n_test=20)
+    classify_run(a_dir)
+    b_dir = tmp_path / "run-b"
+    shutil.copytree(a_dir, b_dir)
+    columns = read_predictions(a_dir)
+    metrics = load_run(a_dir)["metrics"]
+    real = [m for m in metrics["model_order"] if m != "random"]
+    kept = {"y_true": columns["y_true"]} | {f"{m}__sample": columns[f"{m}__mean_std"] for m in real}
+    with open(b_dir / "predictions.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(kept)
+        writer.writerows(zip(*kept.values()))
+
+    a, b = load_run(a_dir), load_run(b_dir)
+    for run in (a, b):
+        run["encode"]["model"]["name"] = run["name"]  # tiny_run's encode.json names no model
+    rows = compare(a, b, seed=metrics["seed"])
+    stored = [metrics["comparisons"][m]["mean_std_vs_sample"] for m in real]
+    assert [r["model"] for r in rows] == [metrics["models"][m]["label"] for m in real]
+    for key in ("delta", "ci", "p_value", "p_adjusted", "significant", "family_size"):
+        assert [r[key] for r in rows] == [c[key] for c in stored], key
+    report_rows = comparison_tables(metrics)["sample_rows"]
+    assert [r["significant"] for r in report_rows] == [r["significant"] for r in rows]
+    # The diff's table marks exactly those rows, at the level metrics.json records.
+    table = format_table(a, b, rows).splitlines()
+    marked = [line.endswith(" *") for line in table[4:4 + len(rows)]]
+    assert marked == [r["significant"] for r in rows]
+    assert f"p < {metrics['tests']['alpha']}" in table[-1]

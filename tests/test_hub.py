@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from analysis.common import VaelabError
-from conftest import run_make
+from helpers import run_make
 from hubcache import (HUB_ENV_OVERRIDES, WEIGHTS, HubCache, blob_name, makefile_default_vaes,
                       make_env, repo_folder, write_hub_repo)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_build, make_vars, run_make, steps_run
+from helpers import copy_build, make_vars, run_make, steps_run
 
 EXPECTED_FILES = sorted([
     "cache/latents-{key}.npz", "cache/latents-{key}.sha256", "cache/latents-{key}.lock",

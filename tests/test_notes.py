@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from analysis.common import VaelabError
-from conftest import ROOT, make_vars, run_make, write_notes
+from analysis.verdicts import judge
+from helpers import ROOT, make_vars, run_make, write_notes
 from report import labels, notes
 
 
@@ -164,21 +165,20 @@ def test_notes_appendix_lists_files_and_builds_are_identical(notes_report, demo_
 
 # ---- errors: one line with file and line ------------------------------------------------------
 
-METRICS = {
+METRICS = judge({
     "model_order": ["logreg", "svc", "random"],
     "feature_set_order": ["sample", "mean_std", "pixels_pca_mean_std"],
     "models": {k: {"label": k.upper()} for k in ("logreg", "svc", "random")},
     "feature_sets": {k: {"label": k} for k in ("sample", "mean_std", "pixels_pca_mean_std")},
     "results": {m: {fs: {"accuracy": 0.5, "accuracy_ci": [0.4, 0.6], "precision_macro": 0.5,
-                         "recall_macro": 0.5, "f1_macro": 0.5}
+                         "recall_macro": 0.5, "f1_macro": 0.5, "confusion": [[5, 0], [0, 5]]}
                     for fs in ("sample", "mean_std", "pixels_pca_mean_std")}
                 for m in ("logreg", "svc", "random")},
     "comparisons": {"svc": {"mean_std_vs_pixels_pca_mean_std": {
         "a": "mean_std", "b": "pixels_pca_mean_std", "delta": 0.052, "ci": [0.031, 0.07],
         "p_value": 0.0004, "only_a_correct": 9, "only_b_correct": 2}}},
-    "best": {"model": "svc", "feature_set": "mean_std", "accuracy": 0.5},
     "classes": ["a", "b"], "n_train": 20, "n_test": 10,
-}
+})
 ENCODE = {"model": {"name": "tiny"}, "device": "cpu", "precision": "fp32"}
 REFS = labels.references({"curves": True}, [])
 
@@ -261,7 +261,7 @@ def test_notes_config_errors_are_one_line(tmp_path, toml, message):
 # ---- build graph and starting point -----------------------------------------------------------
 
 def test_make_note_edit_rerenders_only_the_document(demo_build, tiny_vae, synthetic_images, tmp_path):
-    from conftest import steps_run
+    from helpers import steps_run
     from test_make import product_times
 
     build = tmp_path / "b"

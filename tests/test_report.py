@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from report.context import conclusions
-from report.facts import confused_pairs
+from analysis.verdicts import confused_pairs, judge
 from report.metadata import load_metadata
 from report.tables import results_rows
 
@@ -160,7 +160,7 @@ def test_confused_pairs_sums_both_directions():
 def fake_metrics(acc: dict[str, tuple[float, float]]) -> dict:
     classes = ["cat", "dog", "truck"]
     confusion = [[8, 2, 0], [3, 7, 0], [0, 0, 10]]
-    return {
+    return judge({
         "classes": classes, "model_order": list(acc), "feature_set_order": ["sample", "mean_std"],
         "feature_sets": {"sample": {"label": ".sample()", "n_features": 64},
                          "mean_std": {"label": "mean & std", "n_features": 128}},
@@ -168,8 +168,7 @@ def fake_metrics(acc: dict[str, tuple[float, float]]) -> dict:
         "results": {k: {"sample": {"accuracy": a, "confusion": confusion},
                         "mean_std": {"accuracy": b, "confusion": confusion}}
                     for k, (a, b) in acc.items()},
-        "best": {"model": "svc", "feature_set": "mean_std", "accuracy": 0.7},
-    }
+    })
 
 
 def test_conclusions_are_derived_from_the_numbers():
@@ -363,7 +362,7 @@ def run_module(*args: str, env: dict | None = None):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=300)
@@ -430,3 +429,18 @@ def test_report_data_paragraph_states_hidden_files_skipped(demo_build, tmp_path,
         assert "hidden file" not in text
     else:
         assert words in text
+
+
+def test_templates_are_a_short_skeleton_and_short_lines():
+    """report.html.j2 includes one file per section (templates/sections/); no template line is
+    over 160 characters, so each reads without scrolling."""
+    from report.render import TEMPLATES
+
+    skeleton = (TEMPLATES / "report.html.j2").read_text(encoding="utf-8")
+    sections = sorted(p.name for p in (TEMPLATES / "sections").glob("*.html.j2"))
+    assert [f'{{% include "sections/{name}" %}}' in skeleton for name in sections] == [True] * len(sections)
+    assert "<section" not in skeleton and len(skeleton.splitlines()) < 100
+    long = [f"{p.name}:{n}" for p in TEMPLATES.rglob("*.j2")
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if len(line) > 160]
+    assert not long, long
+

@@ -9,7 +9,7 @@ import pytest
 
 from analysis import config
 from analysis.common import VaelabError, load_npz, sha256_json
-from conftest import copy_build, make_vars, run_make
+from helpers import copy_build, make_vars, run_make
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,69 +8,11 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import CLASSES, comp, kl_metrics, latent_metrics, result
 from report import facts as F
 from report import sentences as S
 from report.context import conclusions, summary_sentences
 from report.tables import prf_table
-
-CLASSES = [f"c{i}" for i in range(10)]
-
-
-def comp(a: str, b: str, delta: float, p: float, half: float = 0.02) -> dict:
-    return {"a": a, "b": b, "delta": delta, "ci": [delta - half, delta + half], "p_value": p,
-            "only_a_correct": 30, "only_b_correct": 20}
-
-
-def result(accuracy: float, half: float = 0.02, recall: float | None = None) -> dict:
-    return {"accuracy": accuracy, "accuracy_ci": [accuracy - half, accuracy + half],
-            "precision_macro": accuracy, "recall_macro": accuracy if recall is None else recall,
-            "f1_macro": accuracy, "confusion": [[1] * 10 for _ in range(10)]}
-
-
-def kl_metrics(acc: dict[str, tuple[float, float]], half: float = 0.02, pooled: int = 48,
-               comparisons: dict | None = None) -> dict:
-    """A KL run: .sample() (64) and mean & std (128), pooled pixels and two pixel PCAs."""
-    sets = {"sample": {"label": ".sample()", "n_features": 64, "kind": "vae"},
-            "mean_std": {"label": "mean & std", "n_features": 128, "kind": "vae"},
-            "pixels_pooled": {"label": "pooled", "n_features": pooled, "kind": "baseline"},
-            "pixels_pca_sample": {"label": "PCA-64", "n_features": 64, "kind": "baseline",
-                                  "matches": "sample"},
-            "pixels_pca_mean_std": {"label": "PCA-128", "n_features": 128, "kind": "baseline",
-                                    "matches": "mean_std"}}
-    models = [*acc, "random"]
-    results = {m: {"sample": result(a, half), "mean_std": result(b, half),
-                   "pixels_pooled": result(0.3, half), "pixels_pca_sample": result(0.3, half),
-                   "pixels_pca_mean_std": result(0.3, half)} for m, (a, b) in acc.items()}
-    results["random"] = {fs: result(0.1, half) for fs in sets}
-    best_model, best_fs = max(((m, fs) for m in acc for fs in ("sample", "mean_std")),
-                              key=lambda t: results[t[0]][t[1]]["accuracy"])
-    return {"classes": CLASSES, "model_order": models, "feature_set_order": list(sets),
-            "feature_sets": sets, "n_train": 50000,
-            "models": {m: {"label": m.upper(), "scaled": False, "description": ""} for m in models},
-            "results": results,
-            "best": {"model": best_model, "feature_set": best_fs,
-                     "accuracy": results[best_model][best_fs]["accuracy"]},
-            **({"comparisons": comparisons} if comparisons else {})}
-
-
-def latent_metrics(acc: dict[str, float], half: float = 0.02) -> dict:
-    """A deterministic run (TAESD, DC-AE): one feature set, the latent."""
-    sets = {"latent": {"label": "latent", "n_features": 32, "kind": "vae"},
-            "pixels_pooled": {"label": "pooled", "n_features": 48, "kind": "baseline"},
-            "pixels_pca_latent": {"label": "PCA-32", "n_features": 32, "kind": "baseline",
-                                  "matches": "latent"}}
-    models = [*acc, "random"]
-    results = {m: {fs: result(a if fs == "latent" else 0.3, half) for fs in sets} for m, a in acc.items()}
-    results["random"] = {fs: result(0.1, half) for fs in sets}
-    best = max(acc, key=acc.get)
-    return {"classes": CLASSES, "model_order": models, "feature_set_order": list(sets),
-            "feature_sets": sets,
-            "models": {m: {"label": m.upper(), "scaled": False, "description": ""} for m in models},
-            "results": results, "best": {"model": best, "feature_set": "latent", "accuracy": acc[best]},
-            "comparisons": {m: {"latent_vs_pixels_pooled": comp("latent", "pixels_pooled", 0.1, 0.001),
-                                "latent_vs_pixels_pca_latent": comp("latent", "pixels_pca_latent", 0.1, 0.001)}
-                            for m in acc}}
-
 
 def encode_record(cls: str = "AutoencoderKL", channels: int = 4, down: int = 8, *,
                   name: str = "/tmp/x/my-vae", revision: str = "local", untrained: bool = False,
@@ -497,10 +439,8 @@ def test_weak_rival_below_pooled_pixels_is_named_with_the_leads_over_it():
     metrics = kl_metrics({"knn": (0.35, 0.4), "svc": (0.4, 0.5)}, half=0.01, comparisons={m: {
         "sample_vs_pixels_pca_sample": comp("sample", "pixels_pca_sample", 0.2, 1e-9),
         "mean_std_vs_pixels_pca_mean_std": comp("mean_std", "pixels_pca_mean_std", 0.1, 1e-9)}
-        for m in ("knn", "svc")})
-    metrics["results"]["knn"]["pixels_pooled"] = result(0.40, 0.01)
-    metrics["results"]["knn"]["pixels_pca_sample"] = result(0.13, 0.01)
-    metrics["results"]["knn"]["pixels_pca_mean_std"] = result(0.40, 0.01)
+        for m in ("knn", "svc")}, pixels={"knn": {"pixels_pooled": 0.40, "pixels_pca_sample": 0.13,
+                                                  "pixels_pca_mean_std": 0.40}})
     rivals = F.weak_rivals(metrics)
     assert [(r.model_key, r.rival.fs, r.at_chance, r.n_leads) for r in rivals] == [
         ("knn", "pixels_pca_sample", False, 1)]
@@ -513,9 +453,9 @@ def test_weak_rival_below_pooled_pixels_is_named_with_the_leads_over_it():
 
 
 def test_weak_rival_at_chance_and_overlapping_intervals_are_not_weak():
-    metrics = kl_metrics({"rf": (0.35, 0.4)}, half=0.03)
-    metrics["results"]["rf"]["pixels_pca_mean_std"] = result(0.11, 0.03)  # interval holds 0.10
-    metrics["results"]["rf"]["pixels_pca_sample"] = result(0.25, 0.03)  # [0.22, 0.28] vs [0.27, 0.33]
+    metrics = kl_metrics({"rf": (0.35, 0.4)}, half=0.03, pixels={"rf": {
+        "pixels_pca_mean_std": 0.11,  # interval holds 0.10
+        "pixels_pca_sample": 0.25}})  # [0.22, 0.28] vs [0.27, 0.33]
     rivals = F.weak_rivals(metrics)
     assert [(r.rival.fs, r.at_chance) for r in rivals] == [("pixels_pca_mean_std", True)]
     text = S.weak_rivals_sentence(rivals)
@@ -525,9 +465,8 @@ def test_weak_rival_at_chance_and_overlapping_intervals_are_not_weak():
 
 
 def test_weak_rivals_at_chance_are_named_once_per_pca_with_every_classifier():
-    metrics = kl_metrics({"rf": (0.35, 0.4), "svc": (0.4, 0.5), "knn": (0.3, 0.3)}, half=0.03)
-    for model in ("rf", "svc"):
-        metrics["results"][model]["pixels_pca_mean_std"] = result(0.11, 0.03)
+    metrics = kl_metrics({"rf": (0.35, 0.4), "svc": (0.4, 0.5), "knn": (0.3, 0.3)}, half=0.03,
+                         pixels={model: {"pixels_pca_mean_std": 0.11} for model in ("rf", "svc")})
     text = S.weak_rivals_sentence(F.weak_rivals(metrics))
     assert text.startswith("Some pixel rivals are weak: pixel PCA-128 is at chance with RF and SVC "
                            "(each 95% interval holds 10.0%).")
@@ -537,11 +476,9 @@ def test_weak_rivals_at_chance_are_named_once_per_pca_with_every_classifier():
 def weak_pca_128_rivals(latents: dict, pixels: tuple) -> str:
     """The weak-rivals sentence where each (model, pooled, PCA-128) of ``pixels`` is on top
     of ``latents`` (kl_metrics' accuracies); PCA-64 equals pooled pixels, so it is not weak."""
-    metrics = kl_metrics(latents, half=0.01)
-    for model, pooled, pca in pixels:
-        metrics["results"][model]["pixels_pooled"] = result(pooled, 0.01)
-        metrics["results"][model]["pixels_pca_mean_std"] = result(pca, 0.01)
-        metrics["results"][model]["pixels_pca_sample"] = result(pooled, 0.01)
+    metrics = kl_metrics(latents, half=0.01, pixels={
+        model: {"pixels_pooled": pooled, "pixels_pca_mean_std": pca, "pixels_pca_sample": pooled}
+        for model, pooled, pca in pixels})
     return S.weak_rivals_sentence(F.weak_rivals(metrics), table_leads=0)
 
 
@@ -567,10 +504,8 @@ def test_weak_rival_pca_at_chance_for_one_and_below_pooled_for_others_is_named_o
 def test_weak_rivals_below_pooled_are_named_once_per_classifier_and_no_leads_says_nothing():
     # KNN makes little of both PCAs (the full-size random-weight run: 34.2% and 25.5% against
     # 40.3% on pooled pixels); Table 4 has no significant lead of the latent at all.
-    metrics = kl_metrics({"knn": (0.10, 0.26)}, half=0.005)
-    metrics["results"]["knn"]["pixels_pooled"] = result(0.403, 0.005)
-    metrics["results"]["knn"]["pixels_pca_sample"] = result(0.342, 0.005)
-    metrics["results"]["knn"]["pixels_pca_mean_std"] = result(0.255, 0.005)
+    metrics = kl_metrics({"knn": (0.10, 0.26)}, half=0.005, pixels={"knn": {
+        "pixels_pooled": 0.403, "pixels_pca_sample": 0.342, "pixels_pca_mean_std": 0.255}})
     text = S.weak_rivals_sentence(F.weak_rivals(metrics), table_leads=0)
     assert text == ("Some pixel rivals are weak: KNN on pixel PCA-64 (34.2%) and PCA-128 (25.5%) falls "
                     "below the 40.3% it reaches on pooled pixels with 48 features (each pair of 95% "

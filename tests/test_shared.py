@@ -17,7 +17,7 @@ from analysis import encode as encode_mod
 from analysis.common import load_npz
 from analysis.encode import Encoder
 from analysis.vae import encoder_checksum, resolve_model
-from conftest import copy_build, run_make
+from helpers import copy_build, run_make
 from hubcache import make_env, makefile_default_vaes
 
 pytestmark = pytest.mark.usefixtures("one_thread")

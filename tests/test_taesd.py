@@ -257,7 +257,7 @@ N_TRAIN, N_TEST = 50, 25
 def real_dataset(tmp_path_factory) -> Path:
     """dataset.npz of the first N_TRAIN train and N_TEST test CIFAR-10 JPEGs per class."""
     from analysis import config, data
-    from tests.conftest import extract_cifar
+    from helpers import extract_cifar
 
     root = tmp_path_factory.mktemp("real")
     images = extract_cifar(root / "cifar10-jpeg", N_TRAIN, N_TEST)
@@ -345,7 +345,7 @@ def test_taesd_checkpoints_share_encoder_checksum(taesd_models, tmp_path):
 
 @pytest.mark.e2e
 def test_make_names_checkpoint_runs_after_the_file(taesd_models, tmp_path):
-    from tests.conftest import run_make
+    from helpers import run_make
 
     # BUILD outside the checkout: even `make -n` writes the run plan (BUILD/plan.mk).
     proc = run_make("-n", "report", f"BUILD={tmp_path}/never",
@@ -358,7 +358,7 @@ def test_make_names_checkpoint_runs_after_the_file(taesd_models, tmp_path):
 def test_make_report_with_encoder_only_variant(cifar_build, taesd_models, cifar_subset, tmp_path):
     """The issue's "done when" at a tiny size: every run, TAESana said to have no decoder, no
     image of its reconstructions anywhere, TAEF2's real reconstructions in the comparison."""
-    from tests.conftest import cifar_vars, copy_build, run_make
+    from helpers import cifar_vars, copy_build, run_make
 
     html = (cifar_build / "report.html").read_text()
     assert 'id="fig-reconstructions"' in html and "runs/tiny-vae/figures/reconstructions.png" in html

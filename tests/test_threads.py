@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from analysis import models, threads
-from conftest import ROOT
+from helpers import ROOT
 
 
 @pytest.mark.parametrize("makeflags, jobs", [

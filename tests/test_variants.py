@@ -11,7 +11,7 @@ import pytest
 
 from analysis.common import VaelabError
 from analysis.demo import TINY_CONFIG
-from conftest import ROOT, copy_build, run_make
+from helpers import ROOT, copy_build, run_make
 
 
 @pytest.fixture(scope="module")
