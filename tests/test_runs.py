@@ -26,7 +26,8 @@ def current_encode() -> dict:
     """An encode.json as analysis.encode writes it now: every field present."""
     return {"resolution": 64, "downsampling": 32, "stochastic": False,
             "autoencoder_class": "AutoencoderDC", "compile_requested": "no", "precision": "bf16",
-            "precision_reason": "asked for", "encoder_sha256": "e" * 64, "latents_sha256": "l" * 64,
+            "precision_reason": "asked for", "batch_reason": "asked for", "encoder_sha256": "e" * 64,
+            "latents_sha256": "l" * 64,
             "vae_config": {"latent_channels": 32, "scaling_factor": 0.4, "shift_factor": None,
                            "force_upcast": False, "sample_size": 512},
             "model": {"name": "mit-han-lab/dc-ae", "autoencoder_class": "AutoencoderDC",
