@@ -35,7 +35,7 @@ from report.facts import (ALPHA, CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFU
                           PixelTally, Probes, Recon, Resolutions, SampleVsMeanStd, Score,
                           Separability, SetsDiff, SharedEncoder, Source, Summary, Upcast, Variants,
                           Versus, WeakRival)
-from report.formatting import acc, count, joined, p_is, pct, plural, pts, size, unsigned
+from report.formatting import acc, count, joined, number, p_is, pct, plural, pts, size, unsigned
 
 
 # ---- naming ------------------------------------------------------------------------------
@@ -640,7 +640,7 @@ def upcast_text(u: Upcast) -> str:
             f"force_upcast={u.force_upcast}, so vaelab never runs it in float16, and every latent "
             "and reconstruction was checked for NaN/Inf (none found, or the run would have "
             "stopped). Its best accuracy differs from "
-            f"{u.primary}'s by {pts(u.accuracy_gap)} points, and its PSNR by {u.psnr_gap:+.2f} dB. ")
+            f"{u.primary}'s by {pts(u.accuracy_gap)} points, and its PSNR by {number(u.psnr_gap, '+.2f')} dB. ")
     if not u.any_close:
         text += ("Since no variant here reconstructs the images closely (Table C2), this run "
                  "cannot tell whether its reconstructions are broken in the original's sense.")
