@@ -77,6 +77,18 @@ def figure(path: Path, html_dir: Path) -> str:
     return os.path.relpath(path, html_dir)
 
 
+def weights_warning(run_dirs: list[Path]) -> dict | None:
+    """The runs whose weights behave as untrained (analysis.weights), each with why; None when
+    none does. Runs on vaelab's own random weights are left out: their label says so already."""
+    flagged = [(run, runs.read_weights(run)) for run in run_dirs
+               if not runs.read_encode(run)["model"]["untrained"]]
+    flagged = [(run, check) for run, check in flagged if check["behaves_untrained"]]
+    if not flagged:
+        return None
+    return {"all": len(flagged) == len(run_dirs), "rule": flagged[0][1]["rule"],
+            "sentences": [S.untrained_behaviour(run.name, check) for run, check in flagged]}
+
+
 def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file: Path | None) -> dict:
     html_dir = html_path.parent
     dataset = runs.read_dataset(data_dir)

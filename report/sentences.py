@@ -733,3 +733,26 @@ def diff_decoder_sentences(missing: list[str]) -> list[str]:
         return []
     return [f"{' and '.join(missing)} had no decoder (no decoder file came with the encoder), so "
             "no reconstructions, PSNR or SSIM are compared."]
+
+
+# ---- weights that behave as untrained (analysis.weights) ----------------------------------
+
+def untrained_behaviour(name: str, check: dict) -> str:
+    """Why one run's weights behave as untrained, from the values analysis.weights compared
+    (its weights.json): the reconstructions against the flat image, when it has a decoder,
+    and the latents against chance or, when above it, against pooled pixels."""
+    acc_check, recon = check["accuracy"], check["reconstructions"]
+    parts = []
+    if recon is not None:
+        parts.append("reconstructs the test images no better than a flat grey image of the "
+                     f"training mean (mean PSNR {number(recon['psnr_mean'], '.2f')} dB against "
+                     f"{number(recon['flat_psnr_mean'], '.2f')} dB, on the same "
+                     f"{plural(recon['images'], 'image')})")
+    best = f"classifies at best {acc(acc_check['best'])} from its latents"
+    if acc_check["near_chance"]:
+        parts.append(f"{best}, under {check['thresholds']['chance_factor']:g} times chance "
+                     f"({acc_check['chance']:.2f})")
+    else:
+        parts.append(f"{best}, below the {acc(acc_check['pooled_pixels'])} of the image merely "
+                     f"averaged ({acc_check['pooled_pixels_label']})")
+    return f"{name} {joined(parts)}."

@@ -137,7 +137,7 @@ def taesd_models() -> Path:
 
 # The pipeline's stage modules, as make echoes them ("-m analysis.encode ...").
 STEPS = ("analysis.data", "analysis.encode", "analysis.baselines", "analysis.classify",
-         "analysis.probes", "analysis.figures", "report.provenance", "report.render html",
+         "analysis.probes", "analysis.weights", "analysis.figures", "report.provenance", "report.render html",
          "report.render pdf")
 
 
