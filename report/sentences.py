@@ -518,10 +518,16 @@ def limitation_items(lim: Limits) -> list[str]:
     if lim.widths.narrower:
         parts = [f"{pixels}, {count(pw)} against the {count(vw)} {vae} features ({why})"
                  for pixels, pw, vae, vw, why in lim.widths.narrower]
+        # What would settle it: more training images where a PCA was capped by them; where only
+        # the pooled pixels are narrower, the PCAs already are the equal-width baselines.
+        capped = any(pixels == "pixel PCA" for pixels, *_ in lim.widths.narrower)
         out.append("Unequal widths: " + "; ".join(parts) + ". Those comparisons are not between "
                    "equal sizes; only equal-width pairings answer whether the latent beats pixels "
-                   "of its size. A pixel baseline at the latent's width (and, for the PCA, enough "
-                   "training images) would settle it.")
+                   "of its size. " + (
+                       "Enough training images for a pixel PCA as wide as each VAE feature set "
+                       "would settle it." if capped else
+                       "The pixel PCAs, as wide as the VAE feature sets they are set against, "
+                       "are those pairings."))
     if lim.mean_std_confound:
         out.append("mean & std against .sample() mixes twice the features with the removal of "
                    "sampling noise. A mean-only feature set, as wide as .sample(), would "

@@ -79,6 +79,20 @@ def shared(tmp_path_factory, name: str, make) -> Path:
     return folder
 
 
+def page_text(page: str, code: bool = True) -> str:
+    """An HTML page's text as its reader sees it: tags dropped, image descriptions (alt)
+    appended, whitespace runs made one space; without code and preformatted text (file
+    names, paths, commands) when ``code`` is False."""
+    import html
+    import re
+
+    page = re.sub(r"<(style|script)\b[^>]*>.*?</\1>", " ", page, flags=re.S)
+    if not code:
+        page = re.sub(r"<(code|pre)\b[^>]*>.*?</\1>", " ", page, flags=re.S)
+    alts = " ".join(re.findall(r'\balt="([^"]*)"', page))
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page) + " " + alts).split())
+
+
 def copy_build(build: Path, out: Path) -> Path:
     """A copy of a shared build (modification times kept, so it is as current as the
     original) for a test that changes it."""

@@ -6,11 +6,11 @@ Code, file names and configuration values keep ASCII; what the reader reads as a
 
 from __future__ import annotations
 
-import html
 import re
 
 import pytest
 
+from conftest import page_text
 from report import facts as F
 from report import sentences as S
 from report.formatting import MINUS, ci_text, number, pts, unsigned
@@ -18,15 +18,12 @@ from report.formatting import MINUS, ci_text, number, pts, unsigned
 # A hyphen-minus right before a digit, not inside a word, a date, a version or a path
 # ("CIFAR-10", "2026-12-03", "Linux-6.18", "--seed-1"): a negative number written in ASCII.
 ASCII_NEGATIVE = re.compile(r"(?<![\w/.:=_-])-\d")
-# What keeps ASCII: code and preformatted text (file names, paths, commands, config values).
-CODE = re.compile(r"<(code|pre|style|script)\b[^>]*>.*?</\1>", re.S)
 
 
 def reader_text(page: str) -> str:
-    """The text a reader of the HTML sees, code left out, image descriptions (alt) included."""
-    page = CODE.sub(" ", page)
-    alts = " ".join(re.findall(r'\balt="([^"]*)"', page))
-    return html.unescape(re.sub(r"<[^>]+>", " ", page) + " " + alts)
+    """What the reader reads as text: code and preformatted text (file names, paths,
+    commands, config values) keep ASCII and are left out."""
+    return page_text(page, code=False)
 
 
 def ascii_negatives(text: str) -> list[str]:
