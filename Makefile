@@ -72,7 +72,7 @@ DATA_DIR := $(BUILD)/data
 figures_of = $(addprefix $(1)/,$(FIGURE_FILES))
 # Named here so that make treats them as real products, never as intermediates to delete.
 RUN_PRODUCTS := $(foreach r,$(RUN_DIRS),$(r)/config.json $(r)/latents.npz $(r)/baselines.json $(r)/metrics.json $(r)/probes.json \
-                  $(r)/provenance.json $(call figures_of,$(r)))
+                  $(r)/weights.json $(r)/provenance.json $(call figures_of,$(r)))
 COMMON := analysis/__init__.py analysis/common.py analysis/config.py
 
 .PHONY: help setup report demo notes test check bench diff clean distclean FORCE
@@ -188,6 +188,11 @@ $(BUILD)/runs/%/metrics.json: $(BUILD)/runs/%/latents.npz $(BUILD)/runs/%/baseli
 # positions (cached like the results).
 $(BUILD)/runs/%/probes.json: $(BUILD)/runs/%/latents.npz analysis/probes.py
 	$(PY) -m analysis.probes $< $@ --cache $(CACHE)
+
+# Whether the weights behave as trained: reconstructions against a flat image, latents against
+# chance and pooled pixels (analysis/weights.py; the report's first page names a failure).
+$(BUILD)/runs/%/weights.json: $(BUILD)/runs/%/metrics.json $(DATA_DIR)/dataset.npz analysis/weights.py
+	$(PY) -m analysis.weights $(BUILD)/runs/$* $(DATA_DIR)/dataset.npz $@
 
 # A pattern rule with several targets makes them all in one run of its recipe.
 $(call figures_of,$(BUILD)/runs/%): $(BUILD)/runs/%/metrics.json $(BUILD)/runs/%/probes.json $(DATA_DIR)/dataset.npz \

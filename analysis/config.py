@@ -43,6 +43,10 @@ DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 # RESOLUTION: the side images are upsampled to before encoding. The SD VAE halves three
 # times, so sides are multiples of 8; 32 is the images' own size (no upsampling).
 RESOLUTION_STEP, RESOLUTION_MIN, RESOLUTION_MAX = 8, 32, 512
+# SEED seeds numpy, torch, scikit-learn, LightGBM and XGBoost; the narrowest is LightGBM,
+# which keeps a seed modulo 2**31 (SEED=2**31 trains the model of SEED=0, silently).
+# scikit-learn and numpy's RandomState refuse anything above 2**32 - 1, torch above 2**64 - 1.
+SEED_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,13 @@ class RunConfig:
     svc: str = "auto"  # SVC library: auto (oneDAL where it imports, else libsvm) | onedal | libsvm
 
 
-def parse_int(name: str, text: str, minimum: int) -> int:
+def parse_int(name: str, text: str, minimum: int, maximum: int | None = None) -> int:
     try:
         value = int(str(text).strip())
     except ValueError:
         raise VaelabError(f"{name}={text!r} is not an integer; set {name} to a whole number") from None
+    if maximum is not None and not minimum <= value <= maximum:
+        raise VaelabError(f"{name}={value} must be from {minimum} to {maximum}")
     if value < minimum:
         raise VaelabError(f"{name}={value} must be at least {minimum}")
     return value
@@ -158,7 +164,7 @@ def make_run_config(vae: str, revision: str, seed: str, device: str, precision: 
         raise VaelabError(f"DEVICE={device!r} is not known; use auto, cpu, cuda, cuda:N or mps")
     if precision not in PRECISIONS:
         raise VaelabError(f"PRECISION={precision!r} is not known; use one of {', '.join(PRECISIONS)}")
-    return RunConfig(vae=check_vae(vae), revision=revision.strip(), seed=parse_int("SEED", seed, 0),
+    return RunConfig(vae=check_vae(vae), revision=revision.strip(), seed=parse_int("SEED", seed, 0, SEED_MAX),
                      device=device, precision=precision,
                      batch_size=parse_batch(batch_size),
                      resolution=parse_resolution(resolution), compile=compile, svc=svc)

@@ -370,7 +370,7 @@ def plot_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, lab
         axes[0, 0].set_ylabel("original", fontsize=7)
         axes[1, 0].set_ylabel("decoded", fontsize=7)
         sep = " " if cols >= 8 else "\n"  # a narrow figure needs two title lines
-        fig.suptitle(f"Reconstructions of {decoded}{sep}(MSE {mse:.4f} in [-1, 1] units)")
+        fig.suptitle(f"Reconstructions of {decoded}{sep}(MSE {mse:.4f} in [\u22121, 1] units)")
         save_figure(fig, path)
 
 

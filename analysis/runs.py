@@ -34,6 +34,7 @@ METRICS = "metrics.json"  # classifier results (analysis.classify)
 PREDICTIONS = "predictions.csv"  # one column of test predictions per model and feature set
 CLASSIFY = "classify.json"  # the classify stage's record (its SVC library)
 PROBES = "probes.json"  # where the class information sits (analysis.probes)
+WEIGHTS = "weights.json"  # whether the weights behave as trained (analysis.weights)
 FIGURES_DIR = "figures"  # the run's figures (analysis.figures)
 FIGURES_INFO = "figures.json"  # in FIGURES_DIR: the numbers the report quotes from the figures
 PROVENANCE = "provenance.json"  # report.provenance
@@ -123,6 +124,10 @@ def read_classify(run: Path) -> dict:
 
 def read_probes(run: Path) -> dict:
     return read_json(Path(run) / PROBES, "latent probes")
+
+
+def read_weights(run: Path) -> dict:
+    return read_json(Path(run) / WEIGHTS, "weights check")
 
 
 def read_figures_info(run: Path) -> dict:

@@ -77,6 +77,18 @@ def figure(path: Path, html_dir: Path) -> str:
     return os.path.relpath(path, html_dir)
 
 
+def weights_warning(run_dirs: list[Path]) -> dict | None:
+    """The runs whose weights behave as untrained (analysis.weights), each with why; None when
+    none does. Runs on vaelab's own random weights are left out: their label says so already."""
+    flagged = [(run, runs.read_weights(run)) for run in run_dirs
+               if not runs.read_encode(run)["model"]["untrained"]]
+    flagged = [(run, check) for run, check in flagged if check["behaves_untrained"]]
+    if not flagged:
+        return None
+    return {"all": len(flagged) == len(run_dirs), "rule": flagged[0][1]["rule"],
+            "sentences": [S.untrained_behaviour(run.name, check) for run, check in flagged]}
+
+
 def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file: Path | None) -> dict:
     html_dir = html_path.parent
     dataset = runs.read_dataset(data_dir)
@@ -98,7 +110,8 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
     decoder = runs.has_decoder(encode)  # False: encoder only, no reconstructions (Figure 9 left out)
     if not decoder:
         figures["reconstructions"] = None
-    recon_mse = float(runs.read_reconstructions(run_dir, ("mse",))["mse"][0]) if decoder else None
+    recon = runs.read_reconstructions(run_dir, ("mse", "psnr", "originals")) if decoder else None
+    recon_mse = float(recon["mse"][0]) if decoder else None
     enc = F.encoder(encode, metrics, meta.pop("pretrained_weights_sha256", ""))
     if not meta["title"]:
         meta["title"] = S.default_title(dataset["dataset"], enc.cls)
@@ -159,9 +172,14 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "figures": figures,
         "pca": figures_info.get("pca", {}),
         "lda": figures_info.get("lda", {}),
+        "lda_few_train": F.few_for_lda(dataset["n_train"], metrics),
+        "lda_images_per_feature": F.LDA_IMAGES_PER_FEATURE,
         "separability": S.separability(F.separability(figures_info, len(metrics["classes"]),
                                                       dataset["n_test"], vae_sets[0])),
         "recon_mse": recon_mse,
+        # The sample the error is over (every decoded test image) and the images shown.
+        "recon_images": len(recon["psnr"]) if decoder else 0,
+        "recon_shown": len(recon["originals"]) if decoder else 0,
         "has_decoder": decoder,
         "original_accuracy": ORIGINAL_ACCURACY,
         "provenance": runs.read_provenance(run_dir),

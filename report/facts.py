@@ -805,3 +805,18 @@ def sets_diff(a: dict, b: dict) -> SetsDiff:
                     tuple(fa[fs]["label"] for fs in sets_a if fs in sets_b),
                     tuple((fa[fs]["label"], fa[fs]["n_features"], fb[fs]["n_features"]) for fs in sets_a
                           if fs in sets_b and fa[fs]["n_features"] != fb[fs]["n_features"]))
+
+
+# LDA (Figure "fig:lda") estimates a features x features within-class covariance from the
+# training latents; with fewer than this many training images per feature it fits them
+# visibly better than new points, and the caption says so. 10 per feature is the usual
+# floor for a covariance estimate to be stable; the full CIFAR-10 (50,000) is far above
+# it for every SD VAE feature set, a LIMIT=30 demo (300) far below.
+LDA_IMAGES_PER_FEATURE = 10
+
+
+def few_for_lda(n_train: int, metrics: dict) -> int | None:
+    """The widest VAE feature set's width when the training images are few for its LDA
+    (under LDA_IMAGES_PER_FEATURE per feature), else None."""
+    widest = max(width(metrics, fs) for fs in sets_of_kind(metrics, "vae"))
+    return widest if n_train < LDA_IMAGES_PER_FEATURE * widest else None

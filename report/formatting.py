@@ -6,6 +6,17 @@ FILTERS so the templates write numbers the same way (``{{ n|count }}`` -> "50,00
 
 from __future__ import annotations
 
+# Every negative number the reader sees is written with U+2212 MINUS SIGN, as typesetting
+# does: the hyphen-minus is shorter than the plus sign and breaks lines. Code, file names
+# and configuration values keep ASCII (they are typed, not read).
+MINUS = "\u2212"
+
+
+def number(x: float, spec: str = "") -> str:
+    """A number in a format spec with its minus sign typeset: (-0.17, '+.2f') -> '−0.17',
+    (0.17, '+.2f') -> '+0.17'. The one formatter of signed values; the others call it."""
+    return f"{x:{spec}}".replace("-", MINUS)
+
 
 def count(n: int) -> str:
     """A whole number with thousands separators: 50000 -> '50,000'."""
@@ -24,12 +35,12 @@ def acc(x: float) -> str:
 
 def pts(x: float) -> str:
     """An accuracy difference in percentage points, signed: 0.0523 -> '+5.2'."""
-    return f"{100 * x:+.1f}".replace("-", "−")
+    return number(100 * x, "+.1f")
 
 
 def unsigned(x: float) -> str:
     """Accuracy points, signed only when negative: 0.0523 -> '5.2', -0.013 -> '−1.3'."""
-    return f"{100 * x:.1f}".replace("-", "−")
+    return number(100 * x, ".1f")
 
 
 def size(x: float) -> str:
@@ -49,7 +60,7 @@ def p_is(p: float) -> str:
 
 def ci_text(ci, digits: int = 3) -> str:
     """An accuracy interval as the tables print it: '[0.301, 0.335]'; '' without one."""
-    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else ""
+    return f"[{number(ci[0], f'.{digits}f')}, {number(ci[1], f'.{digits}f')}]" if ci else ""
 
 
 def joined(items: list[str]) -> str:
@@ -65,5 +76,5 @@ def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{count(n)} {one if n == 1 else (many or one + 's')}"
 
 
-FILTERS = {"count": count, "pct": pct, "acc": acc, "pts": pts, "p_text": p_text,
+FILTERS = {"number": number, "count": count, "pct": pct, "acc": acc, "pts": pts, "p_text": p_text,
            "ci_text": ci_text, "joined": joined}

@@ -61,6 +61,9 @@ def load_metadata(path: Path | None) -> dict:
     date = source_date()  # checked first: a bad value fails before anything is read
     if path is not None:
         meta.update({k: str(v) for k, v in read_toml(path).items() if k in DEFAULT_META})
+    # date_is_build_day: neither SOURCE_DATE_EPOCH nor report.toml dates it, so the title
+    # date (and the PDF's creation date, report.render) change with the day of the build.
+    meta["date_is_build_day"] = not (date or meta["date"])
     if date:
         meta["date"] = date
     elif not meta["date"]:

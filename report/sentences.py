@@ -36,7 +36,7 @@ from report.facts import (CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFUSED,
                           PixelTally, Probes, Recon, Resolutions, SampleVsMeanStd, Score,
                           Separability, SetsDiff, SharedEncoder, Source, Summary, Upcast, Variants,
                           Versus, WeakRival)
-from report.formatting import acc, count, joined, p_is, pct, plural, pts, size, unsigned
+from report.formatting import acc, count, joined, number, p_is, pct, plural, pts, size, unsigned
 
 
 # ---- naming ------------------------------------------------------------------------------
@@ -519,10 +519,16 @@ def limitation_items(lim: Limits) -> list[str]:
     if lim.widths.narrower:
         parts = [f"{pixels}, {count(pw)} against the {count(vw)} {vae} features ({why})"
                  for pixels, pw, vae, vw, why in lim.widths.narrower]
+        # What would settle it: more training images where a PCA was capped by them; where only
+        # the pooled pixels are narrower, the PCAs already are the equal-width baselines.
+        capped = any(pixels == "pixel PCA" for pixels, *_ in lim.widths.narrower)
         out.append("Unequal widths: " + "; ".join(parts) + ". Those comparisons are not between "
                    "equal sizes; only equal-width pairings answer whether the latent beats pixels "
-                   "of its size. A pixel baseline at the latent's width (and, for the PCA, enough "
-                   "training images) would settle it.")
+                   "of its size. " + (
+                       "Enough training images for a pixel PCA as wide as each VAE feature set "
+                       "would settle it." if capped else
+                       "The pixel PCAs, as wide as the VAE feature sets they are set against, "
+                       "are those pairings."))
     if lim.mean_std_confound:
         out.append("mean & std against .sample() mixes twice the features with the removal of "
                    "sampling noise. A mean-only feature set, as wide as .sample(), would "
@@ -641,7 +647,7 @@ def upcast_text(u: Upcast) -> str:
             f"force_upcast={u.force_upcast}, so vaelab never runs it in float16, and every latent "
             "and reconstruction was checked for NaN/Inf (none found, or the run would have "
             "stopped). Its best accuracy differs from "
-            f"{u.primary}'s by {pts(u.accuracy_gap)} points, and its PSNR by {u.psnr_gap:+.2f} dB. ")
+            f"{u.primary}'s by {pts(u.accuracy_gap)} points, and its PSNR by {number(u.psnr_gap, '+.2f')} dB. ")
     if not u.any_close:
         text += ("Since no variant here reconstructs the images closely (Table C2), this run "
                  "cannot tell whether its reconstructions are broken in the original's sense.")
@@ -734,3 +740,26 @@ def diff_decoder_sentences(missing: list[str]) -> list[str]:
         return []
     return [f"{' and '.join(missing)} had no decoder (no decoder file came with the encoder), so "
             "no reconstructions, PSNR or SSIM are compared."]
+
+
+# ---- weights that behave as untrained (analysis.weights) ----------------------------------
+
+def untrained_behaviour(name: str, check: dict) -> str:
+    """Why one run's weights behave as untrained, from the values analysis.weights compared
+    (its weights.json): the reconstructions against the flat image, when it has a decoder,
+    and the latents against chance or, when above it, against pooled pixels."""
+    acc_check, recon = check["accuracy"], check["reconstructions"]
+    parts = []
+    if recon is not None:
+        parts.append("reconstructs the test images no better than a flat grey image of the "
+                     f"training mean (mean PSNR {number(recon['psnr_mean'], '.2f')} dB against "
+                     f"{number(recon['flat_psnr_mean'], '.2f')} dB, on the same "
+                     f"{plural(recon['images'], 'image')})")
+    best = f"classifies at best {acc(acc_check['best'])} from its latents"
+    if acc_check["near_chance"]:
+        parts.append(f"{best}, under {check['thresholds']['chance_factor']:g} times chance "
+                     f"({acc_check['chance']:.2f})")
+    else:
+        parts.append(f"{best}, below the {acc(acc_check['pooled_pixels'])} of the image merely "
+                     f"averaged ({acc_check['pooled_pixels_label']})")
+    return f"{name} {joined(parts)}."

@@ -24,6 +24,20 @@ ROOT = Path(__file__).resolve().parent.parent
 CIFAR_ZIP = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.zip"
 
 
+def page_text(page: str, code: bool = True) -> str:
+    """An HTML page's text as its reader sees it: tags dropped, image descriptions (alt)
+    appended, whitespace runs made one space; without code and preformatted text (file
+    names, paths, commands) when ``code`` is False."""
+    import html
+    import re
+
+    page = re.sub(r"<(style|script)\b[^>]*>.*?</\1>", " ", page, flags=re.S)
+    if not code:
+        page = re.sub(r"<(code|pre)\b[^>]*>.*?</\1>", " ", page, flags=re.S)
+    alts = " ".join(re.findall(r'\balt="([^"]*)"', page))
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page) + " " + alts).split())
+
+
 def copy_build(build: Path, out: Path) -> Path:
     """A copy of a shared build (modification times kept, so it is as current as the
     original) for a test that changes it."""
@@ -52,7 +66,7 @@ def extract_cifar(out: Path, n_train: int, n_test: int) -> Path:
 
 # The pipeline's stage modules, as make echoes them ("-m analysis.encode ...").
 STEPS = ("analysis.data", "analysis.encode", "analysis.baselines", "analysis.classify",
-         "analysis.probes", "analysis.figures", "report.provenance", "report.render html",
+         "analysis.probes", "analysis.weights", "analysis.figures", "report.provenance", "report.render html",
          "report.render pdf")
 
 

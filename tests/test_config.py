@@ -58,6 +58,41 @@ def test_run_config_negative_seed_rejected():
         make_run_config(**run_args(seed="-1"))
 
 
+@pytest.mark.parametrize("seed", ["99999999999999999999999", str(2**31), str(2**32)])
+def test_run_config_seed_above_every_generators_range_rejected(seed):
+    with pytest.raises(VaelabError, match=r"^SEED=\d+ must be from 0 to 2147483647$"):
+        make_run_config(**run_args(seed=seed))
+
+
+def test_run_config_seed_at_the_range_ends_kept():
+    assert [make_run_config(**run_args(seed=s)).seed for s in ("0", str(2**31 - 1))] == [0, 2**31 - 1]
+
+
+def test_seed_max_is_the_narrowest_generator_range():
+    """SEED_MAX is taken by every generator SEED seeds, and one more is not told apart by
+    LightGBM (it keeps a seed modulo 2**31) or refused by scikit-learn further up."""
+    import numpy as np
+    import torch
+    from lightgbm import LGBMClassifier
+    from sklearn.decomposition import PCA
+
+    rng = np.random.RandomState(0)
+    x, y = rng.rand(200, 4), rng.randint(0, 2, 200)
+    np.random.RandomState(config.SEED_MAX), np.random.default_rng(config.SEED_MAX)
+    torch.Generator().manual_seed(config.SEED_MAX)
+    PCA(2, svd_solver="randomized", random_state=config.SEED_MAX).fit(x)
+
+    def lightgbm(seed: int) -> np.ndarray:
+        return LGBMClassifier(random_state=seed, n_estimators=5, subsample=0.5, subsample_freq=1,
+                              colsample_bytree=0.5, deterministic=True, force_row_wise=True,
+                              verbose=-1, n_jobs=1).fit(x, y).predict_proba(x)
+
+    assert not np.array_equal(lightgbm(config.SEED_MAX), lightgbm(0))
+    assert np.array_equal(lightgbm(config.SEED_MAX + 1), lightgbm(0))
+    with pytest.raises(ValueError, match="random_state"):
+        PCA(2, random_state=2**32).fit(x)
+
+
 def test_run_config_valid_values_parsed():
     cfg = make_run_config(**run_args(seed=" 42 ", precision=" BF16 ", device="cuda:1",
                                      batch_size="16"))

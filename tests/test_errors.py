@@ -179,6 +179,15 @@ def test_config_cli_bad_vae_one_line_error(tmp_path):
     assert not out.exists() and not out.parent.exists()
 
 
+def test_config_cli_seed_out_of_range_one_line_error(tmp_path):
+    out = tmp_path / "X" / "config.json"
+    proc = run_stage("analysis.config", "run", "--vae", "owner/model", "--seed",
+                     "99999999999999999999999", "--out", str(out))
+    line = assert_one_line_error(proc)
+    assert "SEED=99999999999999999999999 must be from 0 to 2147483647" in line
+    assert not out.exists() and not out.parent.exists()
+
+
 def test_data_cli_missing_folder_one_line_error(tmp_path):
     cfg = tmp_path / "data" / "config.json"
     config.main(["data", "--dataset", f"imagefolder:{tmp_path / 'missing'}", "--limit", "",

@@ -23,7 +23,7 @@ EXPECTED_FILES = sorted([
     "cache/probes-{probes}.json", "cache/probes-{probes}.lock", "cache/probes-{probes}.sha256",
     # make's dependency files (analysis.deps), beside the products
     *[f"runs/tiny-vae/{n}.d" for n in ("latents.npz", "baselines.json", "metrics.json", "probes.json",
-                                       "provenance.json", "figures")],
+                                       "weights.json", "provenance.json", "figures")],
     "report.html.d", "report.pdf.d",
     "runs/tiny-vae/baselines.json", "runs/tiny-vae/classify.json",
     "data/config.json", "data/dataset.json", "data/dataset.npz", "data/timings-data.json",
@@ -32,7 +32,7 @@ EXPECTED_FILES = sorted([
     "runs/tiny-vae/encode.json", "runs/tiny-vae/latents.npz", "runs/tiny-vae/metrics.csv",
     "runs/tiny-vae/metrics.json", "runs/tiny-vae/predictions.csv", "runs/tiny-vae/provenance.json",
     "runs/tiny-vae/reconstructions.npz", "runs/tiny-vae/timings-classify.json",
-    "runs/tiny-vae/probes.json", "runs/tiny-vae/timings-curves.json", "runs/tiny-vae/timings-probes.json",
+    "runs/tiny-vae/probes.json", "runs/tiny-vae/weights.json", "runs/tiny-vae/timings-curves.json", "runs/tiny-vae/timings-probes.json",
     "runs/tiny-vae/timings-encode.json",
     *[f"runs/tiny-vae/figures/{n}.png" for n in
       ("examples", "confusion_best", "confusion_all", "pca", "lda", "kde", "reconstructions",

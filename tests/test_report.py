@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import page_text
 from report.context import conclusions
 from analysis.verdicts import confused_pairs, judge
 from report.metadata import load_metadata
@@ -52,6 +53,10 @@ class Collector(HTMLParser):
     def handle_data(self, data):
         if self._cell is not None:
             self._cell.append(data)
+
+
+def reader_text(build: Path) -> str:
+    return page_text((build / "report.html").read_text(encoding="utf-8"))
 
 
 def parse(build: Path) -> Collector:
@@ -229,6 +234,33 @@ def test_metadata_date_from_source_date_epoch(tmp_path, monkeypatch):
     assert meta["author"] == "Ada" and meta["date"] == "1970-01-02"
     monkeypatch.delenv("SOURCE_DATE_EPOCH")
     assert load_metadata(meta_file)["date"] == "1999-01-01"
+
+
+def test_metadata_says_when_the_date_is_the_build_day(tmp_path, monkeypatch):
+    """Issue 36: "reproducible byte for byte" holds only for a fixed date."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    assert load_metadata(None)["date_is_build_day"] is True
+    (tmp_path / "meta.toml").write_text('date = "1999-01-01"\n')
+    assert load_metadata(tmp_path / "meta.toml")["date_is_build_day"] is False
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "86400")
+    assert load_metadata(None)["date_is_build_day"] is False
+
+
+def test_report_states_the_condition_of_byte_for_byte(demo_build):
+    text = reader_text(demo_build)
+    assert "reproducible byte for byte as long as its date stays the same: this one's date is set by SOURCE_DATE_EPOCH" in text
+
+
+def test_report_reconstruction_error_names_its_sample(demo_build):
+    """Issue 36: the error is over every decoded test image, not the ones the figure shows."""
+    text = reader_text(demo_build)
+    assert "decodes the latent mean of one test image per class (10 images)." in text
+    assert "Over every test image decoded (60, the sample the PSNR and SSIM are measured on)" in text
+
+
+def test_report_lda_caveat_names_the_few_training_images(demo_build):
+    text = reader_text(demo_build)
+    assert "with 60 training images for up to 128 features, fewer than 10 per feature, they can separate" in text
 
 
 def test_metadata_bad_toml_is_a_clear_error(tmp_path):

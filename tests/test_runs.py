@@ -85,7 +85,7 @@ def test_filled_leaves_its_input_alone():
 
 @pytest.mark.parametrize("reader,name", [(runs.read_encode, "encode.json"), (runs.read_config, "config.json"),
                                          (runs.read_metrics, "metrics.json"), (runs.read_probes, "probes.json"),
-                                         (runs.read_provenance, "provenance.json"),
+                                         (runs.read_provenance, "provenance.json"), (runs.read_weights, "weights.json"),
                                          (runs.read_figures_info, "figures/figures.json")])
 def test_missing_or_corrupt_run_file_is_one_line_naming_it(tmp_path, reader, name):
     with pytest.raises(VaelabError, match=f"not found at {tmp_path / name}; run `make report`"):
@@ -154,7 +154,7 @@ def test_run_files_are_read_only_through_the_reader(module):
     text = (ROOT / module).read_text(encoding="utf-8")
     assert "read_json" not in text and "load_npz" not in text
     for name in ("config.json", "encode.json", "metrics.json", "probes.json", "figures.json",
-                 "provenance.json", "variants.json", "dataset.json", "predictions.csv"):
+                 "provenance.json", "variants.json", "dataset.json", "predictions.csv", "weights.json"):
         assert f'"{name}"' not in text, f"{module} names {name}"
 
 

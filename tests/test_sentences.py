@@ -82,6 +82,26 @@ def test_limitations_list_unequal_baseline_widths():
     assert "pixel PCA, 100 against the 128 mean & std features" in text
 
 
+def test_limitations_recommend_only_the_baseline_that_is_missing():
+    """Issue 36: with only the pooled pixels narrower (full CIFAR-10: the PCAs are as wide as
+    the latents), no "pixel baseline at the latent's width" or "enough training images"."""
+    metrics = kl_metrics({"svc": (0.4, 0.5)})
+    text = " ".join(S.limitation_items(limits(widths=F.widths(metrics))))
+    assert "Unequal widths: pooled pixels, 48 against the 64" in text
+    assert "latent's width" not in text and "enough training images" not in text.lower()
+    assert "The pixel PCAs, as wide as the VAE feature sets they are set against, are those pairings." in text
+    metrics["feature_sets"]["pixels_pca_mean_std"]["n_features"] = 100  # capped by 100 images
+    text = " ".join(S.limitation_items(limits(widths=F.widths(metrics))))
+    assert "Enough training images for a pixel PCA as wide as each VAE feature set would settle it." in text
+
+
+def test_lda_caveat_only_with_few_training_images_per_feature():
+    metrics = kl_metrics({"svc": (0.4, 0.5)})  # .sample() 64, mean & std 128 features
+    assert F.few_for_lda(300, metrics) == 128  # the demo
+    assert F.few_for_lda(F.LDA_IMAGES_PER_FEATURE * 128 - 1, metrics) == 128
+    assert F.few_for_lda(10_000, metrics) is None and F.few_for_lda(50_000, metrics) is None
+
+
 def limits(**kw) -> F.Limits:
     base = dict(seed=0, stochastic=True, n_test=10_000, resolution=32, sample_size=256,
                 widths=F.Widths(()), mean_std_confound=True, curves=True, probes=True,

@@ -315,6 +315,32 @@ def test_taef2_reconstructions_above_20_db(taef2_run):
     assert recon["ssim"].mean() > 0.7
 
 
+def test_taef2_weights_do_not_behave_as_untrained(taef2_run, real_dataset):
+    """analysis.weights' rule on the real TAEF2: its reconstructions beat the flat image and
+    its latents beat pooled pixels (logistic regression on both, as metrics.json holds it).
+    The rule needs both to fail; each alone must pass here, so the rule is not saved by one."""
+    from analysis import weights
+    from analysis.autoencoders import POOLED
+    from analysis.baselines import pooled
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_npz(real_dataset, "dataset", ("x_train", "y_train", "x_test", "y_test"))
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    pixels = float(model.fit(pooled(data["x_train"]), data["y_train"]).score(pooled(data["x_test"]), data["y_test"]))
+    latent = logreg_accuracy(load_latents(taef2_run / "latents.npz"))
+    metrics = {"classes": [str(c) for c in range(10)],
+               "best": {"model": "logreg", "feature_set": "latent", "accuracy": latent},
+               "results": {"logreg": {"latent": {"accuracy": latent}, POOLED: {"accuracy": pixels}}},
+               "feature_sets": {POOLED: {"label": "pixels, pooled to 4x4x3"}}}
+    (taef2_run / "metrics.json").write_text(json.dumps(metrics))
+    check = weights.judge(taef2_run, real_dataset)
+    assert check["behaves_untrained"] is False
+    assert check["reconstructions"]["psnr_over_flat_db"] > 2 * weights.PSNR_MARGIN_DB
+    assert not check["accuracy"]["uninformative"]
+
+
 def test_taesana_loads_without_decoder_and_gives_32x1x1_latents(taesd_models, real_dataset, tmp_path):
     model = resolve_model(str(taesd_models / "taesana_encoder.pth"))
     assert (model.layout, model.has_decoder, model.decoder_file) == ("taesana", False, "")

@@ -34,6 +34,14 @@ def test_variants_report_has_comparison_section(two_variants):
     assert (two_variants / "runs/sdxl-vae/metrics.json").is_file()
 
 
+def test_variants_report_counts_variants_and_distinct_encoders(two_variants):
+    """Issue 36: ema and mse share an encoder, so 3 variants are 2 encoders, and the figure's
+    means are over every decoded image, not the ones shown."""
+    text = " ".join((two_variants / "report.html").read_text().split())
+    assert "The same images went through 3 variants, with 2 distinct encoders among them" in text
+    assert "with mean PSNR and SSIM over all 40 decoded test images (Table C2's sample), not only the ones shown" in text
+
+
 def test_diff_writes_reports_and_prints_table(two_variants, tmp_path):
     build = copy_build(two_variants, tmp_path / "b")  # make diff writes into the build
     proc = run_make("diff", f"BUILD={build}", "A=sd-vae-ft-ema", "B=sdxl-vae")
