@@ -10,6 +10,7 @@ from helpers import copy_build, make_vars, run_make, steps_run
 
 EXPECTED_FILES = sorted([
     "cache/latents-{key}.npz", "cache/latents-{key}.sha256", "cache/latents-{key}.lock",
+    "cache/latents-{key}.encoding.json",  # how the latents were made: batch and why
     "cache/recon-{recon}.npz", "cache/recon-{recon}.sha256", "cache/results-{results}.lock",
     *[f"cache/results-{{results}}/{n}" for n in ("metrics.json", "metrics.csv", "predictions.csv")],
     "cache/results-{results}.sha256",
@@ -21,6 +22,8 @@ EXPECTED_FILES = sorted([
       for n in ("curves.json", "curves.sha256", "timings-curves.json")],
     *[f"baselines/{{{b}}}.sha256" for b in ("pixels_pooled", "pixels_pca_sample", "pixels_pca_mean_std")],
     "cache/probes-{probes}.json", "cache/probes-{probes}.lock", "cache/probes-{probes}.sha256",
+    # PRECISION=auto's one measurement of this machine's convolution rates (analysis.devices)
+    "cache/probe-conv-rates-{conv}.json", "cache/probe-conv-rates-{conv}.lock",
     # make's dependency files (analysis.deps), beside the products
     *[f"runs/tiny-vae/{n}.d" for n in ("latents.npz", "baselines.json", "metrics.json", "probes.json",
                                        "weights.json", "provenance.json", "figures")],
@@ -54,6 +57,11 @@ def probes_key(run: Path) -> str:
     return cache_key(run / "latents.npz", json.loads((run / "config.json").read_text())["seed"])
 
 
+def one_probe_key(cache: Path, what: str) -> str:
+    (probe,) = cache.glob(f"probe-{what}-*.json")
+    return probe.stem.removeprefix(f"probe-{what}-")
+
+
 def test_make_report_produces_exactly_the_expected_files(demo_build):
     import json
 
@@ -62,6 +70,8 @@ def test_make_report_produces_exactly_the_expected_files(demo_build):
     keys = {"key": encode["cache_key"], "recon": encode["recon_cache_key"],
             "results": json.loads((run / "classify.json").read_text())["results_key"],
             "probes": probes_key(run),
+            # keyed by this machine (CPU, torch, threads): the one measurement there is
+            "conv": one_probe_key(demo_build / "cache", "conv-rates"),
             **json.loads((run / "baselines.json").read_text())["baselines"]}
     expected = sorted({f.format(**keys) for f in EXPECTED_FILES})
     assert sorted(product_times(demo_build)) == expected
@@ -140,10 +150,11 @@ def test_make_j2_products_equal_the_serial_ones(demo_build, demo_build_j2):
 
     def products(root: Path) -> dict[str, bytes]:
         # Not compared: wall-clock timings, and the checksum file of each baseline folder,
-        # which covers the timings in it; report-inputs.json, which names the build folder;
-        # classify.json, the stage's run record (whether it came from the cache).
+        # which covers the timings in it; the machine's measured convolution rates (a timing
+        # too: only the choice made from them must agree); report-inputs.json, which names
+        # the build folder; classify.json, the stage's run record (whether it came from the cache).
         return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-                if p.is_file() and not p.name.startswith("timings")
+                if p.is_file() and not p.name.startswith(("timings", "probe-"))
                 and not (p.suffix == ".sha256" and p.parent.name == "baselines")
                 and p.name not in ("report-inputs.json", "classify.json")}
 
