@@ -494,10 +494,10 @@ def bench_speed(model_dir: Path, n_images: int, batch_size: int, reps: int, enco
     """Where the encoder's time goes against the machine's own convolution rate: the layer
     groups of the eager encoder in each precision (``profile_layer_groups``), and with
     ``candidates`` the changes tried against the default compiled path (``bench_candidates``)."""
-    vae = without_decoder(load_vae(resolve_model(str(model_dir))))
-    images = np.random.default_rng(2).integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
     import copy
 
+    vae = without_decoder(load_vae(resolve_model(str(model_dir))))
+    images = np.random.default_rng(2).integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
     precisions = ["fp32"] + (["bf16"] if cpu_bf16() else [])  # emulated bfloat16: not profiled
     out: dict = {"layer_groups": {p: profile_layer_groups(Encoder(copy.deepcopy(vae), "cpu", p,
                                                                   batch_size=batch_size),

@@ -14,8 +14,10 @@ Choices that depend on the CPU are made by measurement, not by its name:
 
 Each measurement is taken once per machine and kept (``measured_once``: a JSON file in the
 latent cache keyed by the CPU, the torch version, the thread count and what was timed), so
-that two runs on one machine make the same choice and so encode the same latents; the
-numbers and the reason go into encode.json and the report's Methodology.
+that two runs on one machine make the same choice and so encode the same latents. The
+reason goes into encode.json and the report's Methodology; the numbers stay in the kept
+files (and, for the batch, timings-encode.json), since like wall-clock times they differ
+between identical runs.
 
 On a GPU and on Apple's MPS the precision follows what the device computes natively
 (bfloat16 where it can; float16 only for a model that does not set force_upcast).
@@ -23,6 +25,7 @@ On a GPU and on Apple's MPS the precision follows what the device computes nativ
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from dataclasses import dataclass
@@ -66,7 +69,7 @@ def conv_rate(precision: str, device: str = "cpu", shape: tuple[int, int, int] =
     dtype = torch.float32 if autocast else getattr(torch, PRECISION_NAMES[precision])
     conv = conv.to(device=device, dtype=dtype, memory_format=torch.channels_last)
     x = x.to(device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
-    context = (torch.autocast("cpu", dtype=torch.bfloat16) if autocast else torch.inference_mode())
+    context = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     with torch.inference_mode(), context:
         for _ in range(2):
@@ -120,8 +123,7 @@ def measured_once(cache_dir: Path | None, what: str, fields: dict, measure: Call
 
 def bf16_decision(rates: dict[str, float]) -> tuple[str, str]:
     """float32 or bfloat16 from measured convolution rates (GFLOP/s by precision), and why,
-    as one sentence. The rates themselves stay in encode.json: like wall-clock times they
-    differ between identical runs, so the report states the decision, not the numbers."""
+    as one sentence: the decision, not the numbers (they stay in the kept probe file)."""
     timed = "PRECISION=auto timed one bfloat16 and one float32 convolution on this CPU"
     speedup = round(rates["bf16"] / rates["fp32"], 3) if rates.get("fp32") else 0.0
     if speedup >= BF16_MIN_SPEEDUP:
@@ -194,7 +196,7 @@ class Batching:
 def batch_decision(images_per_second: dict[str, float]) -> tuple[Batching, str]:
     """The batching from measured throughputs (``Batching.label`` -> images/s), and why: the
     fastest, unless it beats the default by less than ``BATCH_MIN_GAIN`` (noise), then the
-    default. As for the precision, the throughputs stay in encode.json, out of the sentence."""
+    default. As for the precision, the throughputs stay out of the sentence (timings-encode.json)."""
     fastest = max(images_per_second, key=images_per_second.get)
     default = Batching(DEFAULT_BATCH)
     base = images_per_second.get(default.label)

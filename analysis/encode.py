@@ -312,7 +312,6 @@ def reconstruct(encoder: Encoder, test_mean: np.ndarray, x_test: np.ndarray, y_t
     metrics and panels compare across resolutions.
     """
     import torch
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     sample = np.concatenate([np.flatnonzero(y_test == c)[:RECON_PER_CLASS] for c in range(n_classes)])
     means = torch.from_numpy(test_mean[sample])  # (K, C, h, w)
@@ -322,15 +321,24 @@ def reconstruct(encoder: Encoder, test_mean: np.ndarray, x_test: np.ndarray, y_t
     decoded = resize(decoded, x_test.shape[1], "area")  # (K, 3, 32, 32)
     recon = to_uint8_images(decoded)  # (K, 32, 32, 3)
     originals = x_test[sample]
-    psnr = np.array([peak_signal_noise_ratio(o, r, data_range=255) for o, r in zip(originals, recon)])
-    ssim = np.array([structural_similarity(o, r, data_range=255, channel_axis=-1)
-                     for o, r in zip(originals, recon)])
+    psnr, ssim = image_scores(originals, recon)
     mse = torch.mean((decoded.clamp(-1, 1) - to_model_input(originals, "cpu")) ** 2).item()
     first = np.array([np.flatnonzero(y_test[sample] == c)[0] for c in range(min(n_classes, 10))
                       if np.any(y_test[sample] == c)])  # positions in `sample`
     return {"index": sample[first], "labels": y_test[sample[first]], "originals": originals[first],
             "reconstructions": recon[first], "mse": np.float64(mse), "sample_index": sample,
-            "psnr": np.minimum(psnr, 100.0), "ssim": ssim}
+            "psnr": psnr, "ssim": ssim}
+
+
+def image_scores(originals: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image PSNR (capped at 100 dB: an exact copy has none) and SSIM of uint8
+    (K, H, W, 3) ``images`` against ``originals`` (scikit-image, 8-bit RGB)."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    psnr = np.array([peak_signal_noise_ratio(o, r, data_range=255) for o, r in zip(originals, images)])
+    ssim = np.array([structural_similarity(o, r, data_range=255, channel_axis=-1)
+                     for o, r in zip(originals, images)])
+    return np.minimum(psnr, 100.0), ssim
 
 
 def save_cached(path: Path, **arrays: np.ndarray) -> None:

@@ -55,13 +55,10 @@ RULE = ("behaves as untrained when the reconstructions' mean PSNR is less than "
 
 def flat_scores(originals: np.ndarray, value: int) -> tuple[np.ndarray, np.ndarray]:
     """PSNR and SSIM of a flat image, every pixel ``value``, against each of ``originals``
-    (uint8 (K, H, W, 3)), as analysis.encode scores its reconstructions (scikit-image, 8-bit)."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+    (uint8 (K, H, W, 3)), scored as analysis.encode scores its reconstructions."""
+    from analysis.encode import image_scores
 
-    flat = np.full(originals.shape[1:], value, dtype=np.uint8)
-    psnr = [peak_signal_noise_ratio(o, flat, data_range=255) for o in originals]
-    ssim = [structural_similarity(o, flat, data_range=255, channel_axis=-1) for o in originals]
-    return np.minimum(psnr, 100.0), np.array(ssim)
+    return image_scores(originals, np.full_like(originals, value))
 
 
 def reconstruction_check(psnr: np.ndarray, ssim: np.ndarray, flat_psnr: np.ndarray,
