@@ -336,6 +336,19 @@ def test_discussion_lists_what_differs_from_the_original():
     assert "significantly ahead of pixels in some tests and never behind" in text
 
 
+def test_discussion_behind_pixels_counts_the_tests_and_claims_no_lost_information():
+    metrics = latent_metrics({"svc": 0.05})  # far below pooled pixels and pixel PCA
+    for c in metrics["comparisons"]["svc"].values():  # both tests significant, the latent behind
+        c["delta"], c["ci"] = -0.25, [-0.27, -0.23]
+    enc = F.encoder(encode_record("AutoencoderTiny", 4, 8), metrics)
+    gap = F.Gap(F.best_of(metrics), F.ORIGINAL_BEST, enc, 2_000, 1_000, "imagefolder:/x", 200)
+    tally = F.pixel_tally(metrics)
+    assert tally.n_lower == tally.n_tests == 2 and tally.n_higher == 0
+    text = " ".join(S.discussion_sentences(gap, tally, untrained=False))
+    assert "significantly behind pixels in all 2 tests" in text
+    assert "some tests" not in text and "lose" not in text
+
+
 # ---- what the run knows about the weights ------------------------------------------------
 
 def test_weights_are_named_by_what_the_run_knows():
