@@ -47,6 +47,10 @@ RESOLUTION_STEP, RESOLUTION_MIN, RESOLUTION_MAX = 8, 32, 512
 # which keeps a seed modulo 2**31 (SEED=2**31 trains the model of SEED=0, silently).
 # scikit-learn and numpy's RandomState refuse anything above 2**32 - 1, torch above 2**64 - 1.
 SEED_MAX = 2**31 - 1
+# TUNE: the classifiers a hyperparameter search can tune (analysis.tune), the real ones of
+# analysis.models.MODELS in its order (the random predictor has nothing to tune; a test holds
+# the two lists together). TUNE=1 tunes all of them.
+TUNABLE_MODELS = ("logreg", "rf", "knn", "svc", "histgb", "lightgbm", "xgboost")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,28 @@ class RunConfig:
     resolution: int = 32  # image side fed to the encoder; 32 = as stored, larger = upsampled
     compile: str = "auto"  # torch.compile the encoder: auto (CPU, large runs) | on | off
     svc: str = "auto"  # SVC library: auto (oneDAL where it imports, else libsvm) | onedal | libsvm
+
+
+@dataclass(frozen=True)
+class SeedsConfig:
+    """SEEDS: the seeds a run is repeated with (analysis.seeds). The first is the run's own
+    SEED (config.json), which drives its tables and figures; each other one reruns only what a
+    seed changes."""
+
+    seeds: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """TUNE: the classifiers whose hyperparameters a successive-halving search chooses on the
+    training images (analysis.tune), and how that search runs."""
+
+    models: tuple[str, ...] = ()
+    folds: int = 3  # stratified K-fold cross-validation
+    factor: int = 3  # successive halving: a third of the candidates go on, on 3x the rows
+    # The largest number of training rows the search's last round fits on; the chosen
+    # hyperparameters are then refitted on every training image (docs/benchmarks.md: cost).
+    max_rows: int = 10_000
 
 
 def parse_int(name: str, text: str, minimum: int, maximum: int | None = None) -> int:
@@ -170,6 +196,57 @@ def make_run_config(vae: str, revision: str, seed: str, device: str, precision: 
                      resolution=parse_resolution(resolution), compile=compile, svc=svc)
 
 
+def parse_seeds(text: str, seed: str | None = None) -> tuple[int, ...]:
+    """SEEDS: distinct whole numbers from 0 to SEED_MAX, separated by spaces ("0 1 2"). With
+    ``seed`` (SEED as make has it), the first of them must be that seed: it is the run's own."""
+    words = str(text).split()
+    if not words:
+        raise VaelabError(f"SEEDS={text!r} names no seed; give whole numbers such as SEEDS=\"0 1 2\", "
+                          "or leave SEEDS unset for SEED alone")
+    values: list[int] = []
+    for word in words:
+        if not re.fullmatch(r"[+-]?\d+", word):
+            raise VaelabError(f"SEEDS={text!r}: {word!r} is not a whole number; give seeds from 0 to "
+                              f"{SEED_MAX} separated by spaces, e.g. SEEDS=\"0 1 2\"")
+        value = int(word)
+        if not 0 <= value <= SEED_MAX:
+            raise VaelabError(f"SEEDS={text!r}: {value} must be from 0 to {SEED_MAX}")
+        if value in values:
+            raise VaelabError(f"SEEDS={text!r} names seed {value} twice; give each seed once")
+        values.append(value)
+    if seed is not None and parse_int("SEED", seed, 0, SEED_MAX) != values[0]:
+        raise VaelabError(f"SEED={str(seed).strip()} and SEEDS={text!r} disagree: the first of SEEDS is the "
+                          f"run's seed; leave SEED unset or put {str(seed).strip()} first in SEEDS")
+    return tuple(values)
+
+
+def parse_tune(text: str) -> tuple[str, ...]:
+    """TUNE: empty or 0 tunes nothing, 1 every classifier of TUNABLE_MODELS, else a list of
+    them ("svc lightgbm"), returned in TUNABLE_MODELS' order."""
+    import difflib
+
+    words = str(text).lower().split()
+    if words in ([], ["0"]):
+        return ()
+    if words == ["1"]:
+        return TUNABLE_MODELS
+    for word in words:
+        if word in ("0", "1"):
+            raise VaelabError(f"TUNE={text!r}: {word} stands alone (TUNE=1 tunes every classifier, "
+                              "TUNE=0 none); otherwise name models, e.g. TUNE=\"svc lightgbm\"")
+        if word == "random":
+            raise VaelabError(f"TUNE={text!r}: the random predictor has no hyperparameters to tune; "
+                              f"use some of {', '.join(TUNABLE_MODELS)}")
+        if word not in TUNABLE_MODELS:
+            near = difflib.get_close_matches(word, TUNABLE_MODELS, n=1)
+            raise VaelabError(f"TUNE={text!r}: unknown model {word!r}"
+                              + (f"; nearest: {near[0]}" if near else "")
+                              + f"; use TUNE=1 or some of {', '.join(TUNABLE_MODELS)}")
+        if words.count(word) > 1:
+            raise VaelabError(f"TUNE={text!r} names {word} twice; name each model once")
+    return tuple(m for m in TUNABLE_MODELS if m in words)
+
+
 def write_text_if_changed(path: Path, text: str) -> bool:
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
@@ -234,9 +311,13 @@ def make_value(text: str) -> str:
     return text.replace("$", "$$").replace("#", r"\#")
 
 
-def make_plan(vaes: str, vae: str, resolution: str) -> str:
-    """build/plan.mk: the run names, each run's VAE and resolution and the figure files.
+def make_plan(vaes: str, vae: str, resolution: str, seeds: str | None = None, seed: str = "0",
+              tune: str = "") -> str:
+    """build/plan.mk: the run names, each run's VAE and resolution, the seeds and the models to
+    tune (SEEDS, TUNE; ``seeds`` None: SEEDS unset, SEED alone) and the figure files.
     Checks what make needs before anything runs."""
+    repeats = parse_seeds(seeds, seed) if seeds is not None else ()
+    tuned = parse_tune(tune)
     if len(vae.split()) != 1:
         raise VaelabError(f"VAE={vae!r} must be one hub id or one directory without spaces")
     resolutions = parse_resolutions(resolution)
@@ -255,6 +336,14 @@ def make_plan(vaes: str, vae: str, resolution: str) -> str:
         lines += [f"RUN_VAE.{name} := {make_value(v)}", f"RUN_RESOLUTION.{name} := {r}"]
     # Under make -jN each stage takes its share of the cores (analysis/threads.py).
     lines += [f"VAELAB_RUNS := {len(runs)}", f"FIGURE_FILES := {' '.join(figure_files())}"]
+    # SEEDS (when set) and TUNE (when it tunes a model): the seeds, those past the run's own
+    # (none: one seed) and the models to tune. Unset, the plan reads as without them.
+    if repeats:
+        lines.append(f"SEEDS_LIST := {' '.join(map(str, repeats))}")
+    if len(repeats) > 1:
+        lines.append(f"EXTRA_SEEDS := {' '.join(map(str, repeats[1:]))}")
+    if tuned:
+        lines.append(f"TUNE_MODELS := {' '.join(tuned)}")
     return "\n".join(lines) + "\n"
 
 
@@ -266,6 +355,15 @@ def load_run_config(path: str | Path) -> RunConfig:
     return RunConfig(**read_json(path, "run configuration"))
 
 
+def load_seeds_config(path: str | Path) -> SeedsConfig:
+    return SeedsConfig(seeds=tuple(read_json(path, "seeds configuration")["seeds"]))
+
+
+def load_tune_config(path: str | Path) -> TuneConfig:
+    record = read_json(path, "tuning configuration")
+    return TuneConfig(**(record | {"models": tuple(record["models"])}))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="kind", required=True)
@@ -273,6 +371,9 @@ def main(argv: list[str] | None = None) -> None:
     plan.add_argument("--vaes", default=DEFAULT_VAE, help="the VAES list, as typed")
     plan.add_argument("--vae", default=DEFAULT_VAE, help="VAE, as typed")
     plan.add_argument("--resolution", default="32", help="RESOLUTION, as typed")
+    plan.add_argument("--seeds", default=None, help="SEEDS, as typed (leave out when unset)")
+    plan.add_argument("--seed", default="0", help="SEED, as make has it")
+    plan.add_argument("--tune", default="", help="TUNE, as typed")
     name = sub.add_parser("name", help="print the run name of each VAE or run folder (make diff)")
     name.add_argument("vaes", nargs="*")
     data = sub.add_parser("data")
@@ -293,11 +394,18 @@ def main(argv: list[str] | None = None) -> None:
     report.add_argument("--run", action="append", default=[], help="run directory (repeatable)")
     report.add_argument("--data", required=True)
     report.add_argument("--metadata", default="")
-    for p in (plan, data, run, report):
+    report.add_argument("--seeds", default="", help="the plan's SEEDS_LIST (empty: one seed)")
+    report.add_argument("--tune", default="", help="the plan's TUNE_MODELS (empty: none)")
+    seeds = sub.add_parser("seeds", help="a run's seeds (SEEDS), as a stamp for analysis.seeds")
+    seeds.add_argument("--seeds", required=True, help="the plan's SEEDS_LIST")
+    tune = sub.add_parser("tune", help="the models a run tunes (TUNE), as a stamp for analysis.tune")
+    tune.add_argument("--models", required=True, help="the plan's TUNE_MODELS")
+    for p in (plan, data, run, report, seeds, tune):
         p.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     if args.kind == "plan":
-        write_text_if_changed(args.out, make_plan(args.vaes, args.vae, args.resolution))
+        write_text_if_changed(args.out, make_plan(args.vaes, args.vae, args.resolution, args.seeds,
+                                                  args.seed, args.tune))
         return
     if args.kind == "name":
         print(" ".join(run_name(v) for v in args.vaes))
@@ -309,6 +417,13 @@ def main(argv: list[str] | None = None) -> None:
         config = {"runs": [str(Path(r).resolve()) for r in args.run],
                   "data": str(Path(args.data).resolve()), "metadata": args.metadata,
                   "source_date_epoch": source_date_epoch()}
+        # Only when set, so that a one-seed, untuned build's inputs read as before.
+        config |= ({"seeds": [int(s) for s in args.seeds.split()]} if args.seeds.split() else {}) \
+            | ({"tune": args.tune.split()} if args.tune.split() else {})
+    elif args.kind == "seeds":
+        config = SeedsConfig(seeds=parse_seeds(args.seeds))
+    elif args.kind == "tune":
+        config = TuneConfig(models=parse_tune(args.models))
     else:
         config = make_run_config(args.vae, args.revision, args.seed, args.device, args.precision,
                                  args.batch_size, args.resolution, args.compile, args.svc)

@@ -38,6 +38,15 @@ WEIGHTS = "weights.json"  # whether the weights behave as trained (analysis.weig
 FIGURES_DIR = "figures"  # the run's figures (analysis.figures)
 FIGURES_INFO = "figures.json"  # in FIGURES_DIR: the numbers the report quotes from the figures
 PROVENANCE = "provenance.json"  # report.provenance
+# SEEDS (analysis.seeds): the seeds stamp, the summary over seeds the report reads, and one
+# folder per further seed (SEEDS_DIR/seed-S/) holding that seed's METRICS, PREDICTIONS,
+# metrics.csv, CLASSIFY and baselines.json, as the run folder holds its own seed's.
+SEEDS_CONFIG = "seeds-config.json"
+SEEDS = "seeds.json"
+SEEDS_DIR = "seeds"
+# TUNE (analysis.tune): the stamp naming the models, and the tuned results the report reads.
+TUNE_CONFIG = "tune-config.json"
+TUNED = "tuned.json"
 # The figures analysis.figures draws into FIGURES_DIR, in the report's order.
 FIGURES = ("examples.png", "confusion_best.png", "confusion_all.png", "pca.png", "lda.png",
            "kde.png", "reconstructions.png", "learning_curves.png", "probes.png")
@@ -128,6 +137,36 @@ def read_probes(run: Path) -> dict:
 
 def read_weights(run: Path) -> dict:
     return read_json(Path(run) / WEIGHTS, "weights check")
+
+
+def seed_dir(run: Path, seed: int) -> Path:
+    """Where a further seed of SEEDS keeps its results: ``RUN/seeds/seed-S``."""
+    return Path(run) / SEEDS_DIR / f"seed-{seed}"
+
+
+def read_seeds(run: Path) -> dict:
+    return read_json(Path(run) / SEEDS, "summary over seeds")
+
+
+def current_seeds(run: Path) -> dict | None:
+    """seeds.json when it was made from the run's current results (its ``primary_results_key``
+    is classify.json's), else None: none, or one left by an earlier build with other results."""
+    if not (Path(run) / SEEDS).is_file() or not (Path(run) / CLASSIFY).is_file():
+        return None
+    summary = read_seeds(run)
+    return summary if summary.get("primary_results_key") == read_classify(run)["results_key"] else None
+
+
+def read_tuned(run: Path) -> dict:
+    return read_json(Path(run) / TUNED, "tuned results")
+
+
+def current_tuned(run: Path) -> dict | None:
+    """tuned.json when it was made from the run's current results (as ``current_seeds``)."""
+    if not (Path(run) / TUNED).is_file() or not (Path(run) / CLASSIFY).is_file():
+        return None
+    tuned = read_tuned(run)
+    return tuned if tuned.get("primary_results_key") == read_classify(run)["results_key"] else None
 
 
 def read_figures_info(run: Path) -> dict:
