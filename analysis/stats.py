@@ -134,3 +134,15 @@ def judge_family(tests: list[dict], alpha: float = ALPHA) -> list[dict]:
     return [t | {"family_size": len(tests), "p_adjusted": float(f"{p:.{P_DIGITS}g}"),
                  "significant": bool(p < alpha), "raw_significant": bool(t["p_value"] < alpha)}
             for t, p in zip(tests, adjusted)]
+
+
+def spread(values: list[float]) -> dict:
+    """The mean and spread of one accuracy (or difference) over seeds: ``n`` seeds, ``mean``,
+    ``sd`` (the sample standard deviation, ddof=1; 0 for a single seed), ``min`` and ``max``,
+    rounded as metrics.json keeps accuracies."""
+    x = np.asarray(values, dtype=np.float64)
+    if not len(x):
+        raise ValueError("spread of no values")
+    sd = float(x.std(ddof=1)) if len(x) > 1 else 0.0
+    return {"n": int(len(x)), "mean": round(float(x.mean()), ROUND), "sd": round(sd, ROUND),
+            "min": round(float(x.min()), ROUND), "max": round(float(x.max()), ROUND)}

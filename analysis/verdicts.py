@@ -18,13 +18,23 @@ correction and no best of its own:
   chance, or lies wholly below its interval on the narrower pooled pixels (a latent's lead
   over such a rival says more about the rival than about the latent);
 * ``most_confused``: the class pairs the best result mixes up most, in either direction.
+
+Over several runs of the same comparisons it decides, for analysis.seeds and analysis.tune:
+
+* ``verdict``: one judged comparison as "higher" (significantly ahead), "lower" (significantly
+  behind) or "unclear";
+* ``across_seeds``: each accuracy's mean and spread over the seeds of SEEDS
+  (``stats.spread``), and whether each comparison's verdict holds for every seed (each seed's
+  tests Holm-corrected within that seed, as its own metrics.json is);
+* ``under_tuning``: the tuned comparisons judged as one family, each with the verdict of the
+  same comparison at the default settings and whether tuning changed it.
 """
 
 from __future__ import annotations
 
 from analysis.autoencoders import MEAN_STD_VS_SAMPLE, PIXEL_COMPARISONS, POOLED, is_real_model
 from analysis.runs import sets_of_kind
-from analysis.stats import ALPHA, chance, judge_family
+from analysis.stats import ALPHA, chance, judge_family, spread
 
 # Families of paired tests, each Holm-corrected on its own.
 FAMILIES = {"vae_vs_pixels": tuple(PIXEL_COMPARISONS), "mean_std_vs_sample": (MEAN_STD_VS_SAMPLE,)}
@@ -106,3 +116,78 @@ def judge(metrics: dict) -> dict:
         "most_confused": confused_pairs(metrics["results"][top["model"]][top["feature_set"]]["confusion"],
                                         metrics["classes"]),
     }
+
+
+# ---- several runs of the same comparisons: seeds (analysis.seeds), tuning (analysis.tune) ----
+
+VERDICTS = ("higher", "lower", "unclear")
+
+
+def verdict(comp: dict) -> str:
+    """A judged comparison (a ``significant`` flag and a ``delta`` of A minus B): "higher" when
+    A is significantly ahead, "lower" when significantly behind, else "unclear"."""
+    if not comp.get("significant") or comp["delta"] == 0:
+        return "unclear"
+    return "higher" if comp["delta"] > 0 else "lower"
+
+
+def across_seeds(by_seed: dict[int, dict]) -> dict:
+    """``by_seed``: seed -> that seed's judged metrics (``judge``'s output), the run's own seed
+    first. Returns, with the seeds in that order:
+
+    * ``results``: model -> feature set -> the accuracy of each seed (``accuracy``) and its
+      ``stats.spread`` (n, mean, sd, min, max);
+    * ``comparisons``: model -> comparison -> the ``delta`` and ``verdict`` of each seed, the
+      spread of the deltas (``mean_delta``, ``sd_delta``), ``n_agree`` (seeds whose verdict is
+      the first seed's) and ``holds`` (every seed's is);
+    * ``families``: per family of ``FAMILIES``, ``n_tests`` and ``n_hold``;
+    * ``best``: the best result of each seed and whether it is the same model and feature set
+      in every seed (``same``).
+    """
+    seeds = list(by_seed)
+    first = by_seed[seeds[0]]
+    results: dict = {}
+    for model in first["model_order"]:
+        for fs in first["feature_set_order"]:
+            values = [by_seed[s]["results"][model][fs]["accuracy"] for s in seeds]
+            results.setdefault(model, {})[fs] = {"accuracy": values} | spread(values)
+    comparisons: dict = {}
+    for model, per in (first.get("comparisons") or {}).items():
+        for name, comp in per.items():
+            runs = [by_seed[s]["comparisons"][model][name] for s in seeds]
+            said = [verdict(c) for c in runs]
+            deltas = [c["delta"] for c in runs]
+            delta_spread = spread(deltas)
+            comparisons.setdefault(model, {})[name] = {
+                "a": comp["a"], "b": comp["b"], "family": comp.get("family"), "delta": deltas,
+                "verdict": said, "mean_delta": delta_spread["mean"], "sd_delta": delta_spread["sd"],
+                "n_agree": sum(v == said[0] for v in said), "holds": all(v == said[0] for v in said)}
+    families = {family: {"n_tests": sum(c["family"] == family for per in comparisons.values() for c in per.values()),
+                         "n_hold": sum(c["family"] == family and c["holds"]
+                                       for per in comparisons.values() for c in per.values())}
+                for family in FAMILIES}
+    bests = [{k: by_seed[s]["best"][k] for k in ("model", "feature_set", "accuracy")} for s in seeds]
+    return {"seeds": seeds, "results": results, "comparisons": comparisons, "families": families,
+            "best": {"per_seed": bests,
+                     "same": all((b["model"], b["feature_set"]) == (bests[0]["model"], bests[0]["feature_set"])
+                                 for b in bests)}}
+
+
+def under_tuning(tuned: dict, default: dict) -> tuple[dict, dict]:
+    """``tuned``: model -> comparison -> the paired test of the tuned models (stats.paired, with
+    ``a`` and ``b``); ``default``: the run's judged comparisons (metrics.json). The tuned tests
+    are one family (``tuned_vae_vs_pixels``), Holm-corrected as the run's own; each gets its
+    ``verdict``, the default's (``default_verdict``, from the run's family, with its ``delta``
+    and ``p_adjusted``) and ``changed``. Returns (comparisons, tests: the family's size and
+    how many verdicts changed)."""
+    members = [(m, n) for m, per in tuned.items() for n in per]
+    out: dict = {}
+    for (m, n), test in zip(members, judge_family([tuned[m][n] for m, n in members])):
+        before = default[m][n]
+        now = verdict(test)
+        out.setdefault(m, {})[n] = test | {
+            "family": "tuned_vae_vs_pixels", "verdict": now, "default_verdict": verdict(before),
+            "default_delta": before["delta"], "default_p_adjusted": before["p_adjusted"],
+            "changed": now != verdict(before)}
+    changed = sum(c["changed"] for per in out.values() for c in per.values())
+    return out, {"alpha": ALPHA, "correction": "holm", "family_size": len(members), "n_changed": changed}
