@@ -141,10 +141,13 @@ def fit_folders(todo: dict[Path, tuple[str, int]], train: dict, test: dict, data
 
 
 def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
-           classes: list[str], svc: dict | None = None) -> tuple[dict[str, str], list[str]]:
+           classes: list[str], svc: dict | None = None,
+           with_curves: bool = True) -> tuple[dict[str, str], list[str]]:
     """The baselines for a run with VAE feature sets of these ``widths``, fitting only those
     not already under ``root``: (metrics key -> folder name, folders fitted now). ``svc``:
-    the run's analysis.models.svc_implementation() (None: that of SVC=auto)."""
+    the run's analysis.models.svc_implementation() (None: that of SVC=auto). Without
+    ``with_curves`` (a further seed of SEEDS, analysis.seeds) the PCA baselines' curves are
+    not drawn; a later run of that seed that needs them draws them and keeps the fits."""
     svc = svc or svc_implementation("auto")
 
     dataset_sha256 = sha256_file(data_file)
@@ -163,8 +166,8 @@ def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
         todo = {folder: needed[name] for name, folder in folders.items() if folder in stale}
         # A PCA baseline's curves are their own entry, so that an interrupt inside them keeps
         # the fits; refitted fits redraw them (a curve ends at its main fit).
-        redraw = {folder: needed[name] for name, folder in folders.items()
-                  if needed[name][0] == "pca" and (folder in stale or not cache.reusable(curves_entry(folder)))}
+        redraw = {folder: needed[name] for name, folder in folders.items() if with_curves
+                  and needed[name][0] == "pca" and (folder in stale or not cache.reusable(curves_entry(folder)))}
         if todo or redraw:
             data = load_npz(data_file, "dataset", ("x_train", "y_train", "x_test", "y_test"))
             train, test = {}, {}
@@ -190,9 +193,10 @@ def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
     return {name: folder.name for name, folder in folders.items()}, sorted(f.name for f in todo)
 
 
-def load(run_file: Path) -> dict[str, dict]:
+def load(run_file: Path, with_curves: bool = True) -> dict[str, dict]:
     """The baselines a run's ``baselines.json`` names: key -> baseline.json contents plus
-    ``predictions`` (model -> (M,) int64) and ``matches``."""
+    ``predictions`` (model -> (M,) int64), ``matches`` and, with ``with_curves``, a PCA
+    baseline's ``curves``."""
     record = read_json(run_file, "baselines record")
     root = run_file.parent / record["root"]
     out = {}
@@ -201,7 +205,7 @@ def load(run_file: Path) -> dict[str, dict]:
         folder = root / folder_name
         info = read_json(folder / "baseline.json", "pixel baseline")
         preds = load_npz(folder / "predictions.npz", "baseline predictions")
-        if info["kind"] == "pca":
+        if info["kind"] == "pca" and with_curves:
             info["curves"] = read_json(curves_entry(folder), "baseline learning curves")["curves"]
         out[name] = info | {"matches": BASELINES[name], "folder": folder_name,
                             "predictions": {m: preds[m].astype(np.int64) for m in info["model_order"]}}

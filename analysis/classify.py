@@ -123,18 +123,21 @@ def predictions_csv(y_test: np.ndarray, predictions: dict[str, np.ndarray]) -> s
 
 
 def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
-                  baselines: dict[str, dict], svc: dict) -> tuple[dict, dict[str, np.ndarray], dict]:
+                  baselines: dict[str, dict], svc: dict,
+                  with_curves: bool = True) -> tuple[dict, dict[str, np.ndarray], dict]:
     """Fit the VAE feature sets, merge in the pixel baselines' scores and predictions, and
     compare them, judge the comparisons (analysis.verdicts), and draw the VAE sets' learning
     curves (analysis.curves): (metrics,
     predictions by "model__feature_set", timings: "classify" and "curves" -> seconds).
-    ``svc``: svc_implementation(), named in metrics.json (``svc`` and the SVC description)."""
+    ``svc``: svc_implementation(), named in metrics.json (``svc`` and the SVC description).
+    Without ``with_curves`` (a further seed of SEEDS, analysis.seeds) metrics.json has none."""
     train, test = feature_sets(latents, "train"), feature_sets(latents, "test")
     y_train, y_test = latents["y_train"], latents["y_test"]
     results, vae_predictions, timings = fit_all(train, test, y_train, y_test, classes, seed,
                                                 svc=svc["implementation"])
-    vae_curves, curve_timings = curves.learning_curves(train, test, y_train, y_test, len(classes),
-                                                       seed, results)
+    vae_curves, curve_timings = (curves.learning_curves(train, test, y_train, y_test, len(classes),
+                                                        seed, results)
+                                 if with_curves else ({}, {}))
     n_features = {fs: feats.shape[1] for fs, feats in test.items()}
     vae_sets = feature_set_keys(latents)
     labels = {fs: FEATURE_SETS[fs].label for fs in vae_sets}
@@ -147,7 +150,7 @@ def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
             predictions[f"{spec.key}__{key}"] = base["predictions"][spec.key]
     for key, base in baselines.items():
         n_features[key], labels[key] = base["n_features"], base["label"]
-        if base.get("curves"):  # the PCA baselines: their curves, fitted once per dataset
+        if base.get("curves") and with_curves:  # the PCA baselines' curves, fitted once per dataset
             vae_curves[key] = base["curves"]
     metrics = {
         "classes": classes,
@@ -167,12 +170,13 @@ def build_metrics(latents: dict[str, np.ndarray], classes: list[str], seed: int,
         "svc": svc,
         "results": results,
         "comparisons": comparisons(y_test, predictions, seed),
-        "learning_curves": {"models": list(curves.CURVE_MODELS),
-                            "sizes": curves.sizes(len(y_train), len(classes)),
-                            "curves": vae_curves},
         "bootstrap": {"method": "percentile", "n_resamples": stats.N_RESAMPLES,
                       "confidence_level": stats.LEVEL, "seed": seed},
     }
+    if with_curves:
+        metrics["learning_curves"] = {"models": list(curves.CURVE_MODELS),
+                                      "sizes": curves.sizes(len(y_train), len(classes)),
+                                      "curves": vae_curves}
     # The verdicts (Holm-adjusted p-values, significance, the best result and its ties, ...)
     # are decided here, once: the report and the diff only read them (analysis.verdicts).
     return verdicts.judge(metrics), predictions, {"classify": timings, "curves": curve_timings}
@@ -231,31 +235,44 @@ def main(argv: list[str] | None = None) -> None:
     check_baselines(baselines, len(latents["y_test"]), seed, svc, args.latents)
 
     key, key_fields = results_key(args.latents, seed, classes, baselines, svc)
-    entry = args.cache / f"results-{key}" if args.cache is not None else None
+    fit_cached(latents, classes, seed, baselines, svc, key, key_fields, args.cache, run_dir, args.out)
+    deps.write(args.out, __file__)
+
+
+def fit_cached(latents: dict[str, np.ndarray], classes: list[str], seed: int, baselines: dict[str, dict],
+               svc: dict, key: str, key_fields: dict, cache_dir: Path | None, out_dir: Path, out: Path,
+               with_curves: bool = True) -> tuple[bool, dict]:
+    """build_metrics, or its results from the cache entry ``results-KEY`` under ``cache_dir``
+    (None: no cache): writes ``predictions.csv``, ``metrics.csv`` and ``classify.json`` into
+    ``out_dir``, with the timings of what was fitted (``timings-classify.json``,
+    ``timings-curves.json``), and metrics.json to ``out`` (last: the file make tracks). (Whether
+    the results were reused, those timings: "classify" and "curves" -> seconds.)"""
+    entry = cache_dir / f"results-{key}" if cache_dir is not None else None
     # Parallel runs with identical latents (make -j) take turns: the second one reuses.
-    with file_lock(args.cache / f"results-{key}.lock") if entry else contextlib.nullcontext():
+    with file_lock(cache_dir / f"results-{key}.lock") if entry else contextlib.nullcontext():
         reused = cache.reusable(entry)
         timings: dict = {"classify": {}, "curves": {}}  # seconds of what this run fitted
         if reused:
             print(f"classifiers: latents, baselines, seed and code as in {entry.name}; reusing "
                   "its results (nothing to train)", file=sys.stderr)
         else:
-            metrics, predictions, timings = build_metrics(latents, classes, seed, baselines, svc)
-            target = entry or run_dir
+            metrics, predictions, timings = build_metrics(latents, classes, seed, baselines, svc,
+                                                          with_curves)
+            target = entry or out_dir
             write_text(target / "predictions.csv", predictions_csv(latents["y_test"], predictions))
             write_text(target / "metrics.csv", metrics_csv(metrics["results"]))
-            write_json(target / "metrics.json" if entry else args.out, metrics)
+            write_json(target / "metrics.json" if entry else out, metrics)
             if entry is not None:
                 cache.seal(entry)  # last: the entry is complete
-    write_json(run_dir / "classify.json", {"results_key": key, "key_fields": key_fields,
+    write_json(out_dir / "classify.json", {"results_key": key, "key_fields": key_fields,
                                            "from_cache": reused})
     for stage, record in timings.items():  # timings-classify.json, timings-curves.json
-        write_json(run_dir / f"timings-{stage}.json", record)
+        write_json(out_dir / f"timings-{stage}.json", record)
     if entry is not None:
-        copy_file(entry / "predictions.csv", run_dir / "predictions.csv")
-        copy_file(entry / "metrics.csv", run_dir / "metrics.csv")
-        copy_file(entry / "metrics.json", args.out)  # the file make tracks
-    deps.write(args.out, __file__)
+        copy_file(entry / "predictions.csv", out_dir / "predictions.csv")
+        copy_file(entry / "metrics.csv", out_dir / "metrics.csv")
+        copy_file(entry / "metrics.json", out)  # the file make tracks
+    return reused, timings
 
 
 if __name__ == "__main__":
