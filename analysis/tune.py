@@ -1,0 +1,307 @@
+"""Stage 3f (TUNE): hyperparameters chosen by cross-validation on the training images, for the
+VAE feature sets and their equal-width pixel PCAs alike, and whether Table 4's verdicts
+change under them.
+
+Run:
+    python -m analysis.tune build/runs/NAME build/data/dataset.npz build/runs/NAME/tuned.json \
+        --config build/runs/NAME/tune-config.json --cache build/cache
+
+``--config`` (analysis.config ``TuneConfig``, from ``TUNE=1`` or ``TUNE="svc lightgbm"``)
+names the models. For each of them and each feature set the search sees (the run's VAE
+feature sets and, for each, the pixel PCA as wide as it, the baseline its Table 4 column sets
+it against), ``search`` runs scikit-learn's ``HalvingGridSearchCV`` over that model's
+``SPACES`` grid (which holds the default settings of analysis.models): stratified, shuffled
+3-fold cross-validation seeded with the run's seed, accuracy as the score, successive halving
+by training rows (a third of the candidates go on, on three times the rows, the last round on
+at most ``TuneConfig.max_rows`` rows), on the training images only. The chosen settings are
+then refitted on every training image and scored on the test images; when they are the
+defaults, the default fit's predictions are taken as they are (the same model).
+
+Each search is a cache entry ``tuned-KEY/`` (search.json, predictions.npz; analysis.cache),
+keyed by the features (the latents' checksum and feature set, or the dataset's checksum and the
+pixel PCA's components), the model, its grid, the search settings, the seed, the SVC library
+for SVC and this stage's code: variants that share an encoder, or a PCA width, search once.
+
+The tuned models' comparisons (each VAE feature set against its pixel PCA, on the same test
+images: analysis.stats.paired) are one Holm family, judged by analysis.verdicts.under_tuning
+beside the default verdict of the same comparison in metrics.json. Writes ``OUT``
+(tuned.json: the grids, the search, every chosen setting with its cross-validated accuracy and
+the rounds, tuned and default test accuracies, the judged comparisons),
+``timings-tune.json`` and ``OUT.d`` (analysis.deps) beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from analysis import baselines as pixel_baselines
+from analysis import cache, deps, stats, threads, verdicts
+from analysis.autoencoders import feature_set_keys, feature_sets, pca_baseline, versus
+from analysis.common import (VaelabError, file_lock, load_npz, read_json, run_main, save_npz,
+                             sha256_file, write_json)
+from analysis.config import TuneConfig, load_tune_config
+from analysis.models import (PARALLEL_MIN_ROWS, ROUND, check_latents, code_checksum, make_model,
+                             read_run, run_svc)
+from analysis.runs import CLASSIFY, read_metrics, read_predictions
+
+TUNE_VERSION = 1
+# The grids, on the final estimator's parameters; each holds the setting analysis.models uses
+# (DEFAULTS), so a search never does worse in cross-validation than the default did there.
+# Small on purpose: every candidate costs fits, and the costly settings (more trees) are not
+# searched. SVC's gamma is in multiples of its default, gamma='scale' (on standardised
+# features, 1 / the number of non-constant features).
+SPACES: dict[str, dict[str, tuple]] = {
+    "logreg": {"C": (0.01, 0.1, 1.0, 10.0)},
+    "rf": {"max_features": ("sqrt", "log2"), "min_samples_leaf": (1, 2, 4)},
+    "knn": {"n_neighbors": (5, 10, 25, 50), "weights": ("uniform", "distance")},
+    "svc": {"C": (0.3, 1.0, 3.0, 10.0), "gamma": (0.5, 1.0, 2.0)},
+    "histgb": {"learning_rate": (0.05, 0.1, 0.2), "max_leaf_nodes": (15, 31, 63)},
+    "lightgbm": {"learning_rate": (0.05, 0.1, 0.2), "num_leaves": (15, 31, 63)},
+    "xgboost": {"learning_rate": (0.1, 0.3), "max_depth": (4, 6, 8)},
+}
+DEFAULTS: dict[str, dict] = {
+    "logreg": {"C": 1.0}, "rf": {"max_features": "sqrt", "min_samples_leaf": 1},
+    "knn": {"n_neighbors": 25, "weights": "uniform"}, "svc": {"C": 1.0, "gamma": 1.0},
+    "histgb": {"learning_rate": 0.1, "max_leaf_nodes": 31},
+    "lightgbm": {"learning_rate": 0.1, "num_leaves": 31},
+    "xgboost": {"learning_rate": 0.3, "max_depth": 6},
+}
+# How the report writes a searched value whose meaning is not plain (SVC's gamma multiples).
+UNITS = {("svc", "gamma"): "× scale"}
+
+
+def step_name(model) -> str | None:
+    """The pipeline step holding the classifier ('svc' in StandardScaler -> SVC), or None."""
+    return model.steps[-1][0] if hasattr(model, "steps") else None
+
+
+def estimator_params(key: str, params: dict, x_train: np.ndarray, model) -> dict:
+    """``params`` as SPACES writes them -> the estimator's own (SVC's gamma multiples made
+    values: the default, 1, stays gamma='scale'), prefixed with the pipeline step."""
+    out = dict(params)
+    if key == "svc":
+        m = out["gamma"]
+        out["gamma"] = "scale" if m == 1.0 else m * scale_gamma(x_train)
+    step = step_name(model)
+    return {f"{step}__{k}" if step else k: v for k, v in out.items()}
+
+
+def scale_gamma(x_train: np.ndarray) -> float:
+    """gamma='scale' of an SVC on standardised ``x_train``: 1 / (features x their variance),
+    which is 1 / the number of non-constant features (each standardised column has variance 1,
+    a constant one 0)."""
+    return 1.0 / max(int(np.count_nonzero(x_train.std(axis=0) > 0)), 1)
+
+
+def tuned_model(key: str, params: dict, seed: int, x_train: np.ndarray, svc: str):
+    """analysis.models.make_model's estimator for ``key`` with ``params`` (SPACES' form)."""
+    model = make_model(key, seed, len(x_train), svc)
+    return model.set_params(**estimator_params(key, params, x_train, model))
+
+
+def first_rows(n_train: int, n_classes: int, n_candidates: int, config: TuneConfig) -> int:
+    """The rows of the search's first round, as HalvingGridSearchCV's min_resources='exhaust'
+    sets them (folds x 2 x classes at least, so every fold sees every class), capped at the
+    training set: then one round of every candidate on every row."""
+    top = min(n_train, config.max_rows)
+    rounds = 1 + math.floor(math.log(n_candidates, config.factor))  # as scikit-learn counts them
+    return min(top, max(config.folds * 2 * n_classes, top // config.factor ** (rounds - 1)))
+
+
+def grid(key: str, n_train: int, n_classes: int, config: TuneConfig) -> dict[str, list]:
+    """SPACES[key] as lists, less the KNN neighbour counts larger than the first round's
+    training folds hold (k must not exceed the training rows)."""
+    space = {name: list(values) for name, values in SPACES[key].items()}
+    if key == "knn":
+        for _ in range(2):  # fewer candidates can mean a larger first round: settle once more
+            n = math.prod(len(v) for v in space.values())
+            fold = first_rows(n_train, n_classes, n, config) * (config.folds - 1) // config.folds
+            space["n_neighbors"] = [k for k in SPACES[key]["n_neighbors"] if k <= fold] or [max(1, min(5, fold))]
+    return space
+
+
+def search(key: str, x_train: np.ndarray, y_train: np.ndarray, seed: int, svc: str,
+           config: TuneConfig) -> dict:
+    """One successive-halving grid search on the training rows: the chosen settings
+    (SPACES' form), whether they are the defaults, their mean cross-validated accuracy in the
+    last round, and each round's candidates and rows."""
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import HalvingGridSearchCV, StratifiedKFold
+
+    counts = np.bincount(y_train)
+    if counts[counts > 0].min() < config.folds:
+        raise VaelabError(f"TUNE needs at least {config.folds} training images per class for its "
+                          f"{config.folds}-fold cross-validation; use more images (LIMIT)")
+    n_classes = int(np.count_nonzero(counts))
+    space = grid(key, len(y_train), n_classes, config)
+    candidates = [dict(zip(space, values)) for values in itertools.product(*space.values())]
+    model = make_model(key, seed, len(y_train), svc)
+    settings = [estimator_params(key, c, x_train, model) for c in candidates]
+    # libsvm is single-threaded: its candidates go side by side on large sets, one per core.
+    n_jobs = threads.workers() if key == "svc" and svc == "libsvm" and len(y_train) >= PARALLEL_MIN_ROWS else 1
+    halving = HalvingGridSearchCV(
+        model, [{k: [v] for k, v in c.items()} for c in settings], factor=config.factor,
+        resource="n_samples", max_resources=min(len(y_train), config.max_rows),
+        min_resources=first_rows(len(y_train), n_classes, len(candidates), config),
+        cv=StratifiedKFold(config.folds, shuffle=True, random_state=seed), scoring="accuracy",
+        refit=False, error_score="raise", random_state=seed, n_jobs=n_jobs)
+    halving.fit(x_train, y_train)
+    chosen = candidates[settings.index(halving.best_params_)]
+    return {"params": chosen, "default": chosen == DEFAULTS[key],
+            "cv_accuracy": round(float(halving.best_score_), ROUND), "candidates": len(candidates),
+            "rounds": [{"candidates": int(c), "rows": int(r)}
+                       for c, r in zip(halving.n_candidates_, halving.n_resources_)]}
+
+
+def searched(key: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int,
+             svc: str, config: TuneConfig, default_predictions: np.ndarray) -> tuple[dict, np.ndarray, dict]:
+    """``search``, then the chosen settings refitted on every training row and their test
+    predictions; the defaults' predictions when it chose them. (search record, predictions,
+    seconds.)"""
+    t0 = time.perf_counter()
+    found = search(key, x_train, y_train, seed, svc, config)
+    t1 = time.perf_counter()
+    if found["default"]:
+        predictions = default_predictions
+    else:
+        model = tuned_model(key, found["params"], seed, x_train, svc)
+        model.fit(x_train, y_train)
+        predictions = np.asarray(model.predict(x_test)).astype(np.int64)
+    t2 = time.perf_counter()
+    return found, predictions, {"search_seconds": round(t1 - t0, 3), "refit_seconds": round(t2 - t1, 3)}
+
+
+def entry_key(key: str, features: dict, seed: int, classes: list[str], svc: dict,
+              config: TuneConfig) -> str:
+    """The cache key of one search: see the module docstring."""
+    return cache.key({"tune_version": TUNE_VERSION, "model": key, "features": features, "seed": seed,
+                      "classes": classes, "space": {k: list(v) for k, v in SPACES[key].items()},
+                      "search": {"folds": config.folds, "factor": config.factor, "max_rows": config.max_rows},
+                      **({"svc": svc} if key == "svc" else {})}, code_checksum(__file__))
+
+
+def tuned_sets(metrics: dict, vae_sets: tuple[str, ...]) -> list[str]:
+    """The feature sets the search sees: each VAE feature set, then each pixel PCA as wide as
+    one of them (the baselines of Table 4's equal-width columns)."""
+    return [*vae_sets, *(pca_baseline(fs) for fs in vae_sets if pca_baseline(fs) in metrics["feature_sets"])]
+
+
+def tune_run(run: Path, data_file: Path, config: TuneConfig, cache_dir: Path | None) -> tuple[dict, dict]:
+    """Every search of the run (cached), the tuned comparisons judged: (tuned.json, timings)."""
+    latents_file = run / "latents.npz"
+    seed, classes, latents = read_run(latents_file)
+    check_latents(latents)
+    svc = run_svc(latents_file)
+    metrics, default_columns = read_metrics(run), read_predictions(run)
+    record = read_json(run / "baselines.json", "baselines record")
+    vae_sets = feature_set_keys(latents)
+    sets = tuned_sets(metrics, vae_sets)
+    y_train, y_test = latents["y_train"], latents["y_test"]
+    latents_sha256 = sha256_file(latents_file)
+    # What each set's features are made of: the latents, or the training pixels' PCA to this many
+    # components (two PCAs capped at the same width are the same features: one search).
+    root = run / record["root"]
+    features = {fs: {"latents_sha256": latents_sha256, "feature_set": fs} if fs in vae_sets
+                else {"pixel_pca": metrics_width(metrics, fs), "seed": seed, "dataset_sha256": read_json(
+                    root / record["baselines"][fs] / "baseline.json", "pixel baseline")["dataset_sha256"]}
+                for fs in sets}
+    loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def arrays(fs: str) -> tuple[np.ndarray, np.ndarray]:
+        if not loaded:
+            loaded.update({k: (v, feature_sets(latents, "test")[k])
+                           for k, v in feature_sets(latents, "train").items()})
+        if fs not in loaded:  # a pixel PCA: fitted again on the training pixels, as its baseline was
+            data = load_npz(data_file, "dataset", ("x_train", "y_train", "x_test", "y_test"))
+            loaded[fs] = pixel_baselines.features_of("pca", metrics_width(metrics, fs), data, seed)
+        return loaded[fs]
+
+    results: dict = {}
+    predictions: dict[tuple[str, str], np.ndarray] = {}
+    timings: dict = {}
+    for key in config.models:
+        for fs in sets:
+            default = np.asarray(default_columns[f"{key}__{fs}"], dtype=np.int64)
+            entry = cache_dir / f"tuned-{entry_key(key, features[fs], seed, classes, svc, config)}" \
+                if cache_dir is not None else None
+            with file_lock(entry.with_suffix(".lock")) if entry else contextlib.nullcontext():
+                if entry is not None and cache.reusable(entry):
+                    found = read_json(entry / "search.json", "tuning search")
+                    pred = load_npz(entry / "predictions.npz", "tuned predictions", ("y_pred",))["y_pred"]
+                    seconds = {"search_seconds": 0.0, "refit_seconds": 0.0, "from_cache": True}
+                else:
+                    x_train, x_test = arrays(fs)
+                    print(f"tune: {key} on {fs} ({x_train.shape[1]} features)", file=sys.stderr)
+                    found, pred, seconds = searched(key, x_train, y_train, x_test, seed,
+                                                    svc["implementation"], config, default)
+                    if entry is not None:
+                        write_json(entry / "search.json", found)
+                        save_npz(entry / "predictions.npz", y_pred=pred)
+                        cache.seal(entry)  # last: the entry is complete
+            predictions[key, fs] = pred.astype(np.int64)
+            low, high = stats.accuracy_ci(pred == y_test, seed)
+            base = metrics["results"][key][fs]
+            results.setdefault(key, {})[fs] = found | {
+                "accuracy": round(float(np.mean(pred == y_test)), ROUND),
+                "accuracy_ci": [round(low, ROUND), round(high, ROUND)],
+                "default_accuracy": base["accuracy"], "default_accuracy_ci": base.get("accuracy_ci")}
+            timings.setdefault(key, {})[fs] = seconds
+    tests: dict = {}
+    for key in config.models:
+        for fs in vae_sets:
+            name, b = versus(fs, pca_baseline(fs)), pca_baseline(fs)
+            if (key, b) in predictions and name in (metrics.get("comparisons") or {}).get(key, {}):
+                tests.setdefault(key, {})[name] = {"a": fs, "b": b} | stats.paired(
+                    predictions[key, fs] == y_test, predictions[key, b] == y_test, seed)
+    comparisons, family = verdicts.under_tuning(tests, metrics["comparisons"]) if tests else ({}, {
+        "alpha": stats.ALPHA, "correction": "holm", "family_size": 0, "n_changed": 0})
+    return {
+        "models": list(config.models), "feature_sets": sets, "seed": seed,
+        "primary_results_key": read_json(run / CLASSIFY, "classifier record")["results_key"],
+        "search": {"method": "HalvingGridSearchCV", "folds": config.folds, "factor": config.factor,
+                   "max_rows": config.max_rows, "scoring": "accuracy", "resource": "training rows",
+                   "cv": "StratifiedKFold(shuffle=True)", "training_rows": int(len(y_train))},
+        "spaces": {key: {k: list(v) for k, v in SPACES[key].items()} for key in config.models},
+        "defaults": {key: DEFAULTS[key] for key in config.models},
+        "units": {key: {p: unit for (m, p), unit in UNITS.items() if m == key} for key in config.models},
+        "results": results, "comparisons": comparisons, "tests": family,
+    }, timings
+
+
+def metrics_width(metrics: dict, fs: str) -> int:
+    """The width metrics.json gives a feature set (a pixel PCA's components)."""
+    return int(metrics["feature_sets"][fs]["n_features"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Tune the run's classifiers by successive-halving CV")
+    parser.add_argument("run", type=Path, help="the run folder (build/runs/NAME), classified")
+    parser.add_argument("data", type=Path, help="dataset.npz from analysis.data")
+    parser.add_argument("out", type=Path, help="tuned.json to write")
+    parser.add_argument("--config", type=Path, required=True, help="tune-config.json (analysis.config tune)")
+    parser.add_argument("--cache", type=Path, default=None, help="search cache (none: always search)")
+    args = parser.parse_args(argv)
+    threads.apply()
+    started = time.perf_counter()
+    config = load_tune_config(args.config)
+    unknown = [m for m in config.models if m not in SPACES]
+    if unknown:
+        raise VaelabError(f"{args.config} names {', '.join(unknown)}, which have no search space; "
+                          f"use some of {', '.join(SPACES)}")
+    tuned, timings = tune_run(args.run, args.data, config, args.cache)
+    write_json(args.out, tuned)
+    write_json(args.run / "timings-tune.json",
+               {"tune_seconds": round(time.perf_counter() - started, 2), "searches": timings})
+    deps.write(args.out, __file__)
+
+
+if __name__ == "__main__":
+    run_main(main)
