@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from analysis.common import VaelabError, run_main, write_text
-from analysis.runs import (FIGURES_DIR, filled, has_decoder, read_config, read_encode, read_metrics,
-                           read_predictions)
+from analysis.runs import (FIGURES_DIR, current_seeds, filled, has_decoder, read_config, read_encode,
+                           read_metrics, read_predictions, seed_dir)
 from analysis import diffstats
 from analysis.stats import ALPHA  # the level diffstats judged the rows at
 from report import facts as F
@@ -37,10 +37,33 @@ ENCODE_KEYS = ("device", "device_name", "precision", "compiled", "dataset_sha256
 def load_run(run: Path) -> dict:
     if not run.is_dir():
         raise VaelabError(f"run {run} does not exist; pass a run name under build/runs/ or a run directory")
+    over = current_seeds(run)  # SEEDS: the seeds.json of the run's current results, if any
     return {"dir": run, "name": run.name, "config": read_config(run), "encode": read_encode(run),
             "metrics": read_metrics(run),
-            "predictions": {name: np.asarray(column, dtype=np.int64)
-                            for name, column in read_predictions(run).items()}}
+            "predictions": predictions_of(run),
+            "seeds": over["seeds"] if over else [int(read_config(run)["seed"])]}
+
+
+def predictions_of(folder: Path) -> dict[str, np.ndarray]:
+    return {name: np.asarray(column, dtype=np.int64) for name, column in read_predictions(folder).items()}
+
+
+def seed_results(run: dict, seed: int) -> tuple[dict, dict]:
+    """(metrics, predictions) of one seed of a run: its own, or a further one of SEEDS."""
+    if seed == run["seeds"][0]:
+        return run["metrics"], run["predictions"]
+    folder = seed_dir(run["dir"], seed)
+    return read_metrics(folder), predictions_of(folder)
+
+
+def over_seeds(a: dict, b: dict) -> dict | None:
+    """The diff repeated for each seed both runs have (analysis.diffstats.across_seeds), when
+    they share two or more; None otherwise."""
+    common = [s for s in a["seeds"] if s in b["seeds"]]
+    if len(common) < 2:
+        return None
+    return diffstats.across_seeds({s: (*(seed_results(a, s)[0], seed_results(b, s)[0]),
+                                       seed_results(a, s)[1], seed_results(b, s)[1]) for s in common})
 
 
 def config_differences(a: dict, b: dict) -> list[dict]:
@@ -65,13 +88,16 @@ def compare(a: dict, b: dict, seed: int = 0) -> list[dict]:
         raise VaelabError(f"runs {a['name']} and {b['name']} used different test sets; paired "
                           "comparisons need the same images (same DATASET and LIMIT)")
     ma, mb = a["metrics"], b["metrics"]
+    seeds = over_seeds(a, b) if "seeds" in a and "seeds" in b else None
     rows = []
     for row in diffstats.compare(ma, mb, a["predictions"], b["predictions"], seed):
         fs = row["feature_set"]
         widths = [m["feature_sets"][fs]["n_features"] for m in (ma, mb)]
+        repeat = seeds["rows"].get(f"{row['model']}__{fs}") if seeds else None
         rows.append(row | {"model": ma["models"][row["model"]]["label"],
                            "feature_set": ma["feature_sets"][fs]["label"]
-                           + (f" ({widths[0]}/{widths[1]})" if widths[0] != widths[1] else "")})
+                           + (f" ({widths[0]}/{widths[1]})" if widths[0] != widths[1] else ""),
+                           "seeds": repeat and repeat | {"of": len(seeds["seeds"])}})
     return rows
 
 
@@ -111,8 +137,10 @@ def format_table(a: dict, b: dict, rows: list[dict]) -> str:
     wm = max([len("model"), *(len(r["model"]) for r in rows)])
     wf = max([len("features"), *(len(r["feature_set"]) for r in rows)])
     wa, wb = max(len(a["name"]), 7), max(len(b["name"]), 7)
+    seeds = any(r.get("seeds") for r in rows)
     head = f"{'model':{wm}s} {'features':{wf}s} {a['name']:>{wa}s} {b['name']:>{wb}s} " \
-           f"{'delta':>8s} {'95% CI':>19s} {'McNemar p':>10s} {'Holm p':>10s}"
+           f"{'delta':>8s} {'95% CI':>19s} {'McNemar p':>10s} {'Holm p':>10s}" \
+           + (f" {'seeds: mean delta':>19s} {'same':>6s}" if seeds else "")
     # Run names and models, never the run directories: the output names no build folder.
     lines = [f"A = {a['name']} ({a['encode']['model']['name']})",
              f"B = {b['name']} ({b['encode']['model']['name']})"]
@@ -120,11 +148,19 @@ def format_table(a: dict, b: dict, rows: list[dict]) -> str:
         return "\n".join(lines + ["No feature set in common: no paired comparison."]) + "\n"
     lines += [head, "-" * len(head)]
     for r in rows:
+        over = r.get("seeds")
         lines.append(f"{r['model']:{wm}s} {r['feature_set']:{wf}s} {r['acc_a']:{wa}.4f} "
                      f"{r['acc_b']:{wb}.4f} {r['delta']:+8.4f} [{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}] "
-                     f"{r['p_value']:10.4g} {r['p_adjusted']:10.4g}{' *' if r['significant'] else ''}")
+                     f"{r['p_value']:10.4g} {r['p_adjusted']:10.4g}{' *' if r['significant'] else '  ' if over else ''}"
+                     + (f" {over['mean_delta']:+10.4f} ± {over['sd_delta']:.4f} {over['n_agree']:>3d}/{over['of']:<2d}"
+                        if over else ""))
     lines.append(f"* Holm-adjusted p < {ALPHA} (over the {len(rows)} rows: one family of tests); "
                  "delta = B - A")
+    if seeds:
+        n = next(r["seeds"]["of"] for r in rows if r.get("seeds"))
+        lines.append(f"seeds: the mean and standard deviation of delta over the {n} seeds both runs "
+                     "have, and in how many the verdict (B significantly ahead, behind, or neither; "
+                     "each seed's rows Holm-corrected on their own) is the first seed's")
     return "\n".join(lines) + "\n"
 
 
@@ -147,7 +183,9 @@ def render_diff(a: dict, b: dict, rows: list[dict], out: Path, shared: list[str]
         "figures": changed_figures(a, b, out.parent),
         "n_test": len(a["predictions"]["y_true"]),
         "n_significant": sum(r["significant"] for r in rows),
-        "n_raw_significant": sum(r["raw_significant"] for r in rows), "alpha": ALPHA})
+        "n_raw_significant": sum(r["raw_significant"] for r in rows), "alpha": ALPHA,
+        # SEEDS on both sides: how many seeds the rows' "seeds" columns are over (0: none).
+        "n_seeds": next((r["seeds"]["of"] for r in rows if r.get("seeds")), 0)})
 
 
 def main(argv: list[str] | None = None) -> None:
