@@ -37,18 +37,21 @@ EVERY_FIGURE = float_numbers({"curves": True, "has_decoder": True})
 
 
 def conclusions(metrics: dict, pairs: list[dict], untrained: bool,
-                probes: dict | None = None, number: dict[str, str] | None = None) -> list[str]:
+                probes: dict | None = None, number: dict[str, str] | None = None,
+                seeds: F.Seeds | None = None, tuned: F.Tuning | None = None) -> list[str]:
     """The Conclusions, one paragraph per fact (report.sentences renders each). ``number``:
     the report's figure numbers (report.labels.float_numbers), which move when a figure is
-    left out; without it, those of a report that has every figure."""
+    left out; without it, those of a report that has every figure. ``seeds``, ``tuned``: what
+    several seeds and tuning measured (SEEDS, TUNE), when they ran."""
     number = number or EVERY_FIGURE
     best = F.best_of(metrics)
     out = [S.best_sentence(best)]
     mine = [v for v in (F.versus(metrics, metrics["best"]["model"], n) for n in BASELINE_COMPARISONS)
             if v is not None]
     tally = F.pixel_tally(metrics)
+    robust = S.robustness_sentence(seeds, tuned)
     if mine or tally:
-        out.append(" ".join([S.versus_sentence(v) for v in mine]
+        out.append(" ".join([S.versus_sentence(v) for v in mine] + ([robust] if robust else [])
                             + ([S.pixel_tally_sentence(tally)] if tally else [])))
     curves = F.curves(metrics)
     if curves:
@@ -89,12 +92,32 @@ def weights_warning(run_dirs: list[Path]) -> dict | None:
             "sentences": [S.untrained_behaviour(run.name, check) for run, check in flagged]}
 
 
-def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file: Path | None) -> dict:
+def repeats(run_dir: Path, seeds: bool, tuned: bool) -> tuple[dict | None, dict | None]:
+    """The run's seeds.json and tuned.json when the build ran several seeds or tuning (None
+    otherwise); one made from other results than the run's current ones is an error."""
+    over = runs.current_seeds(run_dir) if seeds else None
+    if seeds and over is None:
+        raise VaelabError(f"{run_dir / runs.SEEDS} is missing or was made from other results; "
+                          "rerun `make report`")
+    tuning = runs.current_tuned(run_dir) if tuned else None
+    if tuned and tuning is None:
+        raise VaelabError(f"{run_dir / runs.TUNED} is missing or was made from other results; "
+                          "rerun `make report`")
+    return over, tuning
+
+
+def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file: Path | None,
+                  seeds: bool = False, tuned: bool = False) -> dict:
+    """``seeds``, ``tuned``: the build ran several seeds (SEEDS) or tuning (TUNE); the report
+    then reads the run's seeds.json or tuned.json."""
     html_dir = html_path.parent
     dataset = runs.read_dataset(data_dir)
     run_config = runs.read_config(run_dir)
     encode = runs.read_encode(run_dir)
     metrics = runs.read_metrics(run_dir)
+    over_seeds, tuning = repeats(run_dir, seeds, tuned)
+    seeds_fact = F.seeds(metrics, over_seeds) if over_seeds else None
+    tuning_fact = F.tuning(metrics, tuning) if tuning else None
     figures_info = runs.read_figures_info(run_dir)
     meta = load_metadata(metadata_file)
     best = metrics["best"]
@@ -124,7 +147,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         resolution=enc.resolution, sample_size=enc.sample_size, widths=F.widths(metrics),
         mean_std_confound=F.sample_vs_mean_std(metrics) is not None,
         curves=bool(metrics.get("learning_curves")), probes=bool(probes), untrained=untrained,
-        limit=dataset.get("limit"), n_train=dataset["n_train"])
+        limit=dataset.get("limit"), n_train=dataset["n_train"], seeds=seeds_fact, tuning=tuning_fact)
     tally, rivals = F.pixel_tally(metrics), F.weak_rivals(metrics)
     context = {
         "meta": meta,
@@ -149,8 +172,8 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "primary": metrics["feature_sets"][vae_sets[0]],
         "baseline_columns": T.baseline_columns(metrics),
         "repeated_baselines": len(baseline_sets) - len(T.shown_baselines(metrics)),
-        "results_rows": T.results_rows(metrics),
-        "comparisons": T.comparison_tables(metrics),
+        "results_rows": T.results_rows(metrics, over_seeds),
+        "comparisons": T.comparison_tables(metrics, over_seeds),
         "weak_rivals_text": S.weak_rivals_sentence(rivals, tally.n_higher if tally else None) if rivals else "",
         "baselines_text": S.baselines_sentence(F.baselines(metrics, dataset["n_train"])),
         "summary": summary_sentences(metrics, enc, dataset, len(baseline_sets)),
@@ -163,7 +186,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
                         "ci": best_res.get("accuracy_ci")},
         "per_class": [{"name": name, **vals} for name, vals in best_res["per_class"].items()],
         "pairs": pairs,
-        "discussion": S.discussion_sentences(gap, tally, untrained),
+        "discussion": S.discussion_sentences(gap, tally, untrained) + S.repeats_discussion(seeds_fact, tuning_fact),
         "limitations": S.limitation_items(limits),
         "original_like": enc.like_original,
         "original_encoder": F.ORIGINAL_ENCODER,
@@ -183,8 +206,19 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "has_decoder": decoder,
         "original_accuracy": ORIGINAL_ACCURACY,
         "provenance": runs.read_provenance(run_dir),
+        # SEEDS and TUNE (none: the report reads as without them, byte for byte).
+        "seeds": over_seeds,
+        "seeds_varied": S.seeds_varied(seeds_fact) if seeds_fact else "",
+        "tuned": tuning,
+        "tuned_rows": T.tuned_rows(metrics, tuning) if tuning else [],
+        "tuned_labels": [metrics["models"][m]["label"] for m in tuning["models"]] if tuning else [],
+        "tuned_settings": T.tuned_settings(metrics, tuning) if tuning else [],
     }
     # Figure and table numbers (report.labels): the template and the conclusions cite them.
     context["number"] = float_numbers(context)
-    context["conclusions"] = conclusions(metrics, pairs, untrained, probes, context["number"])
+    context["seeds_text"] = S.seeds_sentences(seeds_fact, context["number"]["tab:vae-vs-pixels"]) \
+        if seeds_fact and context["comparisons"] else []
+    context["tuned_text"] = S.tuning_sentences(tuning_fact, "Appendix B") if tuning_fact else []
+    context["conclusions"] = conclusions(metrics, pairs, untrained, probes, context["number"],
+                                         seeds_fact, tuning_fact)
     return context

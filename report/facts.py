@@ -560,6 +560,8 @@ class Limits:
     limit: int | None
     n_train: int
     extra: dict = field(default_factory=dict)
+    seeds: Seeds | None = None  # several seeds ran (SEEDS): what they measured
+    tuning: Tuning | None = None  # some classifiers were tuned (TUNE)
 
 
 @dataclass(frozen=True)
@@ -820,3 +822,91 @@ def few_for_lda(n_train: int, metrics: dict) -> int | None:
     (under LDA_IMAGES_PER_FEATURE per feature), else None."""
     widest = max(width(metrics, fs) for fs in sets_of_kind(metrics, "vae"))
     return widest if n_train < LDA_IMAGES_PER_FEATURE * widest else None
+
+
+# ---- several seeds (seeds.json) and tuning (tuned.json) ----------------------------------
+
+@dataclass(frozen=True)
+class Repeat:
+    """One of Table 4's comparisons, followed over seeds or under tuning."""
+    model: str  # label
+    a: str  # prose name, '.sample() latents'
+    b: str
+    verdicts: tuple[str, ...]  # analysis.verdicts.verdict of each seed (or: default, tuned)
+    deltas: tuple[float, ...]
+
+    @property
+    def holds(self) -> bool:
+        return all(v == self.verdicts[0] for v in self.verdicts)
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """What changed over the seeds of SEEDS (analysis.seeds decided it; seeds.json)."""
+    seeds: tuple[int, ...]
+    varies: dict  # seeds.json "varies": which parts of the run the seed changes
+    feature_sets: tuple[str, ...]  # labels of the VAE feature sets (their latents do not vary)
+    has_decoder: bool
+    n_tests: int  # Table 4's tests
+    n_hold: int  # of them, those whose verdict is the same in every seed
+    unstable: tuple[Repeat, ...]  # the others, in Table 4's order
+    best_same: bool  # the best result is the same model and feature set in every seed
+    best: tuple[str, str, float, float]  # the run's best (model label, feature-set label): mean, sd
+    best_pca: Repeat | None  # the best model's feature set against its pixel PCA, over the seeds
+
+
+def seeds(metrics: dict, record: dict) -> Seeds:
+    comps = record["comparisons"]
+    order = [(m, n) for m in metrics["model_order"] for n in BASELINE_COMPARISONS if n in comps.get(m, {})]
+
+    def repeat(m: str, n: str) -> Repeat:
+        c = comps[m][n]
+        return Repeat(metrics["models"][m]["label"], fs_name(metrics, c["a"]), fs_name(metrics, c["b"]),
+                      tuple(c["verdict"]), tuple(c["delta"]))
+
+    top = metrics["best"]
+    spread = record["results"][top["model"]][top["feature_set"]]
+    pca = comparison_name(top["feature_set"], pca_baseline(top["feature_set"]))
+    return Seeds(tuple(record["seeds"]), record["varies"],
+                 tuple(metrics["feature_sets"][fs]["label"] for fs in sets_of_kind(metrics, "vae")),
+                 bool(record.get("has_decoder", True)), len(order),
+                 sum(comps[m][n]["holds"] for m, n in order),
+                 tuple(repeat(m, n) for m, n in order if not comps[m][n]["holds"]),
+                 bool(record["best"]["same"]),
+                 (metrics["models"][top["model"]]["label"], metrics["feature_sets"][top["feature_set"]]["label"],
+                  spread["mean"], spread["sd"]),
+                 repeat(top["model"], pca) if pca in comps.get(top["model"], {}) else None)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What tuning changed (analysis.tune decided it; tuned.json)."""
+    models: tuple[str, ...]  # labels of the tuned classifiers
+    folds: int
+    max_rows: int
+    n_searches: int
+    n_default: int  # searches whose choice was the default settings
+    n_tests: int  # the tuned latent-vs-pixel-PCA tests, one Holm family
+    changed: tuple[Repeat, ...]  # verdicts (default, tuned) that tuning changed, in table order
+    best_pca: Repeat | None  # the run's best model on its feature set against its pixel PCA
+    best_pca_delta: float | None  # its tuned difference
+
+
+def tuning(metrics: dict, record: dict) -> Tuning:
+    comps = record["comparisons"]
+    order = [(m, n) for m in record["models"] for n in BASELINE_COMPARISONS if n in comps.get(m, {})]
+
+    def repeat(m: str, n: str) -> Repeat:
+        c = comps[m][n]
+        return Repeat(metrics["models"][m]["label"], fs_name(metrics, c["a"]), fs_name(metrics, c["b"]),
+                      (c["default_verdict"], c["verdict"]), (c["default_delta"], c["delta"]))
+
+    top = metrics["best"]
+    pca = comparison_name(top["feature_set"], pca_baseline(top["feature_set"]))
+    best = repeat(top["model"], pca) if pca in comps.get(top["model"], {}) else None
+    searches = [r for per in record["results"].values() for r in per.values()]
+    return Tuning(tuple(metrics["models"][m]["label"] for m in record["models"]),
+                  int(record["search"]["folds"]), int(record["search"]["max_rows"]), len(searches),
+                  sum(bool(r["default"]) for r in searches), len(order),
+                  tuple(repeat(m, n) for m, n in order if comps[m][n]["changed"]), best,
+                  comps[top["model"]][pca]["delta"] if best else None)

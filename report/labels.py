@@ -45,9 +45,12 @@ TABLES = (
     ("tab:accuracy", "results-table", _always),
     ("tab:vae-vs-pixels", "baselines-table", _has("comparisons")),
     ("tab:mean-std-vs-sample", "sample-vs-meanstd-table", _sample_rows),
+    ("tab:tuned", "tuned-table", _has("tuned")),
     ("tab:prf", "prf-table", _always),
     ("tab:per-class", "per-class-table", _always),
     ("tab:provenance", "provenance-table", _always),
+    ("tab:tuned-grids", "tuned-grids-table", _has("tuned")),
+    ("tab:tuned-settings", "tuned-settings-table", _has("tuned")),
 )
 # The Comparing encoders section (several variants only) numbers its floats C1, C2, ...
 COMPARE_FIGURES = (("fig:variant-reconstructions", "fig-variant-reconstructions"),)
@@ -65,6 +68,7 @@ SECTIONS = (
     ("conclusions", "conclusions", "Conclusions", True, _always),
     ("references", "references", "References", True, _always),
     ("appendix", "appendix-provenance", "Appendix A", False, _always),
+    ("appendix-tuning", "appendix-tuning", "Appendix B", False, _has("tuned")),
 )
 SECTION_KEYS = tuple(key for key, *_ in SECTIONS)
 KIND_WORDS = {"fig": "Figure", "tab": "Table", "sec": "Section"}

@@ -47,7 +47,7 @@ from report.metadata import read_toml
 # those an author section can follow.
 APPEND_TO = ("summary", "introduction", "methodology", "results", "comparing-encoders", "discussion",
              "limitations", "conclusions")
-PLACE_AFTER = tuple(k for k in labels.SECTION_KEYS if k != "appendix")
+PLACE_AFTER = tuple(k for k in labels.SECTION_KEYS if not k.startswith("appendix"))
 WORD = re.compile(r"[A-Za-z0-9_-]+")
 REFERENCE = re.compile(r"@((?:fig|tab|sec):[a-z0-9]+(?:-[a-z0-9]+)*)")
 COMMENT = re.compile(r"<!--.*?-->", re.S)

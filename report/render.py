@@ -114,12 +114,14 @@ def main(argv: list[str] | None = None) -> None:
     html.add_argument("out", type=Path, help="report.html to write")
     html.add_argument("--data", type=Path, required=True, help="data directory (dataset.json)")
     html.add_argument("--metadata", type=Path, default=None, help="title block TOML file")
+    html.add_argument("--seeds", action="store_true", help="the build ran several seeds (SEEDS)")
+    html.add_argument("--tuned", action="store_true", help="the build tuned classifiers (TUNE)")
     pdf = sub.add_parser("pdf")
     pdf.add_argument("html", type=Path)
     pdf.add_argument("out", type=Path)
     args = parser.parse_args(argv)
     if args.what == "html":
-        context = build_context(args.data, args.runs[0], args.out, args.metadata)
+        context = build_context(args.data, args.runs[0], args.out, args.metadata, args.seeds, args.tuned)
         context["weights_warning"] = weights_warning(args.runs)
         context["compare"] = None
         if len(args.runs) > 1:

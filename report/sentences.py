@@ -33,9 +33,9 @@ from analysis.autoencoders import FEATURE_SETS
 from analysis.stats import ALPHA  # the level metrics.json's verdicts were made at
 from report.facts import (CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFUSED,
                           ORIGINAL_ENCODER, Baselines, Best, Curves, Gap, LatentShare, Limits,
-                          PixelTally, Probes, Recon, Resolutions, SampleVsMeanStd, Score,
-                          Separability, SetsDiff, SharedEncoder, Source, Summary, Upcast, Variants,
-                          Versus, WeakRival)
+                          PixelTally, Probes, Recon, Repeat, Resolutions, SampleVsMeanStd, Score,
+                          Seeds, Separability, SetsDiff, SharedEncoder, Source, Summary, Tuning,
+                          Upcast, Variants, Versus, WeakRival)
 from report.formatting import acc, count, joined, number, p_is, pct, plural, pts, size, unsigned
 
 
@@ -503,16 +503,11 @@ def discussion_sentences(g: Gap, tally: PixelTally | None, untrained: bool) -> l
 
 def limitation_items(lim: Limits) -> list[str]:
     """One item per limitation, each with what would settle it."""
-    out = []
-    draw = " and, for .sample(), one draw of the latent" if lim.stochastic else ""
-    out.append(f"One seed ({lim.seed}){draw}: every classifier, the pixel PCA and the bootstrap "
-               "share it, and the spread between seeds is not measured. Rerunning with other "
-               "seeds (SEED=1, 2, …) would show it.")
+    out = [seeds_limitation(lim)]
     out.append(f"The 95% intervals resample the {count(lim.n_test)} test images only: they leave "
                "out what would change with other training images, seeds or draws, so they "
                "understate the uncertainty of a rerun.")
-    out.append("No tuning: every classifier runs with the fixed settings of Table 2. A tuned "
-               "model (on a validation split, never the test set) could rank differently.")
+    out.append(tuning_limitation(lim))
     if lim.sample_size and lim.sample_size != lim.resolution:
         out.append(f"Resolution: images are encoded at {lim.resolution} px, while the model's "
                    f"config gives a sample_size of {lim.sample_size} px, the image size it names "
@@ -768,3 +763,154 @@ def untrained_behaviour(name: str, check: dict) -> str:
         parts.append(f"{best}, below the {acc(acc_check['pooled_pixels'])} of the image merely "
                      f"averaged ({acc_check['pooled_pixels_label']})")
     return f"{name} {joined(parts)}."
+
+
+# ---- several seeds (SEEDS) and tuned classifiers (TUNE) ----------------------------------
+
+# How prose names analysis.verdicts.verdict's codes: the latent side against the pixels.
+VERDICT_WORDS = {"higher": "ahead", "lower": "behind", "unclear": "not clearly apart"}
+
+
+def repeat_text(r: Repeat) -> str:
+    """'SVC on .sample() latents against pixel PCA'."""
+    return f"{r.model} on {r.a} against {r.b}"
+
+
+def seeds_varied(s: Seeds) -> str:
+    """What a seed changes in this run and what every seed shares (Methodology)."""
+    changed = (["the .sample() draw"] if s.varies.get("sample_draw") else []) + [
+        "every classifier's random_state", "the pixel PCA", "the bootstrap"]
+    latents = (f"the latent mean & std" if s.varies.get("sample_draw") else "the latents")
+    kept = [latents] + (["the decoded images"] if s.has_decoder else [])
+    return (f"Each seed changes {joined(changed)}; {joined(kept)} are the same for every seed, "
+            "computed once and reused")
+
+
+def seeds_sentences(s: Seeds, table: str) -> list[str]:
+    """How many of Table ``table``'s verdicts hold for every seed, which do not, and the best
+    result's spread."""
+    n = len(s.seeds)
+    which = f"the {plural(n, 'seed')} ({joined([str(x) for x in s.seeds])})"
+    if s.n_hold == s.n_tests:
+        held = f"all {plural(s.n_tests, 'test')} of Table {table} reach the same verdict in every seed"
+    elif s.n_hold == 0:
+        held = f"none of the {plural(s.n_tests, 'test')} of Table {table} reaches the same verdict in every seed"
+    else:
+        held = (f"{count(s.n_hold)} of the {plural(s.n_tests, 'test')} of Table {table} reach the same "
+                "verdict in every seed")
+    out = [f"Over {which}, {held} (each seed's tests Holm-corrected on their own)."]
+    if s.unstable:
+        shown = s.unstable[:3]
+        listed = "; ".join(f"{repeat_text(r)} ({', '.join(VERDICT_WORDS[v] for v in r.verdicts)})"
+                           for r in shown)
+        more = len(s.unstable) - len(shown)
+        out.append(f"The verdict changes with the seed for {listed}"
+                   + (f", and {count(more)} more" if more else "") + ".")
+    model, fs, mean, sd = s.best
+    out.append(f"The best result, {model} on {on(fs)}, averages {acc(mean)} over the seeds "
+               f"(standard deviation {acc(sd)})" + (", and it is the best in every seed." if s.best_same
+                                                    else "; another result is the best in some seeds."))
+    return out
+
+
+def tuning_sentences(t: Tuning, appendix: str) -> list[str]:
+    """What tuning changed: the latent-vs-pixel-PCA verdicts, and how often the default won."""
+    unchanged = t.n_tests - len(t.changed)
+    if not t.changed:
+        kept = f"leaves all {plural(t.n_tests, 'verdict')} of the latents against pixel PCA of their width as they are"
+    else:
+        kept = (f"leaves {count(unchanged)} of the {plural(t.n_tests, 'verdict')} of the latents against "
+                f"pixel PCA of their width as they are")
+    out = [f"Tuning {joined(list(t.models))} by {t.folds}-fold cross-validation on the training images "
+           f"(settings and grids in {appendix}) {kept} at the default settings (the tuned tests "
+           "Holm-corrected as one family)."]
+    if t.changed:
+        out.append("It changes " + "; ".join(
+            f"{repeat_text(r)}, from {VERDICT_WORDS[r.verdicts[0]]} to {VERDICT_WORDS[r.verdicts[1]]}"
+            for r in t.changed) + ".")
+    if t.n_default:
+        out.append(f"{count(t.n_default)} of the {plural(t.n_searches, 'search', 'searches')} chose the "
+                   "default settings (their default fit is the tuned one).")
+    else:
+        out.append(f"None of the {plural(t.n_searches, 'search', 'searches')} chose the default settings.")
+    return out
+
+
+# The verdict of a latent against a rival named before it in the sentence ("... than it").
+AGAINST_IT = {"higher": "ahead of it", "lower": "behind it", "unclear": "not clearly apart from it"}
+
+
+def robustness_sentence(seeds: Seeds | None, tuned: Tuning | None) -> str | None:
+    """Whether the best model's lead (or gap) to the pixel PCA of its width survives other seeds
+    and tuning: the question a reader asks of Table 4 first."""
+    parts = []
+    lead = seeds.best_pca if seeds else None
+    if lead:
+        lo, hi = min(lead.deltas), max(lead.deltas)
+        by = f"by {pts(lo)} to {pts(hi)} points" if lo != hi else f"by {pts(lo)} points in each"
+        if lead.holds:
+            parts.append(f"is {AGAINST_IT[lead.verdicts[0]]} in every one of the "
+                         f"{plural(len(seeds.seeds), 'seed')} ({by})")
+        else:
+            said = ", ".join(VERDICT_WORDS[v] for v in lead.verdicts)
+            parts.append(f"does not reach the same verdict in every seed ({said}; {by})")
+    lead_t = tuned.best_pca if tuned else None
+    if lead_t:
+        parts.append(f"is {AGAINST_IT[lead_t.verdicts[1]] if not lead else VERDICT_WORDS[lead_t.verdicts[1]]} "
+                     f"after tuning ({pts(tuned.best_pca_delta)} points, "
+                     f"{'the same verdict as' if lead_t.holds else 'another verdict than'} at the default settings)")
+    if not parts:
+        return None
+    r = lead or lead_t
+    return f"Against pixel PCA of the same width, {r.model} on {r.a} {' and '.join(parts)}."
+
+
+def seeds_limitation(lim: Limits) -> str:
+    """The seed item of the Limitations: what would settle it, or what several seeds measured."""
+    s = lim.seeds
+    if s is None:
+        draw = " and, for .sample(), one draw of the latent" if lim.stochastic else ""
+        return (f"One seed ({lim.seed}){draw}: every classifier, the pixel PCA and the bootstrap "
+                "share it, and the spread between seeds is not measured. Rerunning with other "
+                "seeds (SEED=1, 2, …) would show it.")
+    model, fs, mean, sd = s.best
+    return (f"{plural(len(s.seeds), 'seed')} ({joined([str(x) for x in s.seeds])}): the spread between "
+            f"seeds is measured (the best result, {model} on {on(fs)}, has a standard deviation of "
+            f"{acc(sd)}; {count(s.n_hold)} of the {count(s.n_tests)} verdicts hold in every seed), but "
+            f"{len(s.seeds)} draws only roughly estimate it, and the learning curves, probes and "
+            f"figures show seed {s.seeds[0]} alone. More seeds would estimate it better.")
+
+
+def tuning_limitation(lim: Limits) -> str:
+    """The tuning item of the Limitations."""
+    t = lim.tuning
+    if t is None:
+        return ("No tuning: every classifier runs with the fixed settings of Table 2. A tuned "
+                "model (on a validation split, never the test set) could rank differently.")
+    return (f"Tuning covers {joined(list(t.models))} over small grids (Appendix B), chosen by "
+            f"{t.folds}-fold cross-validation on the training images with the run's own seed, the "
+            f"search's last round on at most {count(t.max_rows)} of them. A wider grid, a search on "
+            "every training image or other seeds could still choose, and rank, differently.")
+
+
+def repeats_discussion(seeds: Seeds | None, tuned: Tuning | None) -> list[str]:
+    """What several seeds and tuning say about reading Table 4 (Discussion); nothing when
+    neither ran."""
+    out = []
+    if seeds and seeds.n_tests:
+        if seeds.n_hold == seeds.n_tests:
+            out.append(f"Every verdict of Table 4 is the same in each of the {plural(len(seeds.seeds), 'seed')}, so "
+                       "the reading above does not rest on one seed's classifiers, PCA or draw.")
+        else:
+            out.append(f"{count(seeds.n_tests - seeds.n_hold)} of the {plural(seeds.n_tests, 'verdict')} of "
+                       f"Table 4 change with the seed, so those rest on one seed's classifiers, PCA or "
+                       "draw; the rest hold in every seed.")
+    if tuned and tuned.n_tests:
+        if not tuned.changed:
+            out.append("Tuning changes none of the verdicts of the latents against pixel PCA of their "
+                       "width, so the default settings do not decide them.")
+        else:
+            out.append(f"Tuning changes {count(len(tuned.changed))} of the "
+                       f"{plural(tuned.n_tests, 'verdict')} of the latents against pixel PCA of their "
+                       "width, so those depend on the classifiers' settings as much as on the features.")
+    return out
