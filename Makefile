@@ -30,6 +30,17 @@ REVISION ?=
 DATASET ?= cifar10
 LIMIT ?=
 SEED ?= 0
+# SEEDS: several seeds ("0 1 2"); each reruns only what a seed changes (analysis/seeds.py) and
+# the report gives each accuracy's spread over them. Unset: SEED alone. Its first seed is the
+# run's SEED (set SEED too only to the same value).
+ifneq ($(origin SEEDS),undefined)
+  ifeq ($(filter command line environment override,$(origin SEED)),)
+    SEED := $(firstword $(SEEDS))
+  endif
+endif
+# TUNE: 1 tunes every classifier by successive-halving cross-validation on the training images
+# (analysis/tune.py), or a list of models ("svc lightgbm"); unset, empty or 0: none.
+TUNE ?=
 DEVICE ?= auto
 PRECISION ?= auto
 BATCH ?= auto
@@ -71,8 +82,11 @@ export VAELAB_RUNS
 DATA_DIR := $(BUILD)/data
 figures_of = $(addprefix $(1)/,$(FIGURE_FILES))
 # Named here so that make treats them as real products, never as intermediates to delete.
+# SEEDS and TUNE (the plan's EXTRA_SEEDS and TUNE_MODELS, checked there) add a stage each.
+REPEAT_PRODUCTS := $(foreach r,$(RUN_DIRS),$(if $(EXTRA_SEEDS),$(r)/seeds-config.json $(r)/seeds.json) \
+                     $(if $(TUNE_MODELS),$(r)/tune-config.json $(r)/tuned.json))
 RUN_PRODUCTS := $(foreach r,$(RUN_DIRS),$(r)/config.json $(r)/latents.npz $(r)/baselines.json $(r)/metrics.json $(r)/probes.json \
-                  $(r)/weights.json $(r)/provenance.json $(call figures_of,$(r)))
+                  $(r)/weights.json $(r)/provenance.json $(call figures_of,$(r))) $(REPEAT_PRODUCTS)
 COMMON := analysis/__init__.py analysis/common.py analysis/config.py
 
 .PHONY: help setup report demo notes test check bench diff clean distclean FORCE
@@ -83,7 +97,7 @@ COMMON := analysis/__init__.py analysis/common.py analysis/config.py
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Variables: VAES VAE REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH COMPILE RESOLUTION SVC BUILD DATA_ROOT METADATA (see README.md)"
+	@echo "Variables: VAES VAE REVISION DATASET LIMIT SEED SEEDS TUNE DEVICE PRECISION BATCH COMPILE RESOLUTION SVC BUILD DATA_ROOT METADATA (see README.md)"
 	@echo "make -jN report: up to N runs (VAES x RESOLUTION) side by side, each stage on cores/min(N, runs) threads;"
 	@echo "  with one run it changes nothing (same bytes); with several, latents and oneDAL's SVC may differ in the last bits"
 
@@ -138,7 +152,8 @@ $(SETUP): pyproject.toml
 ifndef MAKE_RESTARTS
 $(PLAN): FORCE | $(SETUP)
 	@$(PY) -m analysis.config plan --vaes $(call q,$(VAES)) --vae $(call q,$(VAE)) \
-	  --resolution $(call q,$(RESOLUTION)) --out $@
+	  --resolution $(call q,$(RESOLUTION)) --seed $(call q,$(SEED)) --tune $(call q,$(TUNE)) \
+	  $(if $(filter undefined,$(origin SEEDS)),,--seeds $(call q,$(SEEDS))) --out $@
 endif
 
 $(DATA_DIR)/config.json: FORCE | $(SETUP)
@@ -151,9 +166,16 @@ $(BUILD)/runs/%/config.json: FORCE | $(SETUP)
 	  --batch-size $(call q,$(BATCH)) --resolution $(call q,$(or $(RUN_RESOLUTION.$*),32)) \
 	  --compile $(call q,$(COMPILE)) --svc $(call q,$(SVC)) --out $@
 
+$(BUILD)/runs/%/seeds-config.json: FORCE | $(SETUP)
+	@$(PY) -m analysis.config seeds --seeds $(call q,$(SEEDS_LIST)) --out $@
+
+$(BUILD)/runs/%/tune-config.json: FORCE | $(SETUP)
+	@$(PY) -m analysis.config tune --models $(call q,$(TUNE_MODELS)) --out $@
+
 $(BUILD)/report-inputs.json: FORCE | $(SETUP)
 	@$(PY) -m analysis.config report $(addprefix --run ,$(RUN_DIRS)) --data $(DATA_DIR) \
-	  --metadata $(call q,$(METADATA)) --out $@
+	  --metadata $(call q,$(METADATA)) --seeds $(call q,$(if $(EXTRA_SEEDS),$(SEEDS_LIST))) \
+	  --tune $(call q,$(TUNE_MODELS)) --out $@
 	@$(PY) -m report.notes deps --metadata $(call q,$(METADATA)) --out $(BUILD)/report-notes.mk
 
 # ---- pipeline -----------------------------------------------------------------------
@@ -189,6 +211,21 @@ $(BUILD)/runs/%/metrics.json: $(BUILD)/runs/%/latents.npz $(BUILD)/runs/%/baseli
 $(BUILD)/runs/%/probes.json: $(BUILD)/runs/%/latents.npz analysis/probes.py
 	$(PY) -m analysis.probes $< $@ --cache $(CACHE)
 
+# SEEDS: each further seed's pixel baselines (shared, under $(BUILD)/baselines) and classifiers on
+# the run's own latents (a KL autoencoder's .sample() drawn anew), then the spread over the seeds
+# and whether each verdict holds for every seed (cached like the results).
+$(BUILD)/runs/%/seeds.json: $(BUILD)/runs/%/seeds-config.json $(BUILD)/runs/%/metrics.json $(DATA_DIR)/dataset.npz \
+                            analysis/seeds.py
+	$(PY) -m analysis.seeds $(BUILD)/runs/$* $(DATA_DIR)/dataset.npz $@ --config $< \
+	  --baselines $(BUILD)/baselines --cache $(CACHE)
+
+# TUNE: hyperparameters by successive-halving cross-validation on the training images, for the
+# VAE feature sets and their equal-width pixel PCAs alike (each search cached).
+# After the seeds stage when both run (order only): one heavy stage per run at a time under make -j.
+$(BUILD)/runs/%/tuned.json: $(BUILD)/runs/%/tune-config.json $(BUILD)/runs/%/metrics.json $(DATA_DIR)/dataset.npz \
+                            analysis/tune.py | $(if $(EXTRA_SEEDS),$(BUILD)/runs/%/seeds.json)
+	$(PY) -m analysis.tune $(BUILD)/runs/$* $(DATA_DIR)/dataset.npz $@ --config $< --cache $(CACHE)
+
 # Whether the weights behave as trained: reconstructions against a flat image, latents against
 # chance and pooled pixels (analysis/weights.py; the report's first page names a failure).
 $(BUILD)/runs/%/weights.json: $(BUILD)/runs/%/metrics.json $(DATA_DIR)/dataset.npz analysis/weights.py
@@ -200,10 +237,13 @@ $(call figures_of,$(BUILD)/runs/%): $(BUILD)/runs/%/metrics.json $(BUILD)/runs/%
 	$(PY) -m analysis.figures $(BUILD)/runs/$* $(DATA_DIR)/dataset.npz $(BUILD)/runs/$*/figures \
 	  --seed $(call q,$(SEED))
 
-# Make variables as typed (BUILD left out: where outputs go does not change them).
-PROVENANCE_VARS := $(foreach v,VAES REVISION DATASET LIMIT SEED DEVICE PRECISION BATCH COMPILE RESOLUTION SVC DATA_ROOT METADATA,\
+# Make variables as typed (BUILD left out: where outputs go does not change them); SEEDS and
+# TUNE only when set, so that a build without them names the variables it always did.
+PROVENANCE_VARS := $(foreach v,VAES REVISION DATASET LIMIT SEED $(if $(SEEDS_LIST),SEEDS) $(if $(TUNE_MODELS),TUNE) \
+                     DEVICE PRECISION BATCH COMPILE RESOLUTION SVC DATA_ROOT METADATA,\
                      --variable $(call q,$(v)=$($(v))))
-$(BUILD)/runs/%/provenance.json: $(BUILD)/runs/%/metrics.json report/provenance.py
+# The plan changes with SEEDS and TUNE (it names them only when set): the variables recorded follow.
+$(BUILD)/runs/%/provenance.json: $(BUILD)/runs/%/metrics.json $(PLAN) report/provenance.py
 	$(PY) -m report.provenance $(BUILD)/runs/$* $(DATA_DIR) $@ $(PROVENANCE_VARS)
 
 # Several variants: a reconstruction panel over all of them (one run needs none).
@@ -213,8 +253,9 @@ $(BUILD)/compare/reconstructions.png: $(BUILD)/report-inputs.json $(foreach r,$(
 
 $(BUILD)/report.html: $(BUILD)/report-inputs.json $(RUN_PRODUCTS) $(COMPARE) report/render.py \
                       templates/report.html.j2 templates/compare.html.j2 templates/notes.html.j2 \
-                      $(wildcard templates/sections/*.html.j2) templates/report.css $(wildcard $(METADATA)) $(NOTE_FILES)
-	$(PY) -m report.render html $(RUN_DIRS) $@ --data $(DATA_DIR) --metadata $(call q,$(METADATA))
+                      $(wildcard templates/sections/*.html.j2 templates/parts/*.html.j2) templates/report.css $(wildcard $(METADATA)) $(NOTE_FILES)
+	$(PY) -m report.render html $(RUN_DIRS) $@ --data $(DATA_DIR) --metadata $(call q,$(METADATA)) \
+	  $(if $(EXTRA_SEEDS),--seeds) $(if $(TUNE_MODELS),--tuned)
 
 $(BUILD)/report.pdf: $(BUILD)/report.html report/render.py
 	$(PY) -m report.render pdf $< $@
@@ -222,7 +263,7 @@ $(BUILD)/report.pdf: $(BUILD)/report.html report/render.py
 # Wall-clock times stay out of the documents (they would differ between identical builds):
 # every stage's timings-*.json, gathered per run and stage into one file.
 $(BUILD)/timings.json: $(DATA_DIR)/dataset.npz $(foreach r,$(RUN_DIRS),$(r)/latents.npz $(r)/metrics.json $(r)/probes.json) \
-                       report/timings.py $(COMMON)
+                       $(REPEAT_PRODUCTS) report/timings.py $(COMMON)
 	$(PY) -m report.timings collect $@ --data $(DATA_DIR) $(addprefix --run ,$(RUN_DIRS)) \
 	  --baselines $(BUILD)/baselines
 
@@ -255,13 +296,18 @@ $(BUILD)/%/notes/report.toml: analysis/demo.py $(wildcard $(METADATA)) | $(SETUP
 BENCH_MODEL ?= $(BUILD)/bench/models/sd-vae-arch
 BENCH_IMAGES ?= 256
 BENCH_ROWS ?= 50000
+# BENCH_PARTS: what to time (analysis/bench.py), e.g. BENCH_PARTS=tune for TUNE's search alone;
+# BENCH_TUNE: the models it times; BENCH_JSON: where the figures go.
+BENCH_PARTS ?= encoder classes classifiers tune
+BENCH_TUNE ?= svc lightgbm
+BENCH_JSON ?= $(BUILD)/bench.json
 
 $(BUILD)/bench/models/sd-vae-arch/config.json: analysis/demo.py | $(SETUP)
 	$(PY) -m analysis.demo vae $(@D) --full
 
-bench: $(BENCH_MODEL)/config.json | $(SETUP) ## measure encoder throughput, classifier cost and the learning curves' and probes' share of it (build/bench.json)
-	$(PY) -m analysis.bench $(BUILD)/bench.json --model $(BENCH_MODEL) \
-	  --images $(BENCH_IMAGES) --rows $(BENCH_ROWS)
+bench: $(if $(filter encoder,$(BENCH_PARTS)),$(BENCH_MODEL)/config.json) | $(SETUP) ## measure encoder throughput, classifier cost, the learning curves' and probes' share of it and TUNE's search (build/bench.json)
+	$(PY) -m analysis.bench $(BENCH_JSON) --model $(BENCH_MODEL) \
+	  --images $(BENCH_IMAGES) --rows $(BENCH_ROWS) --parts $(call q,$(BENCH_PARTS)) --tune-models $(call q,$(BENCH_TUNE))
 
 # ---- validation ---------------------------------------------------------------------
 # The validators behind `make check` (and the tests that use them). Every step may fail
