@@ -2,6 +2,7 @@
 
 Run:
     python -m analysis.bench build/bench.json [--images 512] [--rows 50000] [--model DIR]
+    python -m analysis.bench build/bench-tune.json --parts tune --rows 50000 --tune-models "svc lightgbm"
 
 Without ``--model`` it builds the sd-vae-ft-ema architecture with random weights
 (``analysis.demo vae --full``): the same FLOPs as the real model, so throughput numbers
@@ -22,6 +23,14 @@ core, with their accuracy, support vectors and how many test predictions agree);
 classifier totals count the one ``SVC=auto`` picks. Beside them, on the same features: the learning-curve subsets (analysis.curves) and the latent probes
 (analysis.probes, the 64 features taken as a 4x4x4 latent), and their cost as a share of
 the classifier stage (``curves_ratio``, ``probes_ratio``).
+
+``tune`` (``--parts tune``, on its own or with the others) times TUNE's search (analysis.tune)
+on the same features at 64 and 128 features, for each of ``--tune-models`` (SVC and LightGBM by
+default) side by side with its default fit: the search, the refit of the chosen settings on
+every training row, and their ratio to the default fit and predict; with the classifiers part
+in the same run, also TUNE's cost on the default run (the VAE feature sets and their
+equal-width pixel PCAs: the widths timed here, twice) against the classifier stage
+(``stage_ratio``).
 """
 
 from __future__ import annotations
@@ -38,13 +47,17 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.common import run_main, write_json
+from analysis.common import VaelabError, run_main, write_json
+from analysis.config import parse_tune
 from analysis.encode import Encoder, to_model_input
 from analysis.devices import (DEFAULT_BATCH, REFERENCE_CONV, bf16_decision, conv_rates, cpu_bf16,
                               device_name)
 from analysis.vae import load_vae, resolve_model
 
 PLAIN_BATCH = 64  # the plain loop keeps the batch of 64 that issue 4 measured it with
+# What `make bench` can time (BENCH_PARTS): the encoder paths and where their time goes, the
+# encoder classes, the classifiers (with learning curves and probes), TUNE's search.
+PARTS = ("encoder", "classes", "classifiers", "tune")
 
 
 def plain_loop(vae, images: np.ndarray, batch_size: int) -> None:
@@ -489,6 +502,59 @@ def stage_ratios(out: dict) -> dict:
             "probes_ratio": round(out.get("probes_seconds", 0.0) / serial, 4) if serial else None}
 
 
+def bench_tune(rows: int, seed: int, models: tuple[str, ...] = ("svc", "lightgbm"),
+               zip_path: Path = CIFAR_ZIP) -> dict:
+    """TUNE's search and refit against the default fit, per model, at 64 and 128 features on
+    ``rows`` training rows (the classifiers part's features). A refit the tune stage skips (the
+    search chose the defaults) is timed too, but not counted in ``tune_seconds``."""
+    from analysis.baselines import pca
+    from analysis.config import TuneConfig
+    from analysis.models import fit_predict, svc_implementation
+    from analysis.tune import search, tuned_model
+
+    cifar = cifar_pixels(zip_path, rows)
+    rng = np.random.default_rng(seed)
+    config = TuneConfig(models=tuple(models))
+    svc = svc_implementation("auto")
+    out: dict = {"features": cifar[1] if cifar else "synthetic Gaussian mixture (CIFAR-10 JPEG set not found)",
+                 "models": list(models), "svc": svc, "max_rows": config.max_rows, "folds": config.folds,
+                 "factor": config.factor, "widths": {}}
+    for n_features in (64, 128):
+        if cifar:
+            data = cifar[0]
+            x_train, x_test = pca(data["x_train"], data["x_test"], n_features, seed)
+            y_train, y_test = data["y_train"], data["y_test"]
+        else:
+            x_train, y_train, x_test, y_test = gaussian_features(rows, n_features, rng)
+        for key in models:
+            impl = svc["implementation"]
+            default_pred, fit_s, predict_s = fit_predict(key, seed, x_train, y_train, x_test, impl)
+            t0 = time.perf_counter()
+            found = search(key, x_train, y_train, seed, impl, config)
+            t1 = time.perf_counter()
+            model = tuned_model(key, found["params"], seed, x_train, impl)
+            model.fit(x_train, y_train)
+            tuned_pred = np.asarray(model.predict(x_test))
+            t2 = time.perf_counter()
+            default_s = fit_s + predict_s
+            tune_s = (t1 - t0) + (0.0 if found["default"] else t2 - t1)
+            out["widths"].setdefault(str(n_features), {})[key] = {
+                "default_seconds": round(default_s, 2), "search_seconds": round(t1 - t0, 2),
+                "refit_seconds": round(t2 - t1, 2), "refit_needed": not found["default"],
+                "tune_seconds": round(tune_s, 2), "ratio": round(tune_s / default_s, 3) if default_s else None,
+                "params": found["params"], "rounds": found["rounds"], "cv_accuracy": found["cv_accuracy"],
+                "default_accuracy": round(float(np.mean(default_pred == y_test)), 4),
+                "tuned_accuracy": round(float(np.mean(tuned_pred == y_test)), 4)}
+            print(f"  tune {key:9s} {len(y_train)} x {n_features}: default {default_s:7.1f}s, search "
+                  f"{t1 - t0:7.1f}s, refit {t2 - t1:7.1f}s{'' if not found['default'] else ' (defaults chosen: skipped)'}"
+                  f", chose {found['params']}", file=sys.stderr)
+    per = [r for width in out["widths"].values() for r in width.values()]
+    out["tune_seconds"] = round(sum(r["tune_seconds"] for r in per), 2)
+    out["default_seconds"] = round(sum(r["default_seconds"] for r in per), 2)
+    out["ratio"] = round(out["tune_seconds"] / out["default_seconds"], 3) if out["default_seconds"] else None
+    return out
+
+
 def bench_speed(model_dir: Path, n_images: int, batch_size: int, reps: int, encoder: dict,
                 candidates: bool = True) -> dict:
     """Where the encoder's time goes against the machine's own convolution rate: the layer
@@ -541,7 +607,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description="Benchmark encoding and classifiers")
     parser.add_argument("out", type=Path, help="bench.json to write")
-    parser.add_argument("--model", type=Path, required=True, help="local AutoencoderKL directory")
+    parser.add_argument("--model", type=Path, default=None, help="local AutoencoderKL directory (the encoder part)")
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                         help="vaelab's batch size (the plain loop keeps 64)")
@@ -550,24 +616,76 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=50000, help="training rows for classifiers; 0 skips")
     parser.add_argument("--class-images", type=int, default=128,
                         help="images per encoder class in the per-class throughput; 0 skips")
+    parser.add_argument("--parts", default=" ".join(PARTS),
+                        help=f"what to time, of: {' '.join(PARTS)} (e.g. --parts tune)")
+    parser.add_argument("--tune-models", default="svc lightgbm", help="the models the tune part times")
     args = parser.parse_args(argv)
+    parts = args.parts.replace(",", " ").split()
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise VaelabError(f"--parts {args.parts!r}: unknown part {' '.join(unknown) or '(none)'}; use some of "
+                          f"{', '.join(PARTS)}")
+    tune_models = parse_tune(args.tune_models)
+    if "encoder" in parts and args.model is None:
+        raise VaelabError("the encoder part needs --model DIR (an AutoencoderKL folder)")
 
-    encoder = bench_encoder(args.model, args.images, args.batch_size, args.reps,
-                            compiled=not args.no_compile)
-    speed = bench_speed(args.model, args.images, args.batch_size, args.reps, encoder,
-                        candidates=not args.no_compile)
-    classes = (bench_classes(args.class_images, args.batch_size, args.reps,
-                             args.out.parent / "bench" / "models") if args.class_images else None)
-    classifiers = bench_classifiers(args.rows, 0) if args.rows else {"features": None, "seconds": {}}
+    encoder = speed = None
+    if "encoder" in parts:
+        encoder = bench_encoder(args.model, args.images, args.batch_size, args.reps,
+                                compiled=not args.no_compile)
+        speed = bench_speed(args.model, args.images, args.batch_size, args.reps, encoder,
+                            candidates=not args.no_compile)
+    classes = (bench_classes(args.class_images, args.batch_size, args.reps, args.out.parent / "bench" / "models")
+               if args.class_images and "classes" in parts else None)
+    classifiers = (bench_classifiers(args.rows, 0) if args.rows and "classifiers" in parts
+                   else {"features": None, "seconds": {}})
+    tune = bench_tune(args.rows, 0, tune_models) if args.rows and "tune" in parts and tune_models else None
+    if tune and classifiers.get("classifier_seconds"):
+        # TUNE searches each VAE feature set and its equal-width pixel PCA: the widths timed
+        # here twice, against the eight models' default fits on the VAE sets (the classify stage).
+        tune["stage_ratio"] = round(2 * tune["tune_seconds"] / classifiers["classifier_seconds"], 3)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "machine": {"cpu": device_name("cpu"), "cores": torch.get_num_threads(),
                     "bf16_units": cpu_bf16() or "emulated", "python": platform.python_version(),
                     "torch": torch.__version__},
+        "parts": parts,
         "encoder": encoder, "encoder_speed": speed, "encoder_classes": classes, "classifiers": {"rows": args.rows} | classifiers,
+        "tune": tune and {"rows": args.rows} | tune,
         "peak_rss_mb": round(peak_mb, 1),
     }
     write_json(args.out, result)
+    if encoder:
+        print_encoder(args, encoder, speed, result)
+    if classifiers.get("classifier_seconds"):
+        print_classifiers(args, classifiers)
+    if tune:
+        print_tune(args, tune)
+    if classes:
+        print(f"\nencoder classes, eager float32, {classes['images']} images at 32 px ({classes['note']}):")
+        for name, c in classes["classes"].items():
+            print(f"  {name:36s} latent {'x'.join(map(str, c['latent_shape'])):8s} "
+                  f"{c['images_per_second']:8.1f} images/s")
+    print(f"peak RSS {peak_mb:.0f} MB -> {args.out}")
+
+
+def print_tune(args, tune: dict) -> None:
+    print(f"\ntuning search (TUNE, analysis.tune), {args.rows} training rows (the search's last round on at most "
+          f"{tune['max_rows']:,}), {tune['folds']}-fold, SVC {tune['svc']['label']}:")
+    for width, per in tune["widths"].items():
+        for key, r in per.items():
+            print(f"  {key:9s} {width:>3s} features: default fit+predict {r['default_seconds']:7.1f} s; search "
+                  f"{r['search_seconds']:7.1f} s + refit {r['refit_seconds']:7.1f} s"
+                  f"{'' if r['refit_needed'] else ' (not needed: the defaults won)'} = {r['ratio']:.2f}x the default; "
+                  f"accuracy {r['default_accuracy']:.4f} -> {r['tuned_accuracy']:.4f}")
+    print(f"  all: {tune['tune_seconds']:.1f} s of tuning against {tune['default_seconds']:.1f} s of default fits "
+          f"({tune['ratio']:.2f}x)")
+    if tune.get("stage_ratio") is not None:
+        print(f"  TUNE=\"{' '.join(tune['models'])}\" on the default run (VAE sets and equal-width PCAs) adds "
+              f"{tune['stage_ratio']:.2f}x the classifier stage's fit+predict time; target at most 2x")
+
+
+def print_encoder(args, encoder: dict, speed: dict, result: dict) -> None:
     ips = encoder["images_per_second"]
     print(f"\nencoder ({encoder['note']}), {args.images} images, median of {args.reps}:")
     for name, value in ips.items():
@@ -584,27 +702,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  relative error of latents vs the plain float32 loop: "
           f"{encoder['relative_error_vs_plain_fp32']}")
     print_speed(encoder, speed)
-    if classifiers.get("classifier_seconds"):
-        c = classifiers
-        print(f"\nclassifiers, {args.rows} training rows at 64 and 128 features, SVC "
-              f"{c['svc_default']['label']}: {c['classifier_seconds']:.1f} s of fit+predict "
-              f"({c['classifier_wall_seconds']:.1f} s wall as analysis.classify schedules them)")
-        for width, svc in c["svc"].items():
-            print(f"  SVC at {width} features: " + "; ".join(
-                f"{impl} fit {r['fit_seconds']:.1f} s, predict {r['predict_seconds']:.1f} s, "
-                f"accuracy {r['accuracy']:.4f}" for impl, r in svc.items() if impl != "agreement")
-                + (f"; predictions agree on {svc['agreement']:.2%}" if "agreement" in svc else ""))
-        print(f"  learning curves {c['curves_seconds']:.1f} s = {c['curves_ratio']:.1%} of it "
-              f"({c['curves_ratio_wall']:.1%} of the wall time); target under 15%")
-        print(f"  latent probes (64 features as 4x4x4) {c['probes_seconds']:.1f} s = "
-              f"{c['probes_ratio']:.1%} of it")
-    if classes:
-        print(f"\nencoder classes, eager float32, {classes['images']} images at 32 px ({classes['note']}):")
-        for name, c in classes["classes"].items():
-            print(f"  {name:36s} latent {'x'.join(map(str, c['latent_shape'])):8s} "
-                  f"{c['images_per_second']:8.1f} images/s")
-    print(f"peak RSS {peak_mb:.0f} MB -> {args.out}")
 
+
+def print_classifiers(args, c: dict) -> None:
+    print(f"\nclassifiers, {args.rows} training rows at 64 and 128 features, SVC "
+          f"{c['svc_default']['label']}: {c['classifier_seconds']:.1f} s of fit+predict "
+          f"({c['classifier_wall_seconds']:.1f} s wall as analysis.classify schedules them)")
+    for width, svc in c["svc"].items():
+        print(f"  SVC at {width} features: " + "; ".join(
+            f"{impl} fit {r['fit_seconds']:.1f} s, predict {r['predict_seconds']:.1f} s, "
+            f"accuracy {r['accuracy']:.4f}" for impl, r in svc.items() if impl != "agreement")
+            + (f"; predictions agree on {svc['agreement']:.2%}" if "agreement" in svc else ""))
+    print(f"  learning curves {c['curves_seconds']:.1f} s = {c['curves_ratio']:.1%} of it "
+          f"({c['curves_ratio_wall']:.1%} of the wall time); target under 15%")
+    print(f"  latent probes (64 features as 4x4x4) {c['probes_seconds']:.1f} s = "
+          f"{c['probes_ratio']:.1%} of it")
 
 if __name__ == "__main__":
     run_main(main)
