@@ -22,8 +22,8 @@ import pytest
 
 from analysis.common import file_lock
 from analysis.demo import save_random_vae, save_synthetic_images
-from helpers import (BIG_BUILD_JOBS, CIFAR_ZIP, ROOT, cifar_vars, extract_cifar, make_variants, make_vars,
-                     run_make, write_notes)
+from helpers import (BIG_BUILD_JOBS, CIFAR_ZIP, ROOT, cifar_vars, classify_run, extract_cifar, make_variants,
+                     make_vars, run_make, tiny_run, write_notes)
 from hubcache import HubCache, cache_listing, default_hub_cache, write_default_hub_cache
 
 TAESD_DIR = ROOT.parent / "shared" / "models" / "taesd"
@@ -208,6 +208,14 @@ def variants_build(tmp_path_factory, hub_cache, synthetic_images) -> Path:
 
 
 # ---- added for the stage tests (test_data, test_encode, test_errors) -------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_classified(tmp_path_factory) -> Path:
+    """helpers.tiny_run's made-up run (3 classes, 36 training images), its pixel baselines and
+    classifiers fitted as the Makefile runs them (no cache): ROOT/run, ROOT/data, ROOT/baselines.
+    Read only; a test that adds to it works on a copy of ROOT."""
+    return shared(tmp_path_factory, "tiny-classified", lambda root: classify_run(tiny_run(root))) / "run"
 
 
 @pytest.fixture(scope="session")

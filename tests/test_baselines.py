@@ -89,11 +89,8 @@ def test_pca_components_capped_for_tiny_subsets():
 # ---- a real classify run on tiny data -------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def metrics(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("baselines")
-    run = tiny_run(root)
-    classify_run(run)
-    return json.loads((run / "metrics.json").read_text())
+def metrics(tiny_classified) -> dict:
+    return json.loads((tiny_classified / "metrics.json").read_text())
 
 
 def test_classify_records_baseline_feature_sets(metrics):
