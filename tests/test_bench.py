@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from analysis.bench import CIFAR_ZIP, bench_classes, main as bench_main, relative_error
+from analysis.common import VaelabError
 from analysis.encode import Encoder, to_model_input
 from analysis.vae import load_vae, resolve_model
 
@@ -45,7 +46,8 @@ def test_relative_error_is_relative():
 def test_bench_main_writes_ratios_and_classifier_times(tiny_vae, tmp_path):
     out = tmp_path / "bench.json"
     bench_main([str(out), "--model", str(tiny_vae), "--images", "16", "--batch-size", "8",
-                "--reps", "1", "--rows", "300", "--class-images", "0", "--no-compile"])  # compile: test_encode
+                "--reps", "1", "--rows", "300", "--class-images", "0", "--no-compile",  # compile: test_encode
+                "--tune-models", "logreg"])  # the cheapest search; at full size: svc lightgbm
     result = json.loads(out.read_text())
     enc = result["encoder"]
     assert enc["untrained"] is True and "same FLOPs" in enc["note"]
@@ -72,7 +74,26 @@ def test_bench_main_writes_ratios_and_classifier_times(tiny_vae, tmp_path):
     assert classifiers["curves_ratio"] == pytest.approx(
         classifiers["curves_seconds"] / classifiers["classifier_seconds"], abs=1e-3)
     assert classifiers["probes_seconds"] > 0
+    # TUNE's search beside the default fit of the same model, on the same features.
+    tune = result["tune"]
+    assert tune["models"] == ["logreg"] and set(tune["widths"]) == {"64", "128"}
+    for r in (tune["widths"][w]["logreg"] for w in ("64", "128")):
+        assert r["search_seconds"] > 0 and r["default_seconds"] > 0 and r["params"]["C"] in (0.01, 0.1, 1.0, 10.0)
+        assert r["tune_seconds"] == pytest.approx(r["search_seconds"] + (r["refit_seconds"] if r["refit_needed"] else 0),
+                                                  abs=0.02)
+    assert tune["stage_ratio"] == pytest.approx(2 * tune["tune_seconds"] / classifiers["classifier_seconds"], abs=1e-3)
     assert result["peak_rss_mb"] > 0
+
+
+def test_bench_tune_part_runs_alone(tmp_path):
+    """BENCH_PARTS=tune: no model needed, only the tuning figures written."""
+    out = tmp_path / "bench.json"
+    bench_main([str(out), "--parts", "tune", "--rows", "100", "--tune-models", "logreg"])
+    result = json.loads(out.read_text())
+    assert result["parts"] == ["tune"] and result["encoder"] is None and result["tune"]["ratio"] > 0
+    assert "stage_ratio" not in result["tune"]  # no classifier part to set it against
+    with pytest.raises(VaelabError, match="unknown part"):
+        bench_main([str(out), "--parts", "tuning"])
 
 
 def test_bench_classes_times_each_encoder_class(tmp_path):
