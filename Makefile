@@ -248,7 +248,8 @@ $(BUILD)/runs/%/provenance.json: $(BUILD)/runs/%/metrics.json $(PLAN) report/pro
 
 # Several variants: a reconstruction panel over all of them (one run needs none).
 COMPARE := $(if $(word 2,$(RUN_DIRS)),$(BUILD)/compare/reconstructions.png)
-$(BUILD)/compare/reconstructions.png: $(BUILD)/report-inputs.json $(foreach r,$(RUN_DIRS),$(r)/latents.npz) analysis/variants.py $(COMMON)
+$(BUILD)/compare/reconstructions.png: $(BUILD)/report-inputs.json $(foreach r,$(RUN_DIRS),$(r)/latents.npz $(r)/metrics.json) \
+                                      analysis/variants.py analysis/stats.py $(COMMON)
 	$(PY) -m analysis.variants $@ $(RUN_DIRS)
 
 $(BUILD)/report.html: $(BUILD)/report-inputs.json $(RUN_PRODUCTS) $(COMPARE) report/render.py \

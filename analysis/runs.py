@@ -54,6 +54,7 @@ FIGURES = ("examples.png", "confusion_best.png", "confusion_all.png", "pca.png",
 DATASET = "dataset.json"  # what analysis.data read
 # The compare folder (build/compare), written by analysis.variants:
 VARIANTS = "variants.json"
+VARIANT_TESTS = "variant-tests.json"  # the tests behind every ranking of the variants (analysis.variants)
 VARIANTS_PANEL = "reconstructions.png"
 
 # ---- defaults for fields older files lack -------------------------------------------------
@@ -215,3 +216,7 @@ def read_dataset(data_dir: Path) -> dict:
 
 def read_variants(compare_dir: Path) -> list[dict]:
     return [filled("variant", v) for v in read_json(Path(compare_dir) / VARIANTS, "variant summary")]
+
+
+def read_variant_tests(compare_dir: Path) -> dict:
+    return read_json(Path(compare_dir) / VARIANT_TESTS, "variant tests")

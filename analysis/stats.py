@@ -56,7 +56,8 @@ def proportion_ci(accuracy: float, n: int, level: float = LEVEL) -> tuple[float,
 
 def delta_ci(correct_a: np.ndarray, correct_b: np.ndarray, seed: int,
              level: float = LEVEL) -> tuple[float, float]:
-    """Paired bootstrap interval of accuracy(B) - accuracy(A) over the same test images."""
+    """Paired bootstrap interval of mean(B) - mean(A) over the same test images: of accuracy
+    for 0/1 "prediction correct" vectors, of mean PSNR or SSIM for per-image scores."""
     from scipy.stats import bootstrap
 
     a = np.asarray(correct_a, dtype=np.float64)

@@ -13,21 +13,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from analysis.runs import VARIANTS_PANEL, feature_set_kind, read_metrics, read_variants
+from analysis.runs import VARIANTS_PANEL, feature_set_kind, read_metrics, read_variant_tests, read_variants
 from analysis.autoencoders import is_real_model
 from report import facts as F
 from report import sentences as S
-
-
-def encoder_groups(variants: list[dict]) -> list[list[int]]:
-    """Variant indices grouped by identical latents (one encoder, same settings), in order.
-
-    Such variants have the same classifier results by construction (analysis.classify
-    reuses them), so the report shows those once; only their decoders differ."""
-    groups: dict[str, list[int]] = {}
-    for i, v in enumerate(variants):
-        groups.setdefault(v["latents_sha256"] or f"run:{v['name']}", []).append(i)
-    return list(groups.values())
 
 
 def vae_feature_sets(metrics: list[dict]) -> dict[str, dict]:
@@ -67,10 +56,12 @@ def accuracy_table(metrics: list[dict]) -> list[dict]:
 def build_compare(run_dirs: list[Path], compare_dir: Path, html_dir: Path) -> dict:
     metrics = [read_metrics(r) for r in run_dirs]
     variants = read_variants(compare_dir)
-    groups = encoder_groups(variants)
+    tests = read_variant_tests(compare_dir)  # analysis.variants: groups and every ranking's test
+    groups = tests["groups"]
     table = accuracy_table([metrics[g[0]] for g in groups])
     resolutions = sorted({v["resolution"] for v in variants})
-    upcast = F.upcast(variants, metrics)
+    upcast = F.upcast(variants, metrics, tests)
+    fact = F.variants_fact(variants, metrics, tests, table)
     return {
         "variants": variants,
         # How prose names the primary: a hub id, or a folder's name (its path is in Appendix A).
@@ -86,7 +77,9 @@ def build_compare(run_dirs: list[Path], compare_dir: Path, html_dir: Path) -> di
         # Rows more than one encoder has: only those can mark a best.
         "compared_rows": len(F.compared_rows(table)),
         "shared": [S.shared_encoder_sentence(s, quality=False) for s in F.shared_encoders(variants, groups)],
-        "sentences": (S.variants_sentences(F.variants_fact(variants, metrics, groups, table))
+        # What the Summary and Conclusions say of the variants (report.context adds it there).
+        "overall": F.overall(fact, [v["label"] for v in variants]),
+        "sentences": (S.variants_sentences(fact)
                       + [S.resolution_sentence(r) for r in F.resolutions(variants, metrics)]),
         "upcast": S.upcast_text(upcast) if upcast else None,
         # Figure C1: only when some variant has a decoder (else its file says there is none).

@@ -18,6 +18,7 @@ across them (``report.timings`` gathers them).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from analysis import runs
@@ -27,6 +28,7 @@ from analysis.devices import PRECISION_NAMES
 from report import facts as F
 from report import sentences as S
 from report import tables as T
+from report.compare import build_compare
 from report.facts import BASELINE_COMPARISONS, ORIGINAL_ACCURACY, ORIGINAL_BEST, sets_of_kind
 from report.labels import float_numbers
 from report.metadata import load_metadata
@@ -38,14 +40,16 @@ EVERY_FIGURE = float_numbers({"curves": True, "has_decoder": True})
 
 def conclusions(metrics: dict, pairs: list[dict], untrained: bool,
                 probes: dict | None = None, number: dict[str, str] | None = None,
-                seeds: F.Seeds | None = None, tuned: F.Tuning | None = None) -> list[str]:
+                overall: F.Overall | None = None, seeds: F.Seeds | None = None,
+                tuned: F.Tuning | None = None) -> list[str]:
     """The Conclusions, one paragraph per fact (report.sentences renders each). ``number``:
     the report's figure numbers (report.labels.float_numbers), which move when a figure is
-    left out; without it, those of a report that has every figure. ``seeds``, ``tuned``: what
-    several seeds and tuning measured (SEEDS, TUNE), when they ran."""
+    left out; without it, those of a report that has every figure. ``overall``: a report of
+    several variants, which the first paragraph names after the first variant's best.
+    ``seeds``, ``tuned``: what several seeds and tuning measured (SEEDS, TUNE), when they ran."""
     number = number or EVERY_FIGURE
     best = F.best_of(metrics)
-    out = [S.best_sentence(best)]
+    out = [S.best_sentence(best) + (" " + S.overall_sentence(overall) if overall else "")]
     mine = [v for v in (F.versus(metrics, metrics["best"]["model"], n) for n in BASELINE_COMPARISONS)
             if v is not None]
     tally = F.pixel_tally(metrics)
@@ -69,9 +73,10 @@ def conclusions(metrics: dict, pairs: list[dict], untrained: bool,
     return out
 
 
-def summary_sentences(metrics: dict, enc: F.Encoder, dataset: dict, n_baselines: int) -> list[str]:
+def summary_sentences(metrics: dict, enc: F.Encoder, dataset: dict, n_baselines: int,
+                      overall: F.Overall | None = None) -> list[str]:
     """The Summary (report.sentences renders its fact)."""
-    return S.summary_sentences(F.summary(metrics, enc, dataset, n_baselines))
+    return S.summary_sentences(replace(F.summary(metrics, enc, dataset, n_baselines), overall=overall))
 
 
 def figure(path: Path, html_dir: Path) -> str:
@@ -106,11 +111,16 @@ def repeats(run_dir: Path, seeds: bool, tuned: bool) -> tuple[dict | None, dict 
     return over, tuning
 
 
-def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file: Path | None,
+def build_context(data_dir: Path, run_dirs: list[Path], html_path: Path, metadata_file: Path | None,
                   seeds: bool = False, tuned: bool = False) -> dict:
-    """``seeds``, ``tuned``: the build ran several seeds (SEEDS) or tuning (TUNE); the report
-    then reads the run's seeds.json or tuned.json."""
+    """Everything the report templates read, from the runs' files; ``run_dirs``: primary first,
+    more than one for a report comparing variants (its ``compare``, report.compare). ``seeds``,
+    ``tuned``: the build ran several seeds (SEEDS) or tuning (TUNE); the report then reads the
+    primary run's seeds.json or tuned.json."""
     html_dir = html_path.parent
+    run_dir = run_dirs[0]
+    compare = build_compare(run_dirs, html_dir / "compare", html_dir) if len(run_dirs) > 1 else None
+    overall = compare["overall"] if compare else None
     dataset = runs.read_dataset(data_dir)
     run_config = runs.read_config(run_dir)
     encode = runs.read_encode(run_dir)
@@ -141,7 +151,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
     cls = CLASSES.get(enc.cls)
     vae_sets, baseline_sets = sets_of_kind(metrics, "vae"), sets_of_kind(metrics, "baseline")
     gap = F.Gap(F.best_of(metrics), ORIGINAL_BEST, enc, dataset["n_train"], dataset["n_test"],
-                dataset["dataset"], dataset.get("limit"))
+                dataset["dataset"], dataset.get("limit"), overall)
     limits = F.Limits(
         seed=int(run_config["seed"]), stochastic=enc.stochastic, n_test=dataset["n_test"],
         resolution=enc.resolution, sample_size=enc.sample_size, widths=F.widths(metrics),
@@ -176,7 +186,7 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
         "comparisons": T.comparison_tables(metrics, over_seeds),
         "weak_rivals_text": S.weak_rivals_sentence(rivals, tally.n_higher if tally else None) if rivals else "",
         "baselines_text": S.baselines_sentence(F.baselines(metrics, dataset["n_train"])),
-        "summary": summary_sentences(metrics, enc, dataset, len(baseline_sets)),
+        "summary": summary_sentences(metrics, enc, dataset, len(baseline_sets), overall),
         "bootstrap": metrics.get("bootstrap"),
         "alpha": metrics["tests"]["alpha"],
         "prf": T.prf_table(metrics),
@@ -219,6 +229,8 @@ def build_context(data_dir: Path, run_dir: Path, html_path: Path, metadata_file:
     context["seeds_text"] = S.seeds_sentences(seeds_fact, context["number"]["tab:vae-vs-pixels"]) \
         if seeds_fact and context["comparisons"] else []
     context["tuned_text"] = S.tuning_sentences(tuning_fact, "Appendix B") if tuning_fact else []
-    context["conclusions"] = conclusions(metrics, pairs, untrained, probes, context["number"],
+    context["conclusions"] = conclusions(metrics, pairs, untrained, probes, context["number"], overall,
                                          seeds_fact, tuning_fact)
+    context["weights_warning"] = weights_warning(run_dirs)
+    context["compare"] = compare
     return context

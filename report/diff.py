@@ -167,8 +167,7 @@ def format_table(a: dict, b: dict, rows: list[dict]) -> str:
 def shared_encoder(a: dict, b: dict) -> list[str]:
     """The comparison section's sentence when A and B share an encoder (identical latents:
     every row below is then zero), else nothing."""
-    from analysis.variants import summarise
-    from report.compare import encoder_groups
+    from analysis.variants import encoder_groups, summarise
 
     variants = [filled("variant", summarise(run["dir"])) for run in (a, b)]
     return [S.shared_encoder_sentence(s) for s in F.shared_encoders(variants, encoder_groups(variants))]

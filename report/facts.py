@@ -462,6 +462,7 @@ class Gap:
     n_test: int
     dataset: str
     limit: int | None
+    overall: "Overall | None" = None  # several variants: ``best`` is the first's
 
     @property
     def delta(self) -> float:
@@ -469,37 +470,56 @@ class Gap:
 
 
 @dataclass(frozen=True)
+class ReconRank:
+    """One measure (PSNR or SSIM) over the variants' shared decoded images, as
+    analysis.variants.recon_tests decided it."""
+    measure: str  # "PSNR", "SSIM"
+    leader: str  # label of the highest mean
+    value: float  # its mean
+    best: tuple[str, ...]  # the leader and every variant the paired bootstrap cannot tell from it
+    # (label, leader's mean minus its, 95% paired bootstrap interval) of each of those others
+    close: tuple[tuple[str, float, tuple[float, float]], ...]
+
+    @property
+    def established(self) -> bool:
+        """The leader's lead over every other variant is established (its interval excludes 0)."""
+        return self.best == (self.leader,)
+
+
+@dataclass(frozen=True)
 class Recon:
-    """Reconstruction quality per variant over the same test images (from variants.json)."""
-    names: tuple[str, ...]
-    psnr: tuple[float, ...]
-    ssim: tuple[float, ...]
+    """Reconstruction quality per variant over the same test images (from variants.json and
+    variant-tests.json)."""
     images: int
-
-    def _best(self, values) -> tuple[str, ...]:
-        top = max(values)
-        return tuple(n for n, v in zip(self.names, values) if v == top)
-
-    @property
-    def best_psnr(self) -> tuple[str, ...]:
-        return self._best(self.psnr)
-
-    @property
-    def best_ssim(self) -> tuple[str, ...]:
-        return self._best(self.ssim)
-
-    @property
-    def agree(self) -> bool:
-        return self.best_psnr == self.best_ssim
+    psnr: ReconRank
+    ssim: ReconRank
+    max_ssim: float
 
     @property
     def any_close(self) -> bool:
-        return max(self.ssim) > CLOSE_SSIM
+        return self.max_ssim > CLOSE_SSIM
 
 
-def recon(variants: list[dict], names: list[str]) -> Recon:
-    return Recon(tuple(names), tuple(v["psnr_mean"] for v in variants),
-                 tuple(v["ssim_mean"] for v in variants), int(variants[0].get("images", 0)))
+def recon_rank(measure: str, test: dict, labels: list[str], means: list[float]) -> ReconRank:
+    lead = test["leader"]
+    close = []
+    for pair in test["pairs"]:
+        if lead in (pair["a"], pair["b"]) and not pair["established"]:
+            sign = 1 if pair["a"] == lead else -1
+            lo, hi = (sign * x for x in pair["ci"])
+            close.append((labels[pair["b"] if sign == 1 else pair["a"]], sign * pair["delta"], (min(lo, hi), max(lo, hi))))
+    return ReconRank(measure, labels[lead], means[lead], tuple(labels[i] for i in test["best"]), tuple(close))
+
+
+def recon(variants: list[dict], tests: dict) -> Recon | None:
+    """None with fewer than two decoders (nothing to rank)."""
+    rec = tests.get("reconstruction")
+    if not rec:
+        return None
+    labels = [v["label"] for v in variants]
+    return Recon(int(rec["images"]), recon_rank("PSNR", rec["psnr"], labels, [v["psnr_mean"] for v in variants]),
+                 recon_rank("SSIM", rec["ssim"], labels, [v["ssim_mean"] for v in variants]),
+                 max(v["ssim_mean"] for v in variants if v["has_decoder"]))
 
 
 @dataclass(frozen=True)
@@ -515,6 +535,11 @@ class Upcast:
     accuracy_gap: float
     any_close: bool  # some variant reconstructs closely (SSIM > CLOSE_SSIM)
     untrained: bool = False  # a random-weight stand-in, not the published sdxl-vae
+    # The tests of both gaps (analysis.variants): the best results' Holm-adjusted McNemar p and
+    # verdict (None when both share an encoder: one result), the PSNR gap's paired interval.
+    accuracy_p: float | None = None
+    accuracy_significant: bool = False
+    psnr_ci: tuple[float, float] | None = None
 
     @property
     def clearly_worse(self) -> bool:
@@ -576,6 +601,7 @@ class Summary:
     n_baselines: int
     best: Best
     pca: Versus | None  # the best model's feature set against its pixel PCA
+    overall: Overall | None = None  # several variants: the first is the one described above
 
 
 def summary(metrics: dict, enc: Encoder, dataset: dict, n_baselines: int) -> Summary:
@@ -641,12 +667,34 @@ class EncoderBest:
     labels: tuple[str, ...]
     accuracy: float
     model: str  # label
-    # Of the Table C1 rows it shares with another encoder (compared_rows; an encoder of another
-    # class may have none of its feature sets): how many, in how many it has the highest
-    # accuracy, and in how many of those another encoder has that accuracy too.
+
+
+@dataclass(frozen=True)
+class RowTally:
+    """The leading encoder against one other over the Table C1 rows both have
+    (analysis.variants.row_tests): higher, tied and lower rows, and how many of the higher and
+    lower a test supports (McNemar, Holm over every row of every rival)."""
+    rival: tuple[str, ...]
     rows: int
-    wins: int
+    higher: int
     tied: int
+    lower: int
+    higher_significant: int
+    lower_significant: int
+    min_p_adjusted: float
+
+
+@dataclass(frozen=True)
+class BestDiff:
+    """Two encoders' best results on the same test images (analysis.variants.best_tests),
+    ``a`` the one with the higher best accuracy."""
+    a: EncoderBest
+    b: EncoderBest
+    delta: float  # a minus b
+    ci: tuple[float, float]
+    p_adjusted: float
+    family_size: int
+    significant: bool
 
 
 @dataclass(frozen=True)
@@ -655,8 +703,29 @@ class Variants:
     ranked: tuple[EncoderBest, ...]  # highest best accuracy first (ties in column order)
     by_resolution: bool  # the variants differ in resolution
     n_compared_rows: int  # Table C1 rows that more than one encoder has
+    leader: EncoderBest  # the encoder the row tallies are about (analysis.variants' leader)
+    tallies: tuple[RowTally, ...]  # the leader against each encoder it shares a row with
+    family_size: int  # row tests, all rivals together
+    random_rows: int  # random-predictor rows left out of the tallies
+    best_diffs: tuple[BestDiff, ...]  # the leader's best against each other encoder's
     recon: Recon | None  # reconstruction quality, when more than one variant has a decoder
     no_decoder: tuple[str, ...]  # labels of the encoder-only variants
+
+
+@dataclass(frozen=True)
+class Overall:
+    """A report of several variants, as its Summary and Conclusions name it: every variant, the
+    best over all of them and its test against the best of the other encoders."""
+    labels: tuple[str, ...]  # every variant, primary first
+    n_encoders: int
+    top: tuple[EncoderBest, ...]  # the encoders with the highest best accuracy (more than one: tied)
+    primary_leads: bool  # the primary's encoder is among ``top``
+    diffs: tuple[BestDiff, ...]  # the leading encoder's best against each other encoder's
+
+
+def overall(v: Variants, labels: list[str]) -> Overall:
+    top = tuple(e for e in v.ranked if e.accuracy == v.ranked[0].accuracy)
+    return Overall(tuple(labels), len(v.ranked), top, any(labels[0] in e.labels for e in top), v.best_diffs)
 
 
 def compared_rows(table: list[dict]) -> list[dict]:
@@ -664,28 +733,38 @@ def compared_rows(table: list[dict]) -> list[dict]:
     return [r for r in table if not r["random"] and sum(c["value"] is not None for c in r["cells"]) > 1]
 
 
-def variants_fact(variants: list[dict], metrics: list[dict], groups: list[list[int]],
-                  table: list[dict]) -> Variants:
-    """``table``: Table C1's rows, one column per group of ``groups`` (report.compare)."""
-    shared = compared_rows(table)
-    rows, wins, tied = [0] * len(groups), [0] * len(groups), [0] * len(groups)
-    for row in shared:  # a row only one encoder has is no win: nothing was compared
-        n_best = sum(c["best"] for c in row["cells"])
-        for i, cell in enumerate(row["cells"]):
-            if cell["value"] is not None:
-                rows[i] += 1
-                wins[i] += cell["best"]
-                tied[i] += cell["best"] and n_best > 1
-    encoders = []
-    for i, group in enumerate(groups):
+def encoder_bests(variants: list[dict], metrics: list[dict], groups: list[list[int]]) -> list[EncoderBest]:
+    """One EncoderBest per group of ``groups`` (variant indices sharing an encoder), in order."""
+    out = []
+    for group in groups:
         m = metrics[group[0]]
-        encoders.append(EncoderBest(tuple(variants[j]["label"] for j in group), m["best"]["accuracy"],
-                                    m["models"][m["best"]["model"]]["label"], rows[i], wins[i], tied[i]))
-    decoded = [v for v in variants if v["has_decoder"]]
+        out.append(EncoderBest(tuple(variants[j]["label"] for j in group), m["best"]["accuracy"],
+                               m["models"][m["best"]["model"]]["label"]))
+    return out
+
+
+def best_diff(test: dict, encoders: list[EncoderBest]) -> BestDiff:
+    """One of variant-tests.json's ``best`` pairs, turned so that ``a`` is ahead."""
+    flip = test["delta"] < 0
+    a, b = (encoders[test["b"]], encoders[test["a"]]) if flip else (encoders[test["a"]], encoders[test["b"]])
+    lo, hi = test["ci"]
+    return BestDiff(a, b, abs(test["delta"]), (-hi, -lo) if flip else (lo, hi), test["p_adjusted"],
+                    test["family_size"], test["significant"])
+
+
+def variants_fact(variants: list[dict], metrics: list[dict], tests: dict, table: list[dict]) -> Variants:
+    """``tests``: variant-tests.json (its ``groups``: variant indices sharing an encoder);
+    ``table``: Table C1's rows, one column per group (report.compare)."""
+    encoders = encoder_bests(variants, metrics, tests["groups"])
+    lead = tests["leader"]
+    tallies = tuple(RowTally(encoders[r["group"]].labels, len(r["rows"]), r["higher"], r["tied"], r["lower"],
+                             r["higher_significant"], r["lower_significant"], r["min_p_adjusted"])
+                    for r in tests["rows"]["rivals"])
+    diffs = tuple(best_diff(t, encoders) for t in tests["best"] if lead in (t["a"], t["b"]))
     return Variants(
         tuple(sorted(encoders, key=lambda e: -e.accuracy)), len({v["resolution"] for v in variants}) > 1,
-        len(shared),
-        recon(decoded, [v["label"] for v in decoded]) if len(decoded) > 1 else None,
+        len(compared_rows(table)), encoders[lead], tallies, tests["rows"]["family_size"],
+        tests["rows"]["random_rows"], diffs, recon(variants, tests),
         tuple(v["label"] for v in variants if not v["has_decoder"]))
 
 
@@ -757,7 +836,19 @@ def resolutions(variants: list[dict], metrics: list[dict]) -> tuple[Resolutions,
     return tuple(out)
 
 
-def upcast(variants: list[dict], metrics: list[dict]) -> Upcast | None:
+def pair_test(tests: list[dict], a: int, b: int) -> dict | None:
+    """The test of ``a`` against ``b`` among ``tests`` (dicts with "a", "b", "delta", "ci"),
+    turned to read ``a`` minus ``b``; None when there is none."""
+    for t in tests:
+        if (t["a"], t["b"]) == (a, b):
+            return t
+        if (t["a"], t["b"]) == (b, a):
+            lo, hi = t["ci"]
+            return t | {"a": a, "b": b, "delta": -t["delta"], "ci": [-hi, -lo]}
+    return None
+
+
+def upcast(variants: list[dict], metrics: list[dict], tests: dict) -> Upcast | None:
     """The original sdxl-vae problem (broken reconstructions), as the first sdxl variant shows
     it against the primary; None without one, or without decoders to compare."""
     suspects = [i for i, v in enumerate(variants) if "sdxl" in v["model"].lower()]
@@ -767,11 +858,15 @@ def upcast(variants: list[dict], metrics: list[dict]) -> Upcast | None:
     v, primary = variants[i], variants[0]
     if not (v["has_decoder"] and primary["has_decoder"]):
         return None  # the problem is about reconstructions: nothing to compare without them
+    group = {j: g for g, members in enumerate(tests["groups"]) for j in members}
+    best = pair_test(tests["best"], group[i], group[0])
+    psnr = pair_test(tests["reconstruction"]["psnr"]["pairs"], i, 0)
     return Upcast(
         v["label"], primary["label"], PRECISION_NAMES[v["precision"]], v["force_upcast"],
         v["psnr_mean"] - primary["psnr_mean"], v["ssim_mean"], primary["ssim_mean"],
         metrics[i]["best"]["accuracy"] - metrics[0]["best"]["accuracy"],
-        max(x["ssim_mean"] for x in variants if x["has_decoder"]) > CLOSE_SSIM, bool(v.get("untrained")))
+        max(x["ssim_mean"] for x in variants if x["has_decoder"]) > CLOSE_SSIM, bool(v.get("untrained")),
+        best["p_adjusted"] if best else None, bool(best and best["significant"]), tuple(psnr["ci"]))
 
 
 # ---- comparing two runs (report.diff) ----------------------------------------------------

@@ -19,8 +19,7 @@ from pathlib import Path
 
 from analysis import deps
 from analysis.common import VaelabError, atomic_path, run_main, write_text
-from report.compare import build_compare
-from report.context import build_context, weights_warning
+from report.context import build_context
 from report.formatting import FILTERS
 from report.notes import attach
 
@@ -121,11 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     pdf.add_argument("out", type=Path)
     args = parser.parse_args(argv)
     if args.what == "html":
-        context = build_context(args.data, args.runs[0], args.out, args.metadata, args.seeds, args.tuned)
-        context["weights_warning"] = weights_warning(args.runs)
-        context["compare"] = None
-        if len(args.runs) > 1:
-            context["compare"] = build_compare(args.runs, args.out.parent / "compare", args.out.parent)
+        context = build_context(args.data, args.runs, args.out, args.metadata, args.seeds, args.tuned)
         # The author's Markdown (report.toml [notes]) and the numbers it may cite.
         context = attach(context, args.metadata)
         write_text(args.out, render_html(context))

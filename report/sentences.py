@@ -32,11 +32,11 @@ from pathlib import PurePath
 from analysis.autoencoders import FEATURE_SETS
 from analysis.stats import ALPHA  # the level metrics.json's verdicts were made at
 from report.facts import (CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFUSED,
-                          ORIGINAL_ENCODER, Baselines, Best, Curves, Gap, LatentShare, Limits,
-                          PixelTally, Probes, Recon, Repeat, Resolutions, SampleVsMeanStd, Score,
-                          Seeds, Separability, SetsDiff, SharedEncoder, Source, Summary, Tuning,
-                          Upcast, Variants, Versus, WeakRival)
-from report.formatting import acc, count, joined, number, p_is, pct, plural, pts, size, unsigned
+                          ORIGINAL_ENCODER, Baselines, Best, BestDiff, Curves, Gap, LatentShare, Limits,
+                          Overall, PixelTally, Probes, Recon, ReconRank, Repeat, Resolutions, RowTally, SampleVsMeanStd,
+                          Score, Seeds, Separability, SetsDiff, SharedEncoder, Source, Summary, Tuning, Upcast,
+                          Variants, Versus, WeakRival)
+from report.formatting import acc, count, joined, number, p_is, p_text, pct, plural, pts, size, unsigned
 
 
 # ---- naming ------------------------------------------------------------------------------
@@ -118,8 +118,31 @@ def summary_sentences(s: Summary) -> list[str]:
     out.append(best_sentence(s.best, table=False))
     if s.pca:
         out.append(versus_sentence(s.pca))
+    if s.overall:
+        out.append(overall_sentence(s.overall))
     out.append("The Discussion sets this against the original study's figures.")
     return out
+
+
+def overall_sentence(o: Overall) -> str:
+    """A report of several variants: which one the main sections describe, and the best over
+    all of them with its test against the other encoders' best."""
+    first = (f"The report compares {count(len(o.labels))} variants, {joined(list(o.labels))}"
+             + (f" ({count(o.n_encoders)} distinct encoders)" if o.n_encoders < len(o.labels) else "")
+             + f", in the section Comparing encoders; the results above are those of the first, {o.labels[0]}.")
+    names = joined([joined(list(e.labels)) for e in o.top])
+    models = joined([e.model for e in o.top])
+    if len(o.top) > 1:
+        best = f"The best accuracy over all of them, {acc(o.top[0].accuracy)}, is tied between {names} ({models})"
+    elif o.primary_leads:
+        best = f"The best accuracy over all of them is the first's, {acc(o.top[0].accuracy)} ({models})"
+    else:
+        best = f"The best accuracy over all of them is {names}'s, {acc(o.top[0].accuracy)} ({models})"
+    tests = [f"{size(d.delta)} points above {joined(list(d.b.labels))}'s best "
+             f"({'significant' if d.significant else 'not significant'}: McNemar p {p_is(d.p_adjusted)}"
+             + (", Holm-adjusted" if d.family_size > 1 else "") + ")"
+             for d in o.diffs if d.delta > 0]
+    return f"{first} {best}" + (", " + "; ".join(tests) if tests else "") + "."
 
 
 def best_sentence(b: Best, table: bool = True) -> str:
@@ -145,8 +168,13 @@ def gap_sentence(g: Gap) -> str:
     theirs = (f"The original study (Hidalgo Pujol, 2024) reports a best test accuracy of "
               f"{g.original:.2f} ({ORIGINAL_BEST_MODEL}) with {ORIGINAL_ENCODER}")
     d = g.delta
-    ours = ("this run's best equals it" if d == 0 else
-            f"this run's best is {size(d)} points {'above' if d > 0 else 'below'} it")
+    whose = f"the best of {g.overall.labels[0]}, the first variant," if g.overall else "this run's best"
+    ours = (f"{whose} equals it" if d == 0 else f"{whose} is {size(d)} points {'above' if d > 0 else 'below'} it")
+    if g.overall and not g.overall.primary_leads:
+        top = g.overall.top[0]
+        d = top.accuracy - g.original
+        ours += (f" (the best over all variants, {joined([joined(list(e.labels)) for e in g.overall.top])}'s "
+                 f"{acc(top.accuracy)}, " + ("equals it)" if d == 0 else f"is {size(d)} points {'above' if d > 0 else 'below'} it)"))
     if g.encoder.is_original_model:
         return f"{theirs}, the published model this run also uses; {ours}."
     if g.encoder.like_original:
@@ -477,11 +505,14 @@ def discussion_sentences(g: Gap, tally: PixelTally | None, untrained: bool) -> l
     out.append("What this run can say about the gap: " + "; ".join(reasons) + ".")
     if tally:
         if tally.n_higher and not tally.n_lower:
-            detail = (f"all {count(tally.n_tests)} tests" if tally.n_higher == tally.n_tests else
-                      f"ahead in {count(tally.n_higher)} of the {count(tally.n_tests)}, the rest not clearly apart")
-            out.append("In Table 4 the latent features are significantly ahead of pixels in some tests "
-                       f"and never behind ({detail}), so in this run the encoder keeps class "
-                       "information that simple pixel reductions lose.")
+            # As below: higher accuracy of these classifiers is what was measured, not proof
+            # that pixel reductions lost information another model could not read.
+            where = (f"all {count(tally.n_tests)} tests" if tally.n_higher == tally.n_tests else
+                     f"{count(tally.n_higher)} of the {count(tally.n_tests)} tests and never behind, "
+                     "the rest not clearly apart")
+            out.append(f"In Table 4 the latent features are significantly ahead of pixels in {where}, "
+                       "so in this run these classifiers do better on the latents than on simple "
+                       "pixel reductions.")
         elif tally.n_lower and not tally.n_higher:
             # Lower accuracy of these classifiers is no proof that the latents lost the
             # information: another model could read it. Say what was measured.
@@ -550,47 +581,99 @@ def limitation_items(lim: Limits) -> list[str]:
 
 # ---- comparing encoders ------------------------------------------------------------------
 
-def recon_sentence(r: Recon) -> str:
-    """Which variant reconstructs best, only as far as PSNR and SSIM agree."""
-    def who(names):
-        return joined(list(names)) + (" (tied)" if len(names) > 1 else "")
+def rank_text(r: ReconRank) -> str:
+    """One measure's ranking: a best only where the paired bootstrap establishes it."""
+    def value(x: float, signed: bool = False) -> str:
+        spec = ("+" if signed else "") + (".2f" if r.measure == "PSNR" else ".3f")
+        return number(x, spec) + (" dB" if r.measure == "PSNR" else "")
 
-    top_psnr = max(r.psnr)
-    top_ssim = max(r.ssim)
-    head = f"Table C2 gives each variant's PSNR and SSIM over the same {count(r.images)} test images."
-    if r.agree:
-        text = (f"{head} {who(r.best_psnr)} reconstructs best by both measures "
-                f"({top_psnr:.2f} dB, SSIM {top_ssim:.3f}).")
+    if r.established:
+        return f"by {r.measure} {r.leader} reconstructs best ({value(r.value)})"
+    close = "; ".join(f"{label} {value(-d, True)}, 95% CI {value(-hi, True)} to {value(-lo, True)}"
+                      for label, d, (lo, hi) in r.close)
+    return (f"by {r.measure} {r.leader} has the highest mean ({value(r.value)}), but it is "
+            f"indistinguishable on this sample from {joined([c[0] for c in r.close])} ({close})")
+
+
+def recon_sentence(r: Recon) -> str:
+    """Which variant reconstructs best: only where a paired bootstrap over the same images
+    (analysis.variants.recon_tests) establishes it, and as far as PSNR and SSIM agree."""
+    head = (f"Table C2 gives each variant's PSNR and SSIM over the same {count(r.images)} test images; "
+            "a variant is said to reconstruct best only where the paired bootstrap 95% interval of "
+            "its lead over every other variant excludes zero.")
+    if r.psnr.established and r.ssim.established and r.psnr.leader == r.ssim.leader:
+        text = (f"{head} {r.psnr.leader} reconstructs best by both measures "
+                f"({number(r.psnr.value, '.2f')} dB, SSIM {number(r.ssim.value, '.3f')}).")
     else:
-        text = (f"{head} By PSNR {who(r.best_psnr)} reconstructs best ({top_psnr:.2f} dB), by SSIM "
-                f"{who(r.best_ssim)} ({top_ssim:.3f}): the two measures disagree, so no variant "
-                "reconstructs best on both.")
+        text = f"{head} {capitalised(rank_text(r.psnr))}; {rank_text(r.ssim)}."
+        if r.psnr.established and r.ssim.established:
+            text += " The two measures disagree, so no variant reconstructs best on both."
     if not r.any_close:
-        text += (f" No variant reconstructs the images closely: SSIM is at most {top_ssim:.3f} of 1 "
+        text += (f" No variant reconstructs the images closely: SSIM is at most {number(r.max_ssim, '.3f')} of 1 "
                  f"(a close reconstruction scores above {CLOSE_SSIM}).")
     return text
 
 
+def tally_text(t: RowTally) -> str:
+    """The leader against one rival over their shared rows: higher, tied, lower."""
+    return joined([f"higher than {joined(list(t.rival))} in {count(t.higher)} of the {count(t.rows)} rows they share"]
+                  + [f"{word} in {count(n)}" for word, n in (("tied", t.tied), ("lower", t.lower)) if n])
+
+
+def support_text(tallies: tuple[RowTally, ...], family_size: int) -> str:
+    """How many of the tallies' differences McNemar's test supports, Holm over the family."""
+    up = sum(t.higher_significant for t in tallies)
+    down = sum(t.lower_significant for t in tallies)
+    differ = sum(t.higher + t.lower for t in tallies)
+    where = f"McNemar's test on the same test images, Holm-adjusted over the {count(family_size)} comparisons,"
+    if not up and not down:
+        return (f"{where} supports none of these differences (smallest adjusted p "
+                f"{p_text(min(t.min_p_adjusted for t in tallies))})")
+    parts = [f"{count(up)} of the {count(sum(t.higher for t in tallies))} higher"] if up else []
+    parts += [f"{count(down)} of the {count(sum(t.lower for t in tallies))} lower"] if down else []
+    return f"{where} supports {joined(parts)} (of {count(differ)} that differ at all)"
+
+
+def best_diff_text(d: BestDiff) -> str:
+    """Two encoders' best results: the difference, its interval and its test."""
+    lo, hi = d.ci
+    test = (f"95% CI {pts(lo)} to {pts(hi)}; {'Holm-adjusted ' if d.family_size > 1 else ''}"
+            f"McNemar p {p_is(d.p_adjusted)}")
+    if d.significant:
+        verdict = "a significant difference"
+    else:
+        verdict = ("not a significant difference" + (", although the bootstrap interval excludes zero"
+                                                      if lo > 0 or hi < 0 else "")
+                   + ", so the test images do not rank these two by their best result")
+    return (f"Best against best, {joined(list(d.a.labels))}'s {acc(d.a.accuracy)} ({d.a.model}) is {size(d.delta)} "
+            f"points above {joined(list(d.b.labels))}'s {acc(d.b.accuracy)} ({d.b.model}) ({test}): {verdict}")
+
+
 def variants_sentences(v: Variants) -> list[str]:
-    """Best accuracy per distinct encoder, who wins the rows they share, which decoder
-    reconstructs best and which variants have no decoder."""
+    """Best accuracy per distinct encoder and whether a test separates them, the leader's
+    rows against each other encoder's with their tests, which decoder reconstructs best and
+    which variants have no decoder."""
     per = "encoder and resolution" if v.by_resolution else "encoder"
     first = (f"Best accuracy per {per}: " + "; ".join(
-        f"{joined(e.labels)} {acc(e.accuracy)} ({e.model})" for e in v.ranked) + ". ")
-    if len(v.ranked) > 1:
-        top = v.ranked[0]
-        if not v.n_compared_rows:
-            first += ("The encoders share no feature set, so no row of Table C1 sets them side by "
-                      "side; their best accuracies above come from different feature sets.")
-        elif not top.rows:
-            first += (f"{joined(top.labels)} shares no feature set with another encoder, so no row "
-                      "of Table C1 sets it beside them; its best accuracy above comes from a feature "
-                      "set of its own.")
-        else:
-            first += (f"{joined(top.labels)} gives the highest accuracy in {top.wins} of "
-                      f"the {top.rows} model/feature-set rows of Table C1 that it shares with another "
-                      "encoder" + (f" ({top.tied} of them tied)." if top.tied else "."))
+        f"{joined(e.labels)} {acc(e.accuracy)} ({e.model})" for e in v.ranked) + ".")
     out = [first]
+    if len(v.ranked) > 1:
+        lead = joined(list(v.leader.labels))
+        if not v.n_compared_rows:
+            out.append("The encoders share no feature set, so no row of Table C1 sets them side by "
+                       "side; their best accuracies above come from different feature sets.")
+        elif not v.tallies:
+            out.append(f"{lead} shares no feature set with another encoder, so no row of Table C1 sets it "
+                       "beside them; its best accuracy above comes from a feature set of its own.")
+        else:
+            text = (f"Row by row (Table C1: the classifiers on the feature sets both have), {lead} is "
+                    + "; ".join(tally_text(t) for t in v.tallies) + "; "
+                    + support_text(v.tallies, v.family_size) + ".")
+            if v.random_rows:
+                text += (f" Left out: the {plural(v.random_rows, 'random-predictor row')} (that predictor "
+                         "does not read the features).")
+            out.append(text)
+        out += [best_diff_text(d) + "." for d in v.best_diffs]
     if v.recon:  # one decoder alone has nothing to be compared with (Table C2 has it)
         out.append(recon_sentence(v.recon))
     if v.no_decoder:
@@ -646,8 +729,7 @@ def upcast_text(u: Upcast) -> str:
             f"reconstructions. Here {subject} ran in {u.precision}; its config sets "
             f"force_upcast={u.force_upcast}, so vaelab never runs it in float16, and every latent "
             "and reconstruction was checked for NaN/Inf (none found, or the run would have "
-            "stopped). Its best accuracy differs from "
-            f"{u.primary}'s by {pts(u.accuracy_gap)} points, and its PSNR by {number(u.psnr_gap, '+.2f')} dB. ")
+            "stopped). " + upcast_gaps(u) + " ")
     if not u.any_close:
         text += ("Since no variant here reconstructs the images closely (Table C2), this run "
                  "cannot tell whether its reconstructions are broken in the original's sense.")
@@ -659,6 +741,21 @@ def upcast_text(u: Upcast) -> str:
                  "which precision it used; if it ran sdxl-vae in float16, the overflow known for "
                  "that model would break them, but that is a conjecture this run does not test.")
     return text
+
+
+def upcast_gaps(u: Upcast) -> str:
+    """The sdxl variant's best accuracy and PSNR against the primary's, each with its test."""
+    if u.accuracy_p is None:
+        text = f"It shares {u.primary}'s encoder, so its accuracies are the same"
+    else:
+        verdict = "significant" if u.accuracy_significant else "not significant"
+        text = (f"Its best accuracy differs from {u.primary}'s by {pts(u.accuracy_gap)} points ({verdict}: "
+                f"Holm-adjusted McNemar p {p_is(u.accuracy_p)})")
+    lo, hi = u.psnr_ci
+    apart = lo > 0 or hi < 0
+    return (text + f", and its PSNR by {number(u.psnr_gap, '+.2f')} dB (paired bootstrap 95% CI "
+            f"{number(lo, '+.2f')} to {number(hi, '+.2f')}: {'a' if apart else 'no'} difference established on "
+            "these images).")
 
 
 def baselines_sentence(b: Baselines) -> str:

@@ -215,6 +215,19 @@ def result(accuracy: float, half: float = 0.02, recall: float | None = None) -> 
             "f1_macro": accuracy, "confusion": [[1] * 10 for _ in range(10)]}
 
 
+def predictions_for(metrics: dict, n: int = 100) -> dict:
+    """predictions.csv's columns for made-up ``metrics``: each model on each feature set right on
+    its first round(accuracy * n) of ``n`` test images, so a paired test sees the difference of
+    two accuracies as that many discordant images."""
+    y = [i % 10 for i in range(n)]
+    out = {"y_true": y}
+    for model, per in metrics["results"].items():
+        for fs, res in per.items():
+            right = round(res["accuracy"] * n)
+            out[f"{model}__{fs}"] = [t if i < right else (t + 1) % 10 for i, t in enumerate(y)]
+    return out
+
+
 def kl_metrics(acc: dict[str, tuple[float, float]], half: float = 0.02, pooled: int = 48,
                comparisons: dict | None = None, pixels: dict[str, dict[str, float]] | None = None) -> dict:
     """A KL run: .sample() (64) and mean & std (128), pooled pixels and two pixel PCAs (each

@@ -301,7 +301,7 @@ def test_make_notes_writes_starters_that_render(source_copy, demo_build):
     assert (source_copy / "report.toml").read_text() == meta and "already has a [notes]" in proc.stderr
     assert '[notes]\nsummary = "notes/summary.md"' in meta and meta.startswith('# Title block')
     # Every starter resolves against a real run (the comparing-encoders one is not shown).
-    context = build_context(demo_build / "data", demo_build / "runs/tiny-vae",
+    context = build_context(demo_build / "data", [demo_build / "runs/tiny-vae"],
                             source_copy / "report.html", source_copy / "report.toml")
     shown = notes.attach(context | {"compare": None}, source_copy / "report.toml")["notes"]
     assert sorted(shown["append"]) == sorted(k for k in notes.APPEND_TO if k != "comparing-encoders")

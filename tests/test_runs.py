@@ -12,6 +12,8 @@ import pytest
 
 from analysis import runs
 from analysis.common import VaelabError, save_npz
+from analysis.runs import filled
+from helpers import predictions_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -167,21 +169,34 @@ def made_up_metrics(accuracy: float) -> dict:
             "best": {"model": "svc", "feature_set": "sample", "accuracy": accuracy}}
 
 
+def write_compare(folder: Path, rows: list[dict], metrics: list[dict], scores: dict | None = None) -> None:
+    """compare/variants.json as written before labels, each run's metrics.json, and the
+    variant tests analysis.variants decides from them (predictions made from the accuracies)."""
+    from analysis import variants
+
+    write(folder / "compare/variants.json", rows)
+    for row, m in zip(rows, metrics):
+        write(folder / "runs" / row["name"] / "metrics.json", m)
+    stats = [filled("variant", r) | {"label": r["name"]} for r in rows]
+    write(folder / "compare/variant-tests.json",
+          variants.decide(stats, metrics, [predictions_for(m) for m in metrics], scores or {"psnr": {}, "ssim": {}}, 0))
+
+
 def test_compare_section_reads_a_variants_json_from_before_labels(tmp_path):
     from report.compare import build_compare
 
     row = {"model": "m/vae-a", "precision": "fp32", "untrained": False, "force_upcast": False,
            "scaling_factor": 0.18, "psnr_mean": 20.0, "ssim_mean": 0.6, "images": 10}
-    write(tmp_path / "compare/variants.json", [row | {"name": "vae-a"},
-                                               row | {"name": "vae-b", "model": "m/vae-b", "ssim_mean": 0.7}])
-    for name, accuracy in (("vae-a", 0.5), ("vae-b", 0.6)):
-        write(tmp_path / "runs" / name / "metrics.json", made_up_metrics(accuracy))
+    rows = [row | {"name": "vae-a"}, row | {"name": "vae-b", "model": "m/vae-b", "ssim_mean": 0.7}]
+    ten = np.linspace(19, 21, 10)
+    write_compare(tmp_path, rows, [made_up_metrics(0.5), made_up_metrics(0.6)],
+                  {"psnr": {0: ten, 1: ten[::-1]}, "ssim": {0: ten / 33, 1: ten / 33 + 0.1}})
     compare = build_compare([tmp_path / "runs/vae-a", tmp_path / "runs/vae-b"], tmp_path / "compare", tmp_path)
     assert compare["labels"] == ["vae-a", "vae-b"] and compare["resolutions"] is None
-    assert compare["sentences"][0] == ("Best accuracy per encoder: vae-b 0.6000 (SVC); vae-a 0.5000 (SVC). "
-                                       "vae-b gives the highest accuracy in 1 of the 1 model/feature-set "
-                                       "rows of Table C1 that it shares with another encoder.")
-    assert "By PSNR vae-a and vae-b (tied) reconstructs best (20.00 dB), by SSIM vae-b" in compare["sentences"][1]
+    assert compare["sentences"][0] == "Best accuracy per encoder: vae-b 0.6000 (SVC); vae-a 0.5000 (SVC)."
+    assert "vae-b is higher than vae-a in 1 of the 1 rows they share" in compare["sentences"][1]
+    assert "By PSNR vae-a has the highest mean (20.00 dB), but it is indistinguishable" in compare["sentences"][-1]
+    assert "by SSIM vae-b reconstructs best" in compare["sentences"][-1]
 
 
 def test_compare_section_names_encoder_only_variants(tmp_path):
@@ -189,11 +204,8 @@ def test_compare_section_names_encoder_only_variants(tmp_path):
 
     row = {"model": "m/taesd", "precision": "fp32", "untrained": False, "force_upcast": False,
            "scaling_factor": 1.0, "psnr_mean": None, "ssim_mean": None, "images": 0, "has_decoder": False}
-    write(tmp_path / "compare/variants.json", [row | {"name": "taef2", "encoder_sha256": "ab" * 32,
-                                                      "latents_sha256": "cd" * 32},
-                                               row | {"name": "taesana"}])
-    for name in ("taef2", "taesana"):
-        write(tmp_path / "runs" / name / "metrics.json", made_up_metrics(0.5))
+    write_compare(tmp_path, [row | {"name": "taef2", "encoder_sha256": "ab" * 32, "latents_sha256": "cd" * 32},
+                             row | {"name": "taesana"}], [made_up_metrics(0.5)] * 2)
     compare = build_compare([tmp_path / "runs/taef2", tmp_path / "runs/taesana"], tmp_path / "compare", tmp_path)
     assert compare["panel"] is None and compare["decoded"] == []
     assert compare["sentences"][-1].startswith("taef2 and taesana have no decoder (no decoder file came "
@@ -209,5 +221,12 @@ def test_upcast_fact_leaves_encoder_only_variants_out():
                 row | {"model": "m/taesd", "label": "taesd", "psnr_mean": None, "ssim_mean": None,
                        "has_decoder": False}]
     metrics = [made_up_metrics(0.5), made_up_metrics(0.45), made_up_metrics(0.4)]
-    upcast = facts.upcast(variants, metrics)
+    from analysis import variants as V
+
+    stats = [v | {"name": v["label"], "latents_sha256": v["label"], "images": 3} for v in variants]
+    tests = V.decide(stats, metrics, [predictions_for(m) for m in metrics],
+                     {"psnr": {0: np.array([25.0, 24, 26]), 1: np.array([20.0, 19, 21])},
+                      "ssim": {0: np.array([0.8, 0.7, 0.9]), 1: np.array([0.7, 0.6, 0.8])}}, 0)
+    upcast = facts.upcast(variants, metrics, tests)
     assert (upcast.name, upcast.psnr_gap, upcast.any_close) == ("sdxl", -5.0, True)
+    assert upcast.psnr_ci == (-5.0, -5.0) and not upcast.accuracy_significant

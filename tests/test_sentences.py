@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import CLASSES, comp, kl_metrics, latent_metrics, result
+from analysis import variants as V
+from helpers import CLASSES, comp, kl_metrics, latent_metrics, predictions_for, result
 from report import facts as F
 from report import sentences as S
 from report.context import conclusions, summary_sentences
@@ -141,11 +142,6 @@ def test_probes_tied_top_channels_are_named_as_a_tie():
     assert "3 of the 3 channels have a 95% interval above chance" in text
 
 
-def test_recon_tie_is_named():
-    text = S.recon_sentence(F.Recon(("a", "b"), (20.0, 20.0), (0.8, 0.8), 10))
-    assert "a and b (tied) reconstructs best by both measures" in text
-
-
 def test_mean_std_tally_counts_ties_as_level():
     metrics = kl_metrics({"svc": (0.4, 0.5), "rf": (0.3, 0.3), "knn": (0.35, 0.3)})
     svm = F.sample_vs_mean_std(metrics)
@@ -156,23 +152,9 @@ def test_mean_std_tally_counts_ties_as_level():
 
 # ---- metrics that disagree ---------------------------------------------------------------
 
-def test_recon_psnr_and_ssim_disagree():
-    r = F.Recon(("ema", "sdxl"), (10.4, 10.1), (0.02, 0.04), 10)
-    assert r.best_psnr == ("ema",) and r.best_ssim == ("sdxl",) and not r.agree
-    text = S.recon_sentence(r)
-    assert "By PSNR ema reconstructs best (10.40 dB), by SSIM sdxl (0.040)" in text
-    assert "the two measures disagree" in text and "by both measures" not in text
-    assert "No variant reconstructs the images closely: SSIM is at most 0.040" in text
-
-
-def test_recon_agreeing_metrics_name_one_winner():
-    text = S.recon_sentence(F.Recon(("ema", "mse"), (24.0, 25.5), (0.80, 0.85), 10))
-    assert "mse reconstructs best by both measures (25.50 dB, SSIM 0.850)" in text
-    assert "closely" not in text
-
-
 def test_upcast_without_close_reconstructions_cannot_judge_broken():
-    u = F.Upcast("sdxl-vae", "ema", "float32", True, -0.3, 0.04, 0.02, 0.001, any_close=False)
+    u = F.Upcast("sdxl-vae", "ema", "float32", True, -0.3, 0.04, 0.02, 0.001, any_close=False, accuracy_p=0.4,
+                 psnr_ci=(-0.5, -0.1))
     text = S.upcast_text(u)
     assert "cannot tell whether its reconstructions are broken" in text
     assert "do not appear" not in text and "most likely" not in text
@@ -181,17 +163,19 @@ def test_upcast_without_close_reconstructions_cannot_judge_broken():
 
 def test_upcast_names_the_original_model_and_this_runs_stand_in():
     u = F.Upcast("sdxl-vae-random", "ema", "bfloat16", True, 0.75, 0.03, 0.03, 0.01, any_close=False,
-                 untrained=True)
+                 untrained=True, accuracy_p=0.4, psnr_ci=(0.5, 1.0))
     text = S.upcast_text(u)
     assert text.startswith("The original study (Hidalgo Pujol, 2024) found sdxl-vae worse")
     assert ("Here sdxl-vae-random (an untrained stand-in with random weights, in its place) ran in "
             "bfloat16") in text
-    same = S.upcast_text(F.Upcast("sdxl-vae", "ema", "float32", True, 0.0, 0.8, 0.8, 0.0, any_close=True))
+    same = S.upcast_text(F.Upcast("sdxl-vae", "ema", "float32", True, 0.0, 0.8, 0.8, 0.0, any_close=True,
+                                        accuracy_p=1.0, psnr_ci=(-0.1, 0.1)))
     assert "Here it ran in float32" in same and "in its place" not in same
 
 
 def test_upcast_speculation_is_marked():
-    u = F.Upcast("sdxl-vae", "ema", "float32", True, -0.5, 0.80, 0.82, 0.0, any_close=True)
+    u = F.Upcast("sdxl-vae", "ema", "float32", True, -0.5, 0.80, 0.82, 0.0, any_close=True,
+                 accuracy_p=1.0, psnr_ci=(-0.7, -0.3))
     text = S.upcast_text(u)
     assert "not broken here" in text and "conjecture this run does not test" in text
 
@@ -333,7 +317,22 @@ def test_discussion_lists_what_differs_from_the_original():
     assert "the weights in folder my-vae, which it cannot identify as stabilityai/sd-vae-ft-ema" in text
     assert "the encoder differs: a tiny deterministic autoencoder (diffusers AutoencoderTiny, the TAESD family) giving 4×4×4 latents" in text
     assert "2,000 training and 1,000 test images here" in text
-    assert "significantly ahead of pixels in some tests and never behind" in text
+    tally = F.pixel_tally(metrics)
+    assert tally.n_higher == tally.n_tests == 2 and tally.n_lower == 0
+    assert "significantly ahead of pixels in all 2 tests" in text
+
+
+def test_discussion_ahead_of_pixels_counts_the_tests_and_claims_no_lost_information():
+    metrics = latent_metrics({"svc": 0.5, "rf": 0.3})
+    metrics["comparisons"]["rf"] = {n: c | {"significant": False, "delta": 0.01, "ci": [-0.01, 0.03]}
+                                    for n, c in metrics["comparisons"]["svc"].items()}
+    enc = F.encoder(encode_record("AutoencoderTiny", 4, 8), metrics)
+    gap = F.Gap(F.best_of(metrics), F.ORIGINAL_BEST, enc, 2_000, 1_000, "imagefolder:/x", 200)
+    tally = F.pixel_tally(metrics)
+    assert (tally.n_higher, tally.n_lower, tally.n_tests) == (2, 0, 4)
+    text = " ".join(S.discussion_sentences(gap, tally, untrained=False))
+    assert "significantly ahead of pixels in 2 of the 4 tests and never behind" in text
+    assert "some tests" not in text and "lose" not in text
 
 
 def test_discussion_behind_pixels_counts_the_tests_and_claims_no_lost_information():
@@ -397,29 +396,37 @@ def c1_row(*values: float | None, random: bool = False) -> dict:
     return {"random": random, "cells": [{"value": v, "best": v == top and not random} for v in values]}
 
 
-def test_variants_wins_count_only_rows_the_encoder_shares():
-    """Mixed classes: taef2 competes in 2 of the 4 compared rows; a row only it has is no win."""
-    variants = [{"label": name, "has_decoder": False, "resolution": 32} for name in ("kl", "kl16", "taef2", "dc")]
-    metrics = [{"best": {"accuracy": acc, "model": "svc"}, "models": {"svc": {"label": "SVC"}}}
-               for acc in (0.2, 0.25, 0.6, 0.3)]
-    table = [c1_row(0.2, 0.25, None, None), c1_row(0.15, 0.1, None, None),   # .sample(), mean & std
-             c1_row(None, None, 0.6, 0.3), c1_row(None, None, 0.3, 0.3),     # the deterministic latent
-             c1_row(None, None, 0.5, None),                                  # only taef2 has it
-             c1_row(0.14, 0.14, 0.14, 0.14, random=True)]
-    fact = F.variants_fact(variants, metrics, [[0], [1], [2], [3]], table)
-    top = fact.ranked[0]
-    assert (top.labels, top.rows, top.wins, top.tied, fact.n_compared_rows) == (("taef2",), 2, 2, 1, 4)
-    assert ("taef2 gives the highest accuracy in 2 of the 2 model/feature-set rows of Table C1 that "
-            "it shares with another encoder (1 of them tied).") in S.variants_sentences(fact)[0]
+def mixed_variants(metrics: list[dict]) -> tuple[list[dict], dict]:
+    """variants.json rows (encoder-only, one encoder each) and analysis.variants' decision for
+    runs of different classes, on predictions made from their accuracies."""
+    names = ("kl", "kl16", "taef2", "dc")[:len(metrics)]
+    stats = [{"name": n, "label": n, "latents_sha256": n, "has_decoder": False, "images": 0, "resolution": 32}
+             for n in names]
+    return stats, V.decide(stats, metrics, [predictions_for(m) for m in metrics], {"psnr": {}, "ssim": {}}, seed=0)
+
+
+def test_variants_rows_count_only_the_feature_sets_both_encoders_have():
+    """Mixed classes: taef2 (the leader) shares the latent rows with dc alone; the KL encoders'
+    rows are not its rows, and neither is a row only it has."""
+    metrics = [kl_metrics({"svc": (0.2, 0.15)}), kl_metrics({"svc": (0.25, 0.1)}),
+               latent_metrics({"svc": 0.6, "rf": 0.3}), latent_metrics({"svc": 0.3, "rf": 0.3})]
+    stats, tests = mixed_variants(metrics)
+    table = [c1_row(0.2, 0.25, None, None), c1_row(0.15, 0.1, None, None),
+             c1_row(None, None, 0.6, 0.3), c1_row(None, None, 0.3, 0.3)]
+    fact = F.variants_fact(stats, metrics, tests, table)
+    (tally,) = fact.tallies
+    assert fact.leader.labels == ("taef2",) and tally.rival == ("dc",)
+    assert (tally.rows, tally.higher, tally.tied, tally.lower) == (2, 1, 1, 0)
+    text = " ".join(S.variants_sentences(fact))
+    assert "taef2 is higher than dc in 1 of the 2 rows they share and tied in 1" in text
 
 
 def test_variants_top_encoder_sharing_no_feature_set_claims_no_rows():
-    variants = [{"label": name, "has_decoder": False, "resolution": 32} for name in ("kl", "kl16", "taef2")]
-    metrics = [{"best": {"accuracy": acc, "model": "svc"}, "models": {"svc": {"label": "SVC"}}}
-               for acc in (0.2, 0.25, 0.6)]
-    table = [c1_row(0.2, 0.25, None), c1_row(None, None, 0.6)]
-    first = S.variants_sentences(F.variants_fact(variants, metrics, [[0], [1], [2]], table))[0]
-    assert "taef2 shares no feature set with another encoder" in first and "highest accuracy in" not in first
+    metrics = [kl_metrics({"svc": (0.2, 0.15)}), kl_metrics({"svc": (0.25, 0.1)}), latent_metrics({"svc": 0.6})]
+    stats, tests = mixed_variants(metrics)
+    fact = F.variants_fact(stats, metrics, tests, [c1_row(0.2, 0.25, None), c1_row(None, None, 0.6)])
+    text = " ".join(S.variants_sentences(fact))
+    assert "taef2 shares no feature set with another encoder" in text and "rows they share" not in text
 
 
 def separability_info(pca: float, lda: float) -> dict:

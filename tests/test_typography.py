@@ -50,9 +50,10 @@ def test_checker_finds_ascii_negatives_and_leaves_words_dates_and_ranges():
 
 
 def test_upcast_psnr_gap_is_typeset():
-    u = F.Upcast("sdxl-vae", "ema", "float32", True, -0.17, 0.04, 0.02, 0.008, any_close=False)
+    u = F.Upcast("sdxl-vae", "ema", "float32", True, -0.17, 0.04, 0.02, 0.008, any_close=False,
+                 accuracy_p=0.4, psnr_ci=(-0.36, 0.02))
     text = S.upcast_text(u)
-    assert "by −0.17 dB" in text and not ascii_negatives(text)
+    assert "by −0.17 dB" in text and "CI −0.36 to +0.02" in text and not ascii_negatives(text)
 
 
 def test_demo_report_writes_no_negative_number_in_ascii(demo_build):
