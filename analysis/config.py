@@ -7,6 +7,8 @@ Run:
     python -m analysis.config data --dataset cifar10 --limit 0 --data-root DIR --out build/data/config.json
     python -m analysis.config run --vae stabilityai/sd-vae-ft-ema --seed 0 --resolution 64 \
         --compile auto --out build/runs/NAME/config.json
+    python -m analysis.config seeds --seeds "0 1 2" --out build/runs/NAME/seeds-config.json
+    python -m analysis.config tune --models "svc lightgbm" --out build/runs/NAME/tune-config.json
 
 The Makefile calls this on every `make`; the file is rewritten only when its content
 changes, so its timestamp tells make exactly when downstream products are stale
