@@ -344,6 +344,18 @@ def test_rows(rows: int) -> int:
     return min(10000, max(rows // 5, 100))  # 10,000 test rows at full scale, as CIFAR-10
 
 
+def bench_features(cifar, rows: int, n_features: int, seed: int, rng: np.random.Generator):
+    """(x_train, y_train, x_test, y_test) of width ``n_features``: a pixel PCA of the CIFAR-10
+    JPEG set when ``cifar`` (cifar_pixels) has it, else a Gaussian mixture of ``rows`` rows."""
+    from analysis.baselines import pca
+
+    if cifar:
+        data = cifar[0]
+        x_train, x_test = pca(data["x_train"], data["x_test"], n_features, seed)
+        return x_train, data["y_train"], x_test, data["y_test"]
+    return gaussian_features(rows, n_features, rng)
+
+
 def gaussian_features(rows: int, n_features: int, rng: np.random.Generator):
     """Synthetic 10-class Gaussian mixture (rows + test rows) x n_features: a fallback only;
     SVC finds it 10-20 times easier than CIFAR-10 features."""
@@ -422,7 +434,6 @@ def bench_classifiers(rows: int, seed: int, zip_path: Path = CIFAR_ZIP) -> dict:
     Features are CIFAR-like where the shared CIFAR-10 JPEG set is at hand (pixel PCA to 64
     and 128 components, as the baselines compute it), else a Gaussian mixture; ``features``
     in the result says which."""
-    from analysis.baselines import pca
     from analysis.models import MODELS, make_model, svc_implementation
     from analysis.probes import probe
 
@@ -433,12 +444,7 @@ def bench_classifiers(rows: int, seed: int, zip_path: Path = CIFAR_ZIP) -> dict:
                  "than on real features", "seconds": {}, "curves": {}, "svc": {},
                  "svc_default": svc_implementation("auto")}
     for n_features in (64, 128):
-        if cifar:
-            data = cifar[0]
-            x_train, x_test = pca(data["x_train"], data["x_test"], n_features, seed)
-            y_train, y_test = data["y_train"], data["y_test"]
-        else:
-            x_train, y_train, x_test, y_test = gaussian_features(rows, n_features, rng)
+        x_train, y_train, x_test, y_test = bench_features(cifar, rows, n_features, seed, rng)
         out["test_rows"] = len(x_test)
         out["svc"][str(n_features)] = svc = bench_svc(x_train, y_train, x_test, y_test, seed)
         default = svc[out["svc_default"]["implementation"]]
@@ -507,7 +513,6 @@ def bench_tune(rows: int, seed: int, models: tuple[str, ...] = ("svc", "lightgbm
     """TUNE's search and refit against the default fit, per model, at 64 and 128 features on
     ``rows`` training rows (the classifiers part's features). A refit the tune stage skips (the
     search chose the defaults) is timed too, but not counted in ``tune_seconds``."""
-    from analysis.baselines import pca
     from analysis.config import TuneConfig
     from analysis.models import fit_predict, svc_implementation
     from analysis.tune import search, tuned_model
@@ -520,12 +525,7 @@ def bench_tune(rows: int, seed: int, models: tuple[str, ...] = ("svc", "lightgbm
                  "models": list(models), "svc": svc, "max_rows": config.max_rows, "folds": config.folds,
                  "factor": config.factor, "widths": {}}
     for n_features in (64, 128):
-        if cifar:
-            data = cifar[0]
-            x_train, x_test = pca(data["x_train"], data["x_test"], n_features, seed)
-            y_train, y_test = data["y_train"], data["y_test"]
-        else:
-            x_train, y_train, x_test, y_test = gaussian_features(rows, n_features, rng)
+        x_train, y_train, x_test, y_test = bench_features(cifar, rows, n_features, seed, rng)
         for key in models:
             impl = svc["implementation"]
             default_pred, fit_s, predict_s = fit_predict(key, seed, x_train, y_train, x_test, impl)
