@@ -968,8 +968,9 @@ def seeds_limitation(lim: Limits) -> str:
     if s is None:
         draw = " and, for .sample(), one draw of the latent" if lim.stochastic else ""
         return (f"One seed ({lim.seed}){draw}: every classifier, the pixel PCA and the bootstrap "
-                "share it, and the spread between seeds is not measured. Rerunning with other "
-                "seeds (SEED=1, 2, …) would show it.")
+                "share it, and the spread between seeds is not measured. A rerun with several "
+                f"seeds (SEEDS=\"{' '.join(map(str, [lim.seed] + [x for x in range(3) if x != lim.seed][:2]))}\" "
+                "in one report, or one run each at SEED=1, 2, …) would measure it.")
     model, fs, mean, sd = s.best
     return (f"{plural(len(s.seeds), 'seed')} ({joined([str(x) for x in s.seeds])}): the spread between "
             f"seeds is measured (the best result, {model} on {on(fs)}, has a standard deviation of "
@@ -983,7 +984,8 @@ def tuning_limitation(lim: Limits) -> str:
     t = lim.tuning
     if t is None:
         return ("No tuning: every classifier runs with the fixed settings of Table 2. A tuned "
-                "model (on a validation split, never the test set) could rank differently.")
+                "model (TUNE=1: chosen by cross-validation on the training images, never the test set) "
+                "could rank differently.")
     return (f"Tuning covers {joined(list(t.models))} over small grids (Appendix B), chosen by "
             f"{t.folds}-fold cross-validation on the training images with the run's own seed, the "
             f"search's last round on at most {count(t.max_rows)} of them. A wider grid, a search on "
