@@ -38,17 +38,45 @@ from analysis.common import VaelabError, load_npz
 
 
 @dataclass(frozen=True)
+class Nouns:
+    """How prose names one feature set: spelt here once, so no sentence branches on the word
+    "latent" (a deterministic encoder's one set is "the latent", not "the latent latents")."""
+    on: str  # after "SVC on": '.sample()', 'the latent'
+    latents: str  # '.sample() latents', 'latents'
+    features: str  # a subject: 'the .sample() features', 'the latent'
+    number: int  # that subject's grammatical number, for ngettext: 1 singular, 2 plural
+    listed: str  # in the Summary's list of sets: '.sample()', 'the latent itself'
+    latent: str  # one image's latent: '.sample() latent', 'latent'
+    test_latent: str  # one test image's: '.sample() test latent', 'test latent'
+
+
+@dataclass(frozen=True)
 class FeatureSet:
     key: str
     label: str  # as tables print it
     arrays: tuple[str, ...]  # latent arrays, flattened and put side by side in this order
+    nouns: Nouns
+
+
+def _named(label: str) -> Nouns:
+    """The nouns of a feature set whose label qualifies 'latent': '.sample()', 'mean & std'."""
+    return Nouns(label, f"{label} latents", f"the {label} features", 2, label, f"{label} latent",
+                 f"{label} test latent")
 
 
 FEATURE_SETS = {fs.key: fs for fs in (
-    FeatureSet("sample", ".sample()", ("sample",)),
-    FeatureSet("mean_std", "mean & std", ("mean", "std")),
-    FeatureSet("latent", "latent", ("latent",)),
+    FeatureSet("sample", ".sample()", ("sample",), _named(".sample()")),
+    FeatureSet("mean_std", "mean & std", ("mean", "std"), _named("mean & std")),
+    FeatureSet("latent", "latent", ("latent",),
+               Nouns("the latent", "latents", "the latent", 1, "the latent itself", "latent", "test latent")),
 )}
+_BY_LABEL = {fs.label: fs.nouns for fs in FEATURE_SETS.values()}
+
+
+def nouns(label: str) -> Nouns:
+    """The nouns of the feature set metrics.json labels ``label`` (as its tables print it); a
+    label of no VAE feature set (a pixel baseline's) qualifies 'features' as it stands."""
+    return _BY_LABEL.get(label) or _named(label)
 
 
 # ---- names: the one place that spells the feature sets' rivals and comparisons -----------

@@ -162,6 +162,10 @@ class Encoder:
 
             # A CPU build warns "No CUDA runtime is found" while inductor loads its C++ tools.
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+            # Every Encoder compiles the same code object (eager_forward), so each new model,
+            # precision or batch is a recompile of it; past dynamo's limit (8) it would run
+            # eager without a word. The probes and the bench make more than 8 in one process.
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
             # freezing: weights become constants, so oneDNN packs them once, not per call.
             self.forward = torch.compile(self.eager_forward, dynamic=False,
                                          options={"freezing": freeze})

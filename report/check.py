@@ -36,6 +36,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from analysis.common import VaelabError, run_main
+from report.formatting import plural
 
 # `make check` installs vnu-jar and axe-core into the virtualenv that runs this module.
 VNU_JAR = Path(sys.prefix) / "node" / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
             problems = [str(err)]
         for problem in problems:
             print(f"vaelab: check: {name}: {problem}", file=sys.stderr)
-        count = f"{len(problems)} problem{'' if len(problems) == 1 else 's'}"
+        count = plural(len(problems), "problem")
         summary.append(f"{name}: FAILED ({count})" if problems else f"{name}: OK")
         if problems:
             failed.append(f"{name} ({count})")

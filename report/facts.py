@@ -21,6 +21,7 @@ from pathlib import PurePath
 
 from analysis.autoencoders import (MEAN_STD_VS_SAMPLE, PIXEL_COMPARISONS, POOLED, RANDOM,
                                    is_real_model, pca_baseline)
+from analysis.autoencoders import nouns
 from analysis.autoencoders import versus as comparison_name
 from analysis.runs import feature_set_kind, filled, sets_of_kind
 from analysis.stats import chance
@@ -46,13 +47,27 @@ BASELINE_COMPARISONS = tuple(PIXEL_COMPARISONS)
 # Hub organisations whose names the report can spell out.
 PUBLISHERS = {"stabilityai": "Stability AI", "madebyollin": "Ollin Boer Bohan",
               "mit-han-lab": "MIT HAN Lab", "black-forest-labs": "Black Forest Labs"}
-# How the prose names each autoencoder class (analysis.autoencoders says what each yields).
-FAMILY = {
-    "AutoencoderKL": "variational autoencoder (diffusers AutoencoderKL, the kind Stable Diffusion uses)",
-    "AutoencoderTiny": "tiny deterministic autoencoder (diffusers AutoencoderTiny, the TAESD family)",
-    "AutoencoderDC": "deep-compression autoencoder (diffusers AutoencoderDC, DC-AE)",
-    "TAESD": "tiny deterministic autoencoder (a TAESD-family checkpoint)",
+@dataclass(frozen=True)
+class ClassNames:
+    """How the prose names one autoencoder class (analysis.autoencoders says what it yields)."""
+    family: str  # "the latent of a …" (Summary, Discussion)
+    title: str  # the default title's "Predicting CIFAR-10 from … latents"
+    word: str  # the encoder as the text calls it: only a KL autoencoder is variational ("VAE")
+
+
+CLASS_NAMES = {
+    "AutoencoderKL": ClassNames("variational autoencoder (diffusers AutoencoderKL, the kind Stable Diffusion uses)",
+                                "VAE", "VAE"),
+    "AutoencoderTiny": ClassNames("tiny deterministic autoencoder (diffusers AutoencoderTiny, the TAESD family)",
+                                  "tiny autoencoder (TAESD)", "encoder"),
+    "AutoencoderDC": ClassNames("deep-compression autoencoder (diffusers AutoencoderDC, DC-AE)", "DC-AE", "encoder"),
+    "TAESD": ClassNames("tiny deterministic autoencoder (a TAESD-family checkpoint)", "autoencoder", "encoder"),
 }
+
+
+def class_names(cls: str) -> ClassNames:
+    """The names of class ``cls``; a class the table lacks is named by its own name."""
+    return CLASS_NAMES.get(cls) or ClassNames(f"autoencoder ({cls})", "autoencoder", "encoder")
 
 
 # ---- metrics helpers ---------------------------------------------------------------------
@@ -69,7 +84,7 @@ def fs_name(metrics: dict, fs: str) -> str:
     """A feature set as prose names it, without its width: '.sample() latents', 'pixel PCA'."""
     info = metrics["feature_sets"][fs]
     if feature_set_kind(info) == "vae":
-        return "latents" if info["label"] == "latent" else f"{info['label']} latents"
+        return nouns(info["label"]).latents
     return "pixel PCA" if info.get("matches") else "pooled pixels"
 
 
@@ -429,7 +444,7 @@ class Encoder:
 
     @property
     def family(self) -> str:
-        return FAMILY.get(self.cls, f"autoencoder ({self.cls})")
+        return class_names(self.cls).family
 
     @property
     def like_original(self) -> bool:
@@ -551,6 +566,12 @@ class Widths:
     """Pixel baselines narrower than the VAE feature set they are set against."""
     narrower: tuple[tuple[str, int, str, int, str], ...]  # (pixels, width, vae, width, why)
 
+    @property
+    def capped(self) -> bool:
+        """A pixel PCA is narrower than its VAE set (capped by the training images), rather than
+        only the pooled pixels, whose width the image size fixes."""
+        return any(pixels == "pixel PCA" for pixels, *_ in self.narrower)
+
 
 def widths(metrics: dict) -> Widths:
     out = []
@@ -587,6 +608,11 @@ class Limits:
     extra: dict = field(default_factory=dict)
     seeds: Seeds | None = None  # several seeds ran (SEEDS): what they measured
     tuning: Tuning | None = None  # some classifiers were tuned (TUNE)
+
+    @property
+    def suggested_seeds(self) -> tuple[int, ...]:
+        """Three seeds to suggest for SEEDS, the run's own first: 0 -> (0, 1, 2), 5 -> (5, 0, 1)."""
+        return (self.seed, *[x for x in range(3) if x != self.seed][:2])
 
 
 @dataclass(frozen=True)
@@ -948,6 +974,11 @@ class Seeds:
     best_same: bool  # the best result is the same model and feature set in every seed
     best: tuple[str, str, float, float]  # the run's best (model label, feature-set label): mean, sd
     best_pca: Repeat | None  # the best model's feature set against its pixel PCA, over the seeds
+
+    @property
+    def held(self) -> str:
+        """How many of Table 4's verdicts hold in every seed: 'all', 'none' or 'some'."""
+        return "all" if self.n_hold == self.n_tests else "none" if self.n_hold == 0 else "some"
 
 
 def seeds(metrics: dict, record: dict) -> Seeds:

@@ -6,6 +6,8 @@ FILTERS so the templates write numbers the same way (``{{ n|count }}`` -> "50,00
 
 from __future__ import annotations
 
+from gettext import ngettext  # the one singular/plural choice: ngettext("is", "are", n)
+
 # Every negative number the reader sees is written with U+2212 MINUS SIGN, as typesetting
 # does: the hyphen-minus is shorter than the plus sign and breaks lines. Code, file names
 # and configuration values keep ASCII (they are typed, not read).
@@ -72,9 +74,26 @@ def joined(items: list[str]) -> str:
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:
-    """'1 classifier', '3 classifiers' (thousands separators included)."""
-    return f"{count(n)} {one if n == 1 else (many or one + 's')}"
+    """'1 classifier', '3 classifiers' (thousands separators included). A verb or pronoun
+    that agrees with a count is ``ngettext(one, many, n)`` (the standard library's, which
+    Jinja's i18n uses too): the prose has no singular/plural branch of its own."""
+    return f"{count(n)} {ngettext(one, many or one + 's', n)}"
+
+
+def capitalised(text: str) -> str:
+    """'the image folder …' at the start of a sentence: 'The image folder …'."""
+    return text[:1].upper() + text[1:]
+
+
+def grouped(pairs) -> list[tuple[list, str]]:
+    """Clauses that read alike, said once: [(subject, clause), ...] -> [([subjects], clause),
+    ...], in order of first appearance. [('SVC', 'ahead'), ('KNN', 'behind'), ('RF', 'ahead')]
+    -> [(['SVC', 'RF'], 'ahead'), (['KNN'], 'behind')]."""
+    out: dict[str, list] = {}
+    for subject, clause in pairs:
+        out.setdefault(clause, []).append(subject)
+    return [(subjects, clause) for clause, subjects in out.items()]
 
 
 FILTERS = {"number": number, "count": count, "pct": pct, "acc": acc, "pts": pts, "p_text": p_text,
-           "ci_text": ci_text, "joined": joined}
+           "ci_text": ci_text, "joined": joined, "plural": plural}

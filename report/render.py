@@ -20,7 +20,7 @@ from pathlib import Path
 from analysis import deps
 from analysis.common import VaelabError, atomic_path, run_main, write_text
 from report.context import build_context
-from report.formatting import FILTERS
+from report.formatting import FILTERS, ngettext
 from report.notes import attach
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +36,7 @@ def render_template(name: str, context: dict, templates: Path = TEMPLATES) -> st
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals["css"] = (templates / "report.css").read_text(encoding="utf-8")
     env.filters.update(FILTERS)  # numbers as report.formatting writes them: {{ n|count }}
+    env.globals["ngettext"] = ngettext  # agreement with a count: {{ ngettext("model", "models", n) }}
     return env.get_template(name).render(**context)
 
 

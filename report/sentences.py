@@ -1,24 +1,30 @@
 """Sentences: each fact of ``report.facts`` rendered as prose.
 
 Not run on its own. ``report.context``, ``report.compare`` and ``report.diff`` call these;
-tests (tests/test_sentences.py) assert each sentence against the fact it renders.
+tests (tests/test_sentences.py, tests/test_repeats.py) assert each sentence's claims against
+the fact it renders.
 
-The rule for where a sentence lives:
+Adding a sentence takes three steps:
 
-* A sentence whose wording depends on the run's results is built in Python, here and in no
-  other module: a comparison (best, beats/trails, same size, reconstructs best), a count
-  (N of M), a trend (rises, crosses), an extreme (costs most), a verdict (significant, above
-  chance), a claim about the weights (published, pretrained); and so is every name the
-  prose derives from the run's files (the dataset's, the weights', "VAE" or "encoder"). Each
-  takes one fact object (or a few plain values) and says only what it holds: values, widths
-  on both sides, the test or its absence, ties.
-* Everything else is template text: fixed text, text that only inserts a value (formatted by
-  ``report.formatting``'s filters), and captions and alt text naming what a figure shows. A
-  template may show or leave out a fixed passage, or pick a singular or plural, on a setting
-  or a flag: one the run was given (``encoder.stochastic``, ``has_decoder``, a latent with
-  one channel, the number of VAEs) or one Python computed (``prf.recall_is_accuracy``, an
-  empty list of confused pairs). It never compares results itself: which is higher, whether
-  a difference is significant, how many do something, are the first kind.
+1. **The fact.** A dataclass, or a field or property of one, in ``report/facts.py``, read from
+   the run's files, holding every decision the sentence states: a verdict, a count, a
+   direction, "all" / "none" / "some". Tests and their verdicts are not computed there:
+   ``analysis/verdicts.py`` stores them in metrics.json (``p_adjusted``, ``significant``).
+2. **The wording.** A macro in ``templates/sentences/SECTION.txt.j2`` that takes that fact
+   (``report.prose`` says what a macro has: the number filters, ``|plural``, ``ngettext``
+   for agreement, ``nouns`` for a feature set's noun phrases). It may leave out a passage
+   on a flag the fact holds; it never compares numbers itself.
+3. **The registration and its test.** The macro's name in its section's tuple below
+   (``LIMITATIONS``, ``SEEDS_RESULTS``, ``TUNING_RESULTS``, ``REPEATS_DISCUSSION``), which
+   ``report.prose.say_all`` renders in order; and a test that builds the fact from made-up
+   arrays (tests/helpers.py) and asserts what the sentence claims: its numbers, its
+   direction, the test it names or says is absent; not the whole string.
+
+The sentences written before templates/sentences/ existed are still Python functions below.
+They follow the same rule: the fact decides, the function words it; singular and plural come
+from ``ngettext`` and ``formatting.plural``, a feature set's words from its ``nouns``
+(``analysis.autoencoders``), an encoder class's from ``facts.class_names``, and clauses that
+read alike are said once with ``formatting.grouped``. Move one to a macro when you change it.
 
 Style, for a reader: models and datasets by name (paths only in Appendix A); thousands
 separators (``formatting.count``); at most one interval and one p-value per sentence, the
@@ -29,22 +35,19 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from analysis.autoencoders import FEATURE_SETS
+from analysis.autoencoders import FEATURE_SETS, nouns
 from analysis.stats import ALPHA  # the level metrics.json's verdicts were made at
 from report.facts import (CLOSE_SSIM, ORIGINAL_BEST_MODEL, ORIGINAL_CONFUSED,
                           ORIGINAL_ENCODER, Baselines, Best, BestDiff, Curves, Gap, LatentShare, Limits,
-                          Overall, PixelTally, Probes, Recon, ReconRank, Repeat, Resolutions, RowTally, SampleVsMeanStd,
+                          Overall, PixelTally, Probes, Recon, ReconRank, Resolutions, RowTally, SampleVsMeanStd,
                           Score, Seeds, Separability, SetsDiff, SharedEncoder, Source, Summary, Tuning, Upcast,
-                          Variants, Versus, WeakRival)
+                          Variants, Versus, WeakRival, class_names)
 from report.formatting import acc, count, joined, number, p_is, p_text, pct, plural, pts, size, unsigned
+from report.formatting import capitalised, grouped, ngettext
+from report.prose import say, say_all
 
 
 # ---- naming ------------------------------------------------------------------------------
-
-# How a title names each encoder class.
-TITLE_FAMILY = {"AutoencoderKL": "VAE", "AutoencoderTiny": "tiny autoencoder (TAESD)",
-                "AutoencoderDC": "DC-AE"}
-
 
 def dataset_name(dataset: str) -> str:
     """The dataset (dataset.json's "dataset") as prose names it: 'CIFAR-10', or 'the image
@@ -55,19 +58,14 @@ def dataset_name(dataset: str) -> str:
     return f"the image folder “{PurePath(root.rstrip('/')).name or root}”"
 
 
-def capitalised(text: str) -> str:
-    """'the image folder …' at the start of a sentence: 'The image folder …'."""
-    return text[:1].upper() + text[1:]
-
-
 def default_title(dataset: str, cls: str) -> str:
     """The title when report.toml gives none: 'Predicting CIFAR-10 from VAE latents'."""
-    return f"Predicting {dataset_name(dataset)} from {TITLE_FAMILY.get(cls, 'autoencoder')} latents"
+    return f"Predicting {dataset_name(dataset)} from {class_names(cls).title} latents"
 
 
 def encoder_word(cls: str) -> str:
     """How the prose names the encoder: only a KL autoencoder is variational ('VAE')."""
-    return "VAE" if cls == "AutoencoderKL" else "encoder"
+    return class_names(cls).word
 
 
 def weights(src: Source) -> str:
@@ -93,7 +91,7 @@ def named(name: str, n: int) -> str:
 
 def on(label: str) -> str:
     """'.sample()', 'mean & std', or 'the latent' (a deterministic encoder's one feature set)."""
-    return "the latent" if label == "latent" else label
+    return nouns(label).on
 
 
 def score_text(s: Score) -> str:
@@ -106,13 +104,13 @@ def summary_sentences(s: Summary) -> list[str]:
     """The Summary: the question, what was run, the best result and its equal-width baseline."""
     enc = s.encoder
     c, h, w = enc.shape
-    sets = joined([f"{'the latent itself' if label == 'latent' else label} ({count(n)} features)"
+    sets = joined([f"{nouns(label).listed} ({count(n)} features)"
                    for label, n in enc.feature_sets])
     out = [f"Can the {c}×{h}×{w} latent of a {enc.family} tell the classes of "
            f"{dataset_name(s.dataset)} apart?",
            f"This run encoded {count(s.n_train)} training and {count(s.n_test)} "
            f"test images with {weights(enc.source)} and trained {s.n_models} classifiers and a "
-           f"random predictor on {'its feature sets' if len(enc.feature_sets) > 1 else 'its one feature set'}, "
+           f"random predictor on {ngettext('its one feature set', 'its feature sets', len(enc.feature_sets))}, "
            f"{sets}" + (f", and on {s.n_baselines} pixel baselines for comparison (Table 4 gives their widths)."
                         if s.n_baselines else ".")]
     out.append(best_sentence(s.best, table=False))
@@ -229,7 +227,7 @@ def pixel_tally_sentence(t: PixelTally) -> str:
         text += " None compares equal widths."
     if t.n_higher_over_weak:
         text += (f" {count(t.n_higher_over_weak)} of the {count(t.n_higher)} significantly higher "
-                 f"{'is' if t.n_higher_over_weak == 1 else 'are'} over a weak pixel rival, named "
+                 f"{ngettext('is', 'are', t.n_higher_over_weak)} over a weak pixel rival, named "
                  "below Table 4.")
     return text
 
@@ -247,8 +245,8 @@ def weak_rivals_sentence(rivals: tuple[WeakRival, ...], table_leads: int | None 
     for w, group in at_chance.items():
         names = joined([r.rival.model for r in group])
         chance_items[w] = (f"pixel PCA-{w} is at chance with {names} "
-                           + (f"({pct(group[0].rival.accuracy)}; its 95% interval holds {pct(group[0].chance)})"
-                              if len(group) == 1 else f"(each 95% interval holds {pct(group[0].chance)})"))
+                           + ngettext(f"({pct(group[0].rival.accuracy)}; its 95% interval holds {pct(group[0].chance)})",
+                                      f"(each 95% interval holds {pct(group[0].chance)})", len(group)))
     items = []
     # The rivals below pooled pixels, grouped the way that names fewer things: one PCA weak
     # for several classifiers (a wide PCA from few images), or one classifier weak on several PCAs.
@@ -283,12 +281,12 @@ def weak_rivals_sentence(rivals: tuple[WeakRival, ...], table_leads: int | None 
                          "intervals apart)")
     items = list(chance_items.values()) + items
     n, leads = len(rivals), sum(r.n_leads for r in rivals)
-    text = ("One pixel rival is weak: " if n == 1 else "Some pixel rivals are weak: ") + "; ".join(items) + "."
-    them = "this rival" if n == 1 else "these rivals"
+    text = ngettext("One pixel rival is weak: ", "Some pixel rivals are weak: ", n) + "; ".join(items) + "."
+    them = ngettext("this rival", "these rivals", n)
     if leads:
         text += (f" {plural(leads, 'significant lead')} of the latent features in Table 4 "
-                 f"{'is' if leads == 1 else 'are'} over {them}, so "
-                 f"{'it overstates' if leads == 1 else 'they overstate'} the latent's advantage over pixels.")
+                 f"{ngettext('is', 'are', leads)} over {them}, so "
+                 f"{ngettext('it overstates', 'they overstate', leads)} the latent's advantage over pixels.")
     elif table_leads != 0:
         text += f" None of Table 4's significant leads of the latent features is over {them}."
     return text
@@ -303,8 +301,9 @@ def latent_share_sentence(s: LatentShare, untrained: bool) -> str:
         share = 100 * t.width / s.pixels
         verdict = (f"{b.top.accuracy / b.chance:.1f} times chance" if b.above_chance
                    else "not clearly above chance")
-        parts.append(f"{'the latent' if t.fs_label == 'latent' else f'the {t.fs_label} features'}, {count(t.width)} numbers per image ({share:.1f}% of "
-                     f"the {count(s.pixels)} pixel values), {'reaches' if t.fs_label == 'latent' else 'reach'} at most {pct(t.accuracy)} "
+        subject = nouns(t.fs_label)
+        parts.append(f"{subject.features}, {count(t.width)} numbers per image ({share:.1f}% of "
+                     f"the {count(s.pixels)} pixel values), {ngettext('reaches', 'reach', subject.number)} at most {pct(t.accuracy)} "
                      f"({joined([t.model] + [tie.model for tie in b.ties])}; {verdict})")
     text = joined(parts)
     text = capitalised(text) + "."
@@ -339,7 +338,7 @@ def sample_vs_mean_std_sentences(s: SampleVsMeanStd) -> list[str]:
                        f"correction{raw}, so this run cannot tell the two feature sets apart.")
         else:
             out.append(f"{count(s.n_significant)} of the {count(s.n_tested)} differences "
-                       f"{'is' if s.n_significant == 1 else 'are'} significant after Holm's "
+                       f"{ngettext('is', 'are', s.n_significant)} significant after Holm's "
                        f"correction{raw}.")
         if s.best_model:
             out.append(versus_sentence(s.best_model, widths=False))
@@ -372,7 +371,7 @@ def curve_sentences(c: Curves, figure: str) -> list[str]:
     n, m = c.n_above, len(rows)
     out: list[str] = []
     if c.all_at_chance:  # noise around chance has no shape to read
-        said = (f"{'the curve ends' if m == 1 else f'all {m} curves end'} with chance inside "
+        said = (f"{ngettext('the curve ends', f'all {m} curves end', m)} with chance inside "
                 "the 95% band, so they say nothing about whether more training images or "
                 "better features would help")
     elif n == m:
@@ -384,7 +383,7 @@ def curve_sentences(c: Curves, figure: str) -> list[str]:
                 "last gains cannot be told from test-image noise; it does not show whether more "
                 "training images would help")
     else:
-        said = (f"{n} of the {m} curves {'ends' if n == 1 else 'end'} above the previous size's 95% band, which suggests "
+        said = (f"{n} of the {m} curves {ngettext('ends', 'end', n)} above the previous size's 95% band, which suggests "
                 "that more training images would help some of these models")
     out += [f"Learning curves (Figure {figure}): from {count(prev_n)} to {count(last_n)} training images, "
            f"test accuracy changes by {gains}.",
@@ -408,20 +407,17 @@ def curve_sentences(c: Curves, figure: str) -> list[str]:
         widths = ("of equal width" if first.pixel_width == first.width else
                   f"({count(first.pixel_width)} components against {count(first.width)} features)")
         said_for[fs] = (first.pixel, widths, "; ".join(f"with {r.model}, {lead_text(r.leads)}" for r in mine))
-    if len(said_for) > 1 and len(set(said_for.values())) == 1:  # every feature set reads the same
-        pixel, widths, what = next(iter(said_for.values()))
-        sets = joined([on(fs) for fs in said_for])
-        return out + [f"Against {pixel} {widths}, by the point estimates, {sets} alike: {what}."]
-    return out + [f"Against {pixel} {widths}, by the point estimates, {on(fs)}: {what}."
-                  for fs, (pixel, widths, what) in said_for.items()]
+    # Feature sets whose curves read the same are said once, "… .sample() and mean & std alike: …".
+    return out + [f"Against {pixel} {widths}, by the point estimates, {joined([on(fs) for fs in sets])}"
+                  f"{ngettext('', ' alike', len(sets))}: {what}."
+                  for sets, (pixel, widths, what) in grouped(said_for.items())]
 
 
 def probes_sentences(p: Probes, figure: str) -> list[str]:
     """Where the information sits: one interval per sentence, no verdict on noise. ``figure``:
     the probes figure's number (report.labels)."""
     c, h, w = p.shape
-    whole = "latent" if p.label == "latent" else f"{p.label} latent"
-    head = f"Where the information sits (Figure {figure}): {p.model} on the whole {whole} ({c}×{h}×{w})"
+    head = f"Where the information sits (Figure {figure}): {p.model} on the whole {nouns(p.label).latent} ({c}×{h}×{w})"
     lo, hi = p.whole_ci
     if not p.above_chance:
         return [f"{head} reaches {pct(p.whole)} (95% CI {pct(lo)} to {pct(hi)}), not clearly above "
@@ -436,8 +432,8 @@ def probes_sentences(p: Probes, figure: str) -> list[str]:
             text += ("; no channel's 95% interval lies above chance, so none is singled out")
         else:
             top = p.top_channels
-            best = (f"highest: channel {top[0]}" if len(top) == 1
-                    else f"highest: channels {joined([str(t) for t in top])}, tied")
+            best = ngettext(f"highest: channel {top[0]}", f"highest: channels {joined([str(t) for t in top])}, tied",
+                            len(top))
             text += (f" ({best}); {len(above)} of the {c} channels have a 95% interval above chance")
         out.append(text + ".")
         if p.drops:
@@ -473,7 +469,7 @@ def confused_sentence(model: str, pairs: list[dict], classes: list[str], figure:
     agree = [f"{a}/{b}" for a, b in ORIGINAL_CONFUSED if frozenset((a, b)) in found]
     if agree:
         return (f"{text} As in the original study (Hidalgo Pujol, 2024), {' and '.join(agree)} "
-                f"{'is' if len(agree) == 1 else 'are'} among them.")
+                f"{ngettext('is', 'are', len(agree))} among them.")
     return (f"{text} The original study's most confused pairs, cat/dog and automobile/truck "
             "(Hidalgo Pujol, 2024), are not among them.")
 
@@ -532,51 +528,13 @@ def discussion_sentences(g: Gap, tally: PixelTally | None, untrained: bool) -> l
     return out
 
 
+LIMITATIONS = ("seeds", "intervals", "tuning", "resolution", "widths", "mean_std", "descriptive", "subset",
+               "random_weights")
+
+
 def limitation_items(lim: Limits) -> list[str]:
-    """One item per limitation, each with what would settle it."""
-    out = [seeds_limitation(lim)]
-    out.append(f"The 95% intervals resample the {count(lim.n_test)} test images only: they leave "
-               "out what would change with other training images, seeds or draws, so they "
-               "understate the uncertainty of a rerun.")
-    out.append(tuning_limitation(lim))
-    if lim.sample_size and lim.sample_size != lim.resolution:
-        out.append(f"Resolution: images are encoded at {lim.resolution} px, while the model's "
-                   f"config gives a sample_size of {lim.sample_size} px, the image size it names "
-                   "as its default (for published models, about the size they were trained at). A run at another RESOLUTION (e.g. RESOLUTION=\"32 64\") would show "
-                   "whether the input size matters; upsampling adds no information to the images.")
-    else:
-        out.append(f"Resolution: images are encoded at {lim.resolution} px, CIFAR-10's own size. "
-                   "A run at another RESOLUTION would show whether the input size matters.")
-    if lim.widths.narrower:
-        parts = [f"{pixels}, {count(pw)} against the {count(vw)} {vae} features ({why})"
-                 for pixels, pw, vae, vw, why in lim.widths.narrower]
-        # What would settle it: more training images where a PCA was capped by them; where only
-        # the pooled pixels are narrower, the PCAs already are the equal-width baselines.
-        capped = any(pixels == "pixel PCA" for pixels, *_ in lim.widths.narrower)
-        out.append("Unequal widths: " + "; ".join(parts) + ". Those comparisons are not between "
-                   "equal sizes; only equal-width pairings answer whether the latent beats pixels "
-                   "of its size. " + (
-                       "Enough training images for a pixel PCA as wide as each VAE feature set "
-                       "would settle it." if capped else
-                       "The pixel PCAs, as wide as the VAE feature sets they are set against, "
-                       "are those pairings."))
-    if lim.mean_std_confound:
-        out.append("mean & std against .sample() mixes twice the features with the removal of "
-                   "sampling noise. A mean-only feature set, as wide as .sample(), would "
-                   "separate the two.")
-    if lim.curves or lim.probes:
-        what = joined([w for w, on in (("the learning curves", lim.curves),
-                                       ("the channel and position probes", lim.probes)) if on])
-        out.append(f"{capitalised(what)} are descriptive: their bands are not tests and "
-                   "are not corrected for how many there are. Paired tests across seeds would "
-                   "turn them into findings.")
-    if lim.limit:
-        out.append(f"A subset: at most {count(lim.limit)} images per class and split "
-                   f"({count(lim.n_train)} training images). A run without LIMIT would use all of them.")
-    if lim.untrained:
-        out.append("Random weights: the encoder is untrained, so no number here says anything "
-                   "about a pretrained model. A run with published weights would.")
-    return out
+    """One item per limitation, each with what would settle it (templates/sentences/limitations.txt.j2)."""
+    return say_all("limitations", LIMITATIONS, lim)
 
 
 # ---- comparing encoders ------------------------------------------------------------------
@@ -684,9 +642,9 @@ def variants_sentences(v: Variants) -> list[str]:
 def no_decoder_sentence(labels: tuple[str, ...]) -> str:
     """The encoder-only variants (a TAESD checkpoint without its decoder file): they have no
     reconstructions, PSNR or SSIM."""
-    one = len(labels) == 1
-    return (f"{joined(list(labels))} {'has' if one else 'have'} no decoder (no decoder file came with "
-            f"{'its' if one else 'their'} encoder), so {'it has' if one else 'they have'} no "
+    n = len(labels)
+    return (f"{joined(list(labels))} {ngettext('has', 'have', n)} no decoder (no decoder file came with "
+            f"{ngettext('its', 'their', n)} encoder), so {ngettext('it has', 'they have', n)} no "
             "reconstructions, PSNR or SSIM (a dash in Table C2, no row in Figure C1).")
 
 
@@ -789,9 +747,8 @@ def separability(sep: Separability | None) -> str | None:
     if sep is None:
         return None
     primary = sep.feature_set
-    label = FEATURE_SETS[primary].label if primary in FEATURE_SETS else primary
-    label = "" if label == "latent" else f"{label} "
-    scores = (f"Assigning each {label}test latent to the nearest class centre (centres from the "
+    latent = (FEATURE_SETS[primary].nouns if primary in FEATURE_SETS else nouns(primary)).test_latent
+    scores = (f"Assigning each {latent} to the nearest class centre (centres from the "
               f"projected training latents) gives an accuracy of {acc(sep.pca)} "
               f"({sep.pca / sep.chance:.1f} times chance) in the PCA plane and {acc(sep.lda)} "
               f"({sep.lda / sep.chance:.1f} times chance) in the LDA plane")
@@ -864,152 +821,35 @@ def untrained_behaviour(name: str, check: dict) -> str:
 
 # ---- several seeds (SEEDS) and tuned classifiers (TUNE) ----------------------------------
 
-# How prose names analysis.verdicts.verdict's codes: the latent side against the pixels.
-VERDICT_WORDS = {"higher": "ahead", "lower": "behind", "unclear": "not clearly apart"}
-
-
-def repeat_text(r: Repeat) -> str:
-    """'SVC on .sample() latents against pixel PCA'."""
-    return f"{r.model} on {r.a} against {r.b}"
-
 
 def seeds_varied(s: Seeds) -> str:
     """What a seed changes in this run and what every seed shares (Methodology)."""
-    changed = (["the .sample() draw"] if s.varies.get("sample_draw") else []) + [
-        "every classifier's random_state", "the pixel PCA", "the bootstrap"]
-    latents = (f"the latent mean & std" if s.varies.get("sample_draw") else "the latents")
-    kept = [latents] + (["the decoded images"] if s.has_decoder else [])
-    return (f"Each seed changes {joined(changed)}; {joined(kept)} are the same for every seed, "
-            "computed once and reused")
+    return say("repeats", "seeds_varied", s)
+
+
+SEEDS_RESULTS = ("seeds_held", "seeds_unstable", "seeds_best")
+TUNING_RESULTS = ("tuning_kept", "tuning_changed", "tuning_defaults")
+REPEATS_DISCUSSION = ("seeds_discussion", "tuning_discussion")
 
 
 def seeds_sentences(s: Seeds, table: str) -> list[str]:
     """How many of Table ``table``'s verdicts hold for every seed, which do not, and the best
-    result's spread."""
-    n = len(s.seeds)
-    which = f"the {plural(n, 'seed')} ({joined([str(x) for x in s.seeds])})"
-    if s.n_hold == s.n_tests:
-        held = f"all {plural(s.n_tests, 'test')} of Table {table} reach the same verdict in every seed"
-    elif s.n_hold == 0:
-        held = f"none of the {plural(s.n_tests, 'test')} of Table {table} reaches the same verdict in every seed"
-    else:
-        held = (f"{count(s.n_hold)} of the {plural(s.n_tests, 'test')} of Table {table} reach the same "
-                "verdict in every seed")
-    out = [f"Over {which}, {held} (each seed's tests Holm-corrected on their own)."]
-    if s.unstable:
-        shown = s.unstable[:3]
-        listed = "; ".join(f"{repeat_text(r)} ({', '.join(VERDICT_WORDS[v] for v in r.verdicts)})"
-                           for r in shown)
-        more = len(s.unstable) - len(shown)
-        out.append(f"The verdict changes with the seed for {listed}"
-                   + (f", and {count(more)} more" if more else "") + ".")
-    model, fs, mean, sd = s.best
-    out.append(f"The best result, {model} on {on(fs)}, averages {acc(mean)} over the seeds "
-               f"(standard deviation {acc(sd)})" + (", and it is the best in every seed." if s.best_same
-                                                    else "; another result is the best in some seeds."))
-    return out
+    result's spread (templates/sentences/repeats.txt.j2)."""
+    return say_all("repeats", SEEDS_RESULTS, s, table)
 
 
 def tuning_sentences(t: Tuning, appendix: str) -> list[str]:
     """What tuning changed: the latent-vs-pixel-PCA verdicts, and how often the default won."""
-    unchanged = t.n_tests - len(t.changed)
-    if not t.changed:
-        kept = f"leaves all {plural(t.n_tests, 'verdict')} of the latents against pixel PCA of their width as they are"
-    else:
-        kept = (f"leaves {count(unchanged)} of the {plural(t.n_tests, 'verdict')} of the latents against "
-                f"pixel PCA of their width as they are")
-    out = [f"Tuning {joined(list(t.models))} by {t.folds}-fold cross-validation on the training images "
-           f"(settings and grids in {appendix}) {kept} at the default settings (the tuned tests "
-           "Holm-corrected as one family)."]
-    if t.changed:
-        out.append("It changes " + "; ".join(
-            f"{repeat_text(r)}, from {VERDICT_WORDS[r.verdicts[0]]} to {VERDICT_WORDS[r.verdicts[1]]}"
-            for r in t.changed) + ".")
-    if t.n_default:
-        out.append(f"{count(t.n_default)} of the {plural(t.n_searches, 'search', 'searches')} chose the "
-                   "default settings (their default fit is the tuned one).")
-    else:
-        out.append(f"None of the {plural(t.n_searches, 'search', 'searches')} chose the default settings.")
-    return out
-
-
-# The verdict of a latent against a rival named before it in the sentence ("... than it").
-AGAINST_IT = {"higher": "ahead of it", "lower": "behind it", "unclear": "not clearly apart from it"}
-
-
-def robustness_sentence(seeds: Seeds | None, tuned: Tuning | None) -> str | None:
-    """Whether the best model's lead (or gap) to the pixel PCA of its width survives other seeds
-    and tuning: the question a reader asks of Table 4 first."""
-    parts = []
-    lead = seeds.best_pca if seeds else None
-    if lead:
-        lo, hi = min(lead.deltas), max(lead.deltas)
-        by = f"by {pts(lo)} to {pts(hi)} points" if lo != hi else f"by {pts(lo)} points in each"
-        if lead.holds:
-            parts.append(f"is {AGAINST_IT[lead.verdicts[0]]} in every one of the "
-                         f"{plural(len(seeds.seeds), 'seed')} ({by})")
-        else:
-            said = ", ".join(VERDICT_WORDS[v] for v in lead.verdicts)
-            parts.append(f"does not reach the same verdict in every seed ({said}; {by})")
-    lead_t = tuned.best_pca if tuned else None
-    if lead_t:
-        parts.append(f"is {AGAINST_IT[lead_t.verdicts[1]] if not lead else VERDICT_WORDS[lead_t.verdicts[1]]} "
-                     f"after tuning ({pts(tuned.best_pca_delta)} points, "
-                     f"{'the same verdict as' if lead_t.holds else 'another verdict than'} at the default settings)")
-    if not parts:
-        return None
-    r = lead or lead_t
-    return f"Against pixel PCA of the same width, {r.model} on {r.a} {' and '.join(parts)}."
-
-
-def seeds_limitation(lim: Limits) -> str:
-    """The seed item of the Limitations: what would settle it, or what several seeds measured."""
-    s = lim.seeds
-    if s is None:
-        draw = " and, for .sample(), one draw of the latent" if lim.stochastic else ""
-        return (f"One seed ({lim.seed}){draw}: every classifier, the pixel PCA and the bootstrap "
-                "share it, and the spread between seeds is not measured. A rerun with several "
-                f"seeds (SEEDS=\"{' '.join(map(str, [lim.seed] + [x for x in range(3) if x != lim.seed][:2]))}\" "
-                "in one report, or one run each at SEED=1, 2, …) would measure it.")
-    model, fs, mean, sd = s.best
-    return (f"{plural(len(s.seeds), 'seed')} ({joined([str(x) for x in s.seeds])}): the spread between "
-            f"seeds is measured (the best result, {model} on {on(fs)}, has a standard deviation of "
-            f"{acc(sd)}; {count(s.n_hold)} of the {count(s.n_tests)} verdicts hold in every seed), but "
-            f"{len(s.seeds)} draws only roughly estimate it, and the learning curves, probes and "
-            f"figures show seed {s.seeds[0]} alone. More seeds would estimate it better.")
-
-
-def tuning_limitation(lim: Limits) -> str:
-    """The tuning item of the Limitations."""
-    t = lim.tuning
-    if t is None:
-        return ("No tuning: every classifier runs with the fixed settings of Table 2. A tuned "
-                "model (TUNE=1: chosen by cross-validation on the training images, never the test set) "
-                "could rank differently.")
-    return (f"Tuning covers {joined(list(t.models))} over small grids (Appendix B), chosen by "
-            f"{t.folds}-fold cross-validation on the training images with the run's own seed, the "
-            f"search's last round on at most {count(t.max_rows)} of them. A wider grid, a search on "
-            "every training image or other seeds could still choose, and rank, differently.")
+    return say_all("repeats", TUNING_RESULTS, t, appendix)
 
 
 def repeats_discussion(seeds: Seeds | None, tuned: Tuning | None) -> list[str]:
     """What several seeds and tuning say about reading Table 4 (Discussion); nothing when
     neither ran."""
-    out = []
-    if seeds and seeds.n_tests:
-        if seeds.n_hold == seeds.n_tests:
-            out.append(f"Every verdict of Table 4 is the same in each of the {plural(len(seeds.seeds), 'seed')}, so "
-                       "the reading above does not rest on one seed's classifiers, PCA or draw.")
-        else:
-            out.append(f"{count(seeds.n_tests - seeds.n_hold)} of the {plural(seeds.n_tests, 'verdict')} of "
-                       f"Table 4 change with the seed, so those rest on one seed's classifiers, PCA or "
-                       "draw; the rest hold in every seed.")
-    if tuned and tuned.n_tests:
-        if not tuned.changed:
-            out.append("Tuning changes none of the verdicts of the latents against pixel PCA of their "
-                       "width, so the default settings do not decide them.")
-        else:
-            out.append(f"Tuning changes {count(len(tuned.changed))} of the "
-                       f"{plural(tuned.n_tests, 'verdict')} of the latents against pixel PCA of their "
-                       "width, so those depend on the classifiers' settings as much as on the features.")
-    return out
+    return say_all("repeats", REPEATS_DISCUSSION, seeds, tuned)
+
+
+def robustness_sentence(seeds: Seeds | None, tuned: Tuning | None) -> str | None:
+    """Whether the best model's lead (or gap) to the pixel PCA of its width survives other seeds
+    and tuning: the question a reader asks of Table 4 first."""
+    return say("repeats", "robustness", seeds, tuned) or None

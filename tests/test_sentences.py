@@ -551,3 +551,49 @@ def test_weak_rivals_below_pooled_are_named_once_per_classifier_and_no_leads_say
                     "below the 40.3% it reaches on pooled pixels with 48 features (each pair of 95% "
                     "intervals apart).")
     assert "None of Table 4" in S.weak_rivals_sentence(F.weak_rivals(metrics), table_leads=3)
+
+
+# ---- wording as data ---------------------------------------------------------------------
+
+def wording_branches(source: str) -> list[str]:
+    """The conditional expressions of ``source`` that only pick between two texts on whether a
+    count is one (singular or plural) or a label is 'latent': the jobs of ngettext and nouns."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.IfExp) and isinstance(node.test, ast.Compare)
+                and all(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.test.ops)):
+            consts = [c.value for c in (node.test.left, *node.test.comparators) if isinstance(c, ast.Constant)]
+            texts = all(isinstance(b, (ast.Constant, ast.JoinedStr)) for b in (node.body, node.orelse))
+            if texts and (1 in consts or "latent" in consts):
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_wording_branches_found_in_a_hand_written_plural():
+    assert wording_branches("x = 'is' if n == 1 else 'are'\ny = 'the latent' if label == 'latent' else label")
+    assert not wording_branches("x = ngettext('is', 'are', n)\ny = 'Holm-adjusted' if k > 1 else ''")
+
+
+def test_sentences_have_no_singular_plural_or_latent_branch():
+    from pathlib import Path
+
+    report = Path(__file__).resolve().parent.parent / "report"
+    assert [f"{p.name} {b}" for p in sorted(report.glob("*.py")) for b in wording_branches(p.read_text())] == []
+
+
+def test_feature_set_nouns_read_as_sentences_use_them():
+    from analysis.autoencoders import nouns
+
+    assert nouns("latent").on == "the latent" and nouns(".sample()").on == ".sample()"
+    assert nouns("latent").latents == "latents" and nouns("mean & std").latents == "mean & std latents"
+    # a label of no VAE feature set (a pixel baseline's) keeps its own words
+    assert nouns("pixels, PCA-64").features == "the pixels, PCA-64 features"
+
+
+def test_grouped_says_alike_clauses_once_in_order():
+    from report.formatting import grouped
+
+    assert grouped([("SVC", "ahead"), ("KNN", "behind"), ("RF", "ahead")]) == [
+        (["SVC", "RF"], "ahead"), (["KNN"], "behind")]
