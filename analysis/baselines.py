@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import cache, deps, threads
+from analysis import cache, deps, runs, threads
 from analysis.autoencoders import BASELINES, baseline_label, feature_sets
 from analysis.common import (VaelabError, file_lock, load_npz, read_json, run_main, save_npz,
                              sha256_file, write_json)
@@ -45,7 +45,7 @@ from analysis.curves import learning_curves
 from analysis.models import code_checksum, fit_all, read_run, run_svc, svc_implementation
 
 BASELINE_VERSION = 3  # 2: PCA baselines carry learning curves; 3: in their own entry
-FIT_FILES = ["baseline.json", "predictions.npz", "timings-baseline.json"]  # the fits' entry
+FIT_FILES = [runs.BASELINE, runs.PREDICTIONS_NPZ, runs.timings_file("baseline")]  # the fits' entry
 POOL = 8  # pixels per side averaged into one pooled feature: 32x32 -> 4x4
 
 
@@ -111,7 +111,7 @@ def folder_name(kind: str, width: int, key: str) -> str:
 
 def curves_entry(folder: Path) -> Path:
     """A PCA baseline's learning curves: ``FOLDER/curves.json``, sealed by ``FOLDER/curves.sha256``."""
-    return folder / "curves.json"
+    return folder / runs.CURVES
 
 
 def fit_folders(todo: dict[Path, tuple[str, int]], train: dict, test: dict, data: dict,
@@ -127,10 +127,10 @@ def fit_folders(todo: dict[Path, tuple[str, int]], train: dict, test: dict, data
         curves_entry(folder).unlink(missing_ok=True)  # drawn from the fits being replaced
         n_features = train[folder.name].shape[1]
         preds = {model: predictions[f"{model}__{folder.name}"] for model in results}
-        save_npz(folder / "predictions.npz", **preds)
-        write_json(folder / "timings-baseline.json",
+        save_npz(folder / runs.PREDICTIONS_NPZ, **preds)
+        write_json(folder / runs.timings_file("baseline"),
                    {model: per[folder.name] for model, per in timings.items()})
-        write_json(folder / "baseline.json", {
+        write_json(folder / runs.BASELINE, {
             "kind": kind, "requested_width": width, "n_features": n_features,
             "label": baseline_label(kind, n_features), "seed": seed, "svc": svc,
             "dataset_sha256": dataset_sha256, "code": code,
@@ -179,7 +179,7 @@ def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
             # The curves' last point is the main fit: read back from each folder's baseline.json.
             full: dict = {}
             for folder in redraw:
-                for model, result in read_json(folder / "baseline.json", "pixel baseline")["results"].items():
+                for model, result in read_json(folder / runs.BASELINE, "pixel baseline")["results"].items():
                     full.setdefault(model, {})[folder.name] = result
             names = [folder.name for folder in redraw]
             print(f"baselines: learning curves of {', '.join(sorted(names))}", file=sys.stderr)
@@ -187,7 +187,7 @@ def ensure(data_file: Path, root: Path, widths: dict[str, int], seed: int,
                 {name: train[name] for name in names}, {name: test[name] for name in names},
                 data["y_train"], data["y_test"], len(classes), seed, full)
             for folder in redraw:
-                write_json(folder / "timings-curves.json", curve_timings[folder.name])
+                write_json(folder / runs.timings_file("curves"), curve_timings[folder.name])
                 write_json(curves_entry(folder), {"code": code, "curves": curves[folder.name]})
                 cache.seal(curves_entry(folder))  # last: the curves are complete
     return {name: folder.name for name, folder in folders.items()}, sorted(f.name for f in todo)
@@ -203,8 +203,8 @@ def load(run_file: Path, with_curves: bool = True) -> dict[str, dict]:
     for name in (b for b in BASELINES if b in record["baselines"]):  # display order, not JSON's
         folder_name = record["baselines"][name]
         folder = root / folder_name
-        info = read_json(folder / "baseline.json", "pixel baseline")
-        preds = load_npz(folder / "predictions.npz", "baseline predictions")
+        info = read_json(folder / runs.BASELINE, "pixel baseline")
+        preds = load_npz(folder / runs.PREDICTIONS_NPZ, "baseline predictions")
         if info["kind"] == "pca" and with_curves:
             info["curves"] = read_json(curves_entry(folder), "baseline learning curves")["curves"]
         out[name] = info | {"matches": BASELINES[name], "folder": folder_name,

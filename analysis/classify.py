@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import baselines as pixel_baselines
-from analysis import cache, curves, deps, stats, threads, verdicts
+from analysis import cache, curves, deps, runs, stats, threads, verdicts
 from analysis.autoencoders import (BASELINES, COMPARISONS, FEATURE_SETS, feature_set_keys,
                                    feature_sets, is_real_model)
 from analysis.common import (VaelabError, copy_file, file_lock, load_npz, run_main, sha256_file,
@@ -259,19 +259,19 @@ def fit_cached(latents: dict[str, np.ndarray], classes: list[str], seed: int, ba
             metrics, predictions, timings = build_metrics(latents, classes, seed, baselines, svc,
                                                           with_curves)
             target = entry or out_dir
-            write_text(target / "predictions.csv", predictions_csv(latents["y_test"], predictions))
-            write_text(target / "metrics.csv", metrics_csv(metrics["results"]))
-            write_json(target / "metrics.json" if entry else out, metrics)
+            write_text(target / runs.PREDICTIONS, predictions_csv(latents["y_test"], predictions))
+            write_text(target / runs.METRICS_CSV, metrics_csv(metrics["results"]))
+            write_json(target / runs.METRICS if entry else out, metrics)
             if entry is not None:
                 cache.seal(entry)  # last: the entry is complete
-    write_json(out_dir / "classify.json", {"results_key": key, "key_fields": key_fields,
+    write_json(out_dir / runs.CLASSIFY, {"results_key": key, "key_fields": key_fields,
                                            "from_cache": reused})
     for stage, record in timings.items():  # timings-classify.json, timings-curves.json
-        write_json(out_dir / f"timings-{stage}.json", record)
+        write_json(out_dir / runs.timings_file(stage), record)
     if entry is not None:
-        copy_file(entry / "predictions.csv", out_dir / "predictions.csv")
-        copy_file(entry / "metrics.csv", out_dir / "metrics.csv")
-        copy_file(entry / "metrics.json", out)  # the file make tracks
+        copy_file(entry / runs.PREDICTIONS, out_dir / runs.PREDICTIONS)
+        copy_file(entry / runs.METRICS_CSV, out_dir / runs.METRICS_CSV)
+        copy_file(entry / runs.METRICS, out)  # the file make tracks
     return reused, timings
 
 

@@ -35,6 +35,7 @@ from PIL import Image, ImageOps
 
 from analysis.common import VaelabError, run_main, save_npz, write_json
 from analysis.config import DataConfig, load_data_config
+from analysis.runs import DATASET, timings_file
 
 SIZE = 32
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -242,8 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     config = load_data_config(args.config)
     arrays, info = build_dataset(config)
     # dataset.json first: make tracks dataset.npz, so it must be the last file written.
-    write_json(args.out.with_name("dataset.json"), info)
-    write_json(args.out.with_name("timings-data.json"),
+    write_json(args.out.with_name(DATASET), info)
+    write_json(args.out.with_name(timings_file("data")),
                {"data_seconds": round(time.perf_counter() - started, 2)})
     save_npz(args.out, **arrays)
     print(f"dataset: {info['n_train']} train / {info['n_test']} test images, "

@@ -51,7 +51,8 @@ from analysis.autoencoders import (FEATURE_SETS, RANDOM, feature_set_keys,  # no
 from analysis.common import (VaelabError, atomic_path, load_npz, read_json,  # noqa: E402
                              run_main, write_json)
 # FIGURES: the one list of a run's figures, kept in analysis.runs (light for report/).
-from analysis.runs import FIGURES, has_decoder  # noqa: E402
+from analysis.runs import (DATASET, ENCODE, FIGURES, FIGURES_INFO, LATENTS, METRICS, PROBES,  # noqa: E402
+                           RECONSTRUCTIONS, figure_png, has_decoder)
 from analysis.stats import chance  # noqa: E402
 
 DPI = 150
@@ -535,23 +536,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="PCA random_state and point order")
     args = parser.parse_args(argv)
 
-    classes = read_json(args.data.with_name("dataset.json"), "dataset description")["classes"]
+    classes = read_json(args.data.with_name(DATASET), "dataset description")["classes"]
     data = load_npz(args.data, "dataset", ("x_test", "y_test"))
-    latents = load_latents(args.run_dir / "latents.npz")
+    latents = load_latents(args.run_dir / LATENTS)
     vae_sets = feature_set_keys(latents)  # .sample() and mean & std, or the latent
     primary = FEATURE_SETS[vae_sets[0]].arrays[0]  # "sample" or "latent": (N, C, h, w)
-    encode_file = args.run_dir / "encode.json"  # absent: a run from before encoder-only models
+    encode_file = args.run_dir / ENCODE  # absent: a run from before encoder-only models
     encode = read_json(encode_file, "encoder description") if encode_file.exists() else {}
-    recon = (load_npz(args.run_dir / "reconstructions.npz", "reconstructions",
+    recon = (load_npz(args.run_dir / RECONSTRUCTIONS, "reconstructions",
                       ("originals", "reconstructions", "labels", "mse")) if has_decoder(encode) else None)
-    metrics_path = args.run_dir / "metrics.json"
+    metrics_path = args.run_dir / METRICS
     metrics = read_json(metrics_path, "metrics")
     for key in ("models", "feature_sets", "results"):
         get(metrics, metrics_path, key)
     y_test = latents["y_test"]
     if (len(y_test) != len(latents[f"test_{primary}"])
             or len(latents["y_train"]) != len(latents[f"train_{primary}"])):
-        raise VaelabError(f"latents at {args.run_dir / 'latents.npz'} have mismatched label and "
+        raise VaelabError(f"latents at {args.run_dir / LATENTS} have mismatched label and "
                           "latent counts; delete it and rerun")
     if max(y_test.max(initial=0), latents["y_train"].max(initial=0)) >= len(classes):
         raise VaelabError(f"latents at {args.run_dir} use labels beyond the {len(classes)} classes "
@@ -559,7 +560,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
 
-    plot_examples(data["x_test"], data["y_test"], classes, out / "examples.png")
+    plot_examples(data["x_test"], data["y_test"], classes, out / figure_png("examples"))
 
     best = get(metrics, metrics_path, "best")
     model_key, fs_key = get(best, metrics_path, "model"), get(best, metrics_path, "feature_set")
@@ -569,8 +570,8 @@ def main(argv: list[str] | None = None) -> None:
     accuracy = best.get("accuracy", result.get("accuracy"))
     plot_confusion_best(get(result, metrics_path, "confusion"), metrics.get("classes", classes),
                         f"{model_label} on {fs_label} latents: accuracy {accuracy:.1%}",
-                        out / "confusion_best.png")
-    plot_confusion_all(metrics, out / "confusion_all.png")
+                        out / figure_png("confusion_best"))
+    plot_confusion_all(metrics, out / figure_png("confusion_all"))
 
     # The feature sets the classifiers saw: .sample() (N, C*h*w) and mean & std (N, 2*C*h*w),
     # or a deterministic encoder's latent (N, C*h*w).
@@ -587,35 +588,35 @@ def main(argv: list[str] | None = None) -> None:
             summary[kind][key] = {"explained_variance_ratio": ratios,
                                   "centroid_accuracy": centroid_accuracy(train_points, y_train,
                                                                          points, y_test)}
-    plot_pca(panels["pca"], y_test, classes, out / "pca.png", args.seed)
-    plot_pca(panels["lda"], y_test, classes, out / "lda.png", args.seed, kind="lda")
+    plot_pca(panels["pca"], y_test, classes, out / figure_png("pca"), args.seed)
+    plot_pca(panels["lda"], y_test, classes, out / figure_png("lda"), args.seed, kind="lda")
 
     test_primary = flat(latents, f"test_{primary}")  # (N, C*h*w)
-    plot_kde(test_primary, y_test, classes, out / "kde.png",
+    plot_kde(test_primary, y_test, classes, out / figure_png("kde"),
              feature_names(latents[f"test_{primary}"].shape[1:], min(4, test_primary.shape[1])),
              FEATURE_SETS[vae_sets[0]].label)
 
     if recon is None:
-        plot_no_reconstructions(Path(encode["model"]["name"]).name, out / "reconstructions.png")
+        plot_no_reconstructions(Path(encode["model"]["name"]).name, out / figure_png("reconstructions"))
     else:
         mse = float(np.asarray(recon["mse"]).reshape(-1)[0])  # stored as () or (1,)
         # A KL autoencoder decodes its latent mean, a deterministic one its latent.
         plot_reconstructions(recon["originals"], recon["reconstructions"], recon["labels"], classes,
-                             mse, out / "reconstructions.png",
+                             mse, out / figure_png("reconstructions"),
                              "the latent mean" if primary == "sample" else "the latent")
     summary["reconstructions"] = recon is not None  # False: the report leaves Figure 9 out
     plot_learning_curves(get(metrics, metrics_path, "learning_curves"), metrics["feature_sets"],
-                         metrics["models"], len(classes), out / "learning_curves.png",
+                         metrics["models"], len(classes), out / figure_png("learning_curves"),
                          metrics.get("feature_set_order"))
-    probes = read_json(args.run_dir / "probes.json", "latent probes")
+    probes = read_json(args.run_dir / PROBES, "latent probes")
     model = probes.get("model")
     plot_probes(probes | {"model_label": metrics["models"].get(model, {}).get("label", model)},
-                len(classes), out / "probes.png")
+                len(classes), out / figure_png("probes"))
     # figures.json last, after every PNG exists.
-    write_json(out / "figures.json", summary)
+    write_json(out / FIGURES_INFO, summary)
     print(f"figures: {len(FIGURES)} PNGs -> {out}", file=sys.stderr)
     # Beside the folder, not in it: the folder holds the figures alone.
-    deps.write([out / "figures.json", *(out / name for name in FIGURES)], __file__,
+    deps.write([out / FIGURES_INFO, *(out / name for name in FIGURES)], __file__,
                out.parent / f"{out.name}.d")
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import deps, stats, threads
+from analysis import deps, runs, stats, threads
 from analysis.autoencoders import RANDOM, load_latents
 from analysis.common import VaelabError, progress, read_json
 from analysis.config import SVC_CHOICES
@@ -249,7 +249,7 @@ def check_latents(latents: dict[str, np.ndarray]) -> None:
 
 def run_svc(latents_file: Path) -> dict:
     """svc_implementation of the SVC the run's config.json asks for (``auto`` if unset)."""
-    config = read_json(latents_file.parent / "config.json", "run configuration")
+    config = read_json(latents_file.parent / runs.CONFIG, "run configuration")
     return svc_implementation(config.get("svc", "auto"))
 
 
@@ -257,8 +257,8 @@ def read_run(latents_file: Path) -> tuple[int, list[str], dict[str, np.ndarray]]
     """A run's seed (config.json), class names (encode.json) and latents; the training set
     must hold two classes or more."""
     run_dir = latents_file.parent
-    seed = read_json(run_dir / "config.json", "run configuration")["seed"]
-    classes = read_json(run_dir / "encode.json", "encoder description")["classes"]
+    seed = read_json(run_dir / runs.CONFIG, "run configuration")["seed"]
+    classes = read_json(run_dir / runs.ENCODE, "encoder description")["classes"]
     latents = load_latents(latents_file)
     if len(np.unique(latents["y_train"])) < 2:
         raise VaelabError("the training set has fewer than two classes; use more images (LIMIT)")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import cache, deps, stats, threads
+from analysis import cache, deps, runs, stats, threads
 from analysis.autoencoders import FEATURE_SETS, feature_set_keys
 from analysis.common import copy_file, file_lock, progress, run_main, sha256_file, write_json
 from analysis.models import check_latents, code_checksum, fit_predict, read_run
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
                 cache.seal(entry)
             print(f"probes: {len(probe_plan(tuple(result['shape'])))} fits of {PROBE_MODEL} in "
                   f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    write_json(args.out.parent / "timings-probes.json",
+    write_json(args.out.parent / runs.timings_file("probes"),
                {} if seconds is None else {"fit_predict_seconds": round(seconds, 3)})
     if entry is not None:
         copy_file(entry, args.out)

@@ -26,11 +26,16 @@ from pathlib import Path
 from analysis.common import VaelabError, load_npz, read_json
 
 # ---- file names --------------------------------------------------------------------------
+# Every stage that writes or reads one of these names it through this block (tests/test_runs.py
+# checks that no other module spells them). The Makefile names the files make tracks too.
 # A run folder (build/runs/NAME):
 CONFIG = "config.json"  # the run's settings (analysis.config)
 ENCODE = "encode.json"  # the encoder and how it ran (analysis.encode)
+LATENTS = "latents.npz"  # the latents of both splits (analysis.encode; the file make tracks)
 RECONSTRUCTIONS = "reconstructions.npz"  # decoded test images; absent for an encoder-only run
+BASELINES = "baselines.json"  # the pixel baselines the run is compared with (analysis.baselines)
 METRICS = "metrics.json"  # classifier results (analysis.classify)
+METRICS_CSV = "metrics.csv"  # metrics.json's accuracies as a table (analysis.classify)
 PREDICTIONS = "predictions.csv"  # one column of test predictions per model and feature set
 CLASSIFY = "classify.json"  # the classify stage's record (its SVC library)
 PROBES = "probes.json"  # where the class information sits (analysis.probes)
@@ -40,22 +45,51 @@ FIGURES_INFO = "figures.json"  # in FIGURES_DIR: the numbers the report quotes f
 PROVENANCE = "provenance.json"  # report.provenance
 # SEEDS (analysis.seeds): the seeds stamp, the summary over seeds the report reads, and one
 # folder per further seed (SEEDS_DIR/seed-S/) holding that seed's METRICS, PREDICTIONS,
-# metrics.csv, CLASSIFY and baselines.json, as the run folder holds its own seed's.
+# METRICS_CSV, CLASSIFY and BASELINES, as the run folder holds its own seed's.
 SEEDS_CONFIG = "seeds-config.json"
 SEEDS = "seeds.json"
 SEEDS_DIR = "seeds"
 # TUNE (analysis.tune): the stamp naming the models, and the tuned results the report reads.
 TUNE_CONFIG = "tune-config.json"
 TUNED = "tuned.json"
-# The figures analysis.figures draws into FIGURES_DIR, in the report's order.
+# The figures analysis.figures draws into FIGURES_DIR, in the report's order (figure_png).
 FIGURES = ("examples.png", "confusion_best.png", "confusion_all.png", "pca.png", "lda.png",
            "kde.png", "reconstructions.png", "learning_curves.png", "probes.png")
+# Each stage's wall-clock seconds, beside its products (timings_file("encode"):
+# timings-encode.json; analysis.data, .encode, .classify, .probes, .seeds, .tune, and
+# .baselines in a baseline's folder); report.timings gathers them (TIMINGS_GLOB).
+TIMINGS = "timings-{stage}.json"
+TIMINGS_GLOB = "timings-*.json"
+BASELINE_TIMINGS_GLOB = "timings*.json"  # a baseline's folder: an older one's timings.json too
 # The data folder (build/data):
 DATASET = "dataset.json"  # what analysis.data read
+DATASET_ARRAYS = "dataset.npz"  # the decoded images (analysis.data; the file make tracks)
+# A pixel baseline's folder (build/baselines/NAME-KEY), written by analysis.baselines; a run's
+# BASELINES names its folders:
+BASELINE = "baseline.json"  # every model's scores on that baseline
+PREDICTIONS_NPZ = "predictions.npz"  # test predictions, one array per model (also in a tuning
+                                     # search's cache entry, analysis.tune)
+CURVES = "curves.json"  # a PCA baseline's learning curves (analysis.curves)
+# A tuning search's cache entry (analysis.tune): the search's result, beside PREDICTIONS_NPZ.
+SEARCH = "search.json"
 # The compare folder (build/compare), written by analysis.variants:
 VARIANTS = "variants.json"
 VARIANT_TESTS = "variant-tests.json"  # the tests behind every ranking of the variants (analysis.variants)
 VARIANTS_PANEL = "reconstructions.png"
+
+
+def timings_file(stage: str) -> str:
+    """The name of a stage's timings file: "encode" -> "timings-encode.json" (TIMINGS)."""
+    return TIMINGS.format(stage=stage)
+
+
+def figure_png(name: str) -> str:
+    """The file name of figure ``name`` ("pca" -> "pca.png"), one of FIGURES."""
+    png = f"{name}.png"
+    if png not in FIGURES:
+        raise ValueError(f"{name!r} is not one of the figures ({', '.join(FIGURES)})")
+    return png
+
 
 # ---- defaults for fields older files lack -------------------------------------------------
 DEFAULTS = {
@@ -205,7 +239,7 @@ def read_predictions(run: Path) -> dict[str, list[int]]:
 
 def figure_file(run: Path, name: str) -> Path:
     """Where figure ``name`` ("pca", one of FIGURES without .png) of a run lies."""
-    return Path(run) / FIGURES_DIR / f"{name}.png"
+    return Path(run) / FIGURES_DIR / figure_png(name)
 
 
 # ---- the data and compare folders ----------------------------------------------------------

@@ -46,8 +46,8 @@ from analysis.common import VaelabError, read_json, run_main, write_json
 from analysis.config import load_seeds_config
 from analysis.encode import draw_noise
 from analysis.models import check_latents, code_checksum, read_run, run_svc
-from analysis.runs import (CLASSIFY, METRICS, has_decoder, read_classify, read_encode, read_metrics,
-                           seed_dir)
+from analysis.runs import (BASELINES, CLASSIFY, CONFIG, LATENTS, METRICS, has_decoder, read_classify,
+                           read_encode, read_metrics, seed_dir, timings_file)
 
 SPLITS = ("train", "test")
 
@@ -79,16 +79,16 @@ def seed_results(run: Path, latents: dict[str, np.ndarray], data_file: Path, bas
     widths = {fs: feats.shape[1] for fs, feats in feature_sets(latents, "test").items()}
     folders, fitted = pixel_baselines.ensure(data_file, baselines_root, widths, seed, classes, svc,
                                              with_curves=False)
-    record_file = out_dir / "baselines.json"
+    record_file = out_dir / BASELINES
     write_json(record_file, {"root": os.path.relpath(baselines_root, out_dir), "seed": seed,
                              "widths": widths, "baselines": folders})
     baselines = pixel_baselines.load(record_file, with_curves=False)
-    latents_file = run / "latents.npz"
+    latents_file = run / LATENTS
     check_baselines(baselines, len(latents["y_test"]), seed, svc, latents_file)
     _, fields = results_key(latents_file, seed, classes, baselines, svc)
     # The seed's latents are derived from the run's file, not stored: its checksum and this
     # seed name them. Without learning curves: never the entry of a run made with this seed.
-    fields |= {"derived_from_seed": read_json(run / "config.json", "run configuration")["seed"],
+    fields |= {"derived_from_seed": read_json(run / CONFIG, "run configuration")["seed"],
                "learning_curves": False, "code": code_checksum(__file__)}
     key = cache.key(fields)
     reused, timings = fit_cached(derive(latents, seed), classes, seed, baselines, svc, key, fields,
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     threads.apply()
     started = time.perf_counter()
     seeds = load_seeds_config(args.config).seeds
-    latents_file = args.run / "latents.npz"
+    latents_file = args.run / LATENTS
     seed, classes, latents = read_run(latents_file)
     if seeds[0] != seed:
         raise VaelabError(f"SEEDS starts with {seeds[0]} but {args.run} was made with SEED={seed}; "
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     encode = read_encode(args.run)
     write_json(args.out, summarise(by_seed, bool(encode["stochastic"]), has_decoder(encode),
                                    read_classify(args.run)["results_key"], records))
-    write_json(args.run / "timings-seeds.json",
+    write_json(args.run / timings_file("seeds"),
                {"seeds_seconds": round(time.perf_counter() - started, 2), "per_seed": seconds})
     deps.write(args.out, __file__)
 

@@ -50,7 +50,8 @@ from analysis.common import (VaelabError, file_lock, load_npz, read_json, run_ma
 from analysis.config import TuneConfig, load_tune_config
 from analysis.models import (PARALLEL_MIN_ROWS, ROUND, check_latents, code_checksum, make_model,
                              read_run, run_svc)
-from analysis.runs import CLASSIFY, read_metrics, read_predictions
+from analysis.runs import (BASELINE, BASELINES, CLASSIFY, LATENTS, PREDICTIONS_NPZ, SEARCH, read_metrics,
+                           read_predictions, timings_file)
 
 TUNE_VERSION = 1
 # The grids, on the final estimator's parameters; each holds the setting analysis.models uses
@@ -196,12 +197,12 @@ def tuned_sets(metrics: dict, vae_sets: tuple[str, ...]) -> list[str]:
 
 def tune_run(run: Path, data_file: Path, config: TuneConfig, cache_dir: Path | None) -> tuple[dict, dict]:
     """Every search of the run (cached), the tuned comparisons judged: (tuned.json, timings)."""
-    latents_file = run / "latents.npz"
+    latents_file = run / LATENTS
     seed, classes, latents = read_run(latents_file)
     check_latents(latents)
     svc = run_svc(latents_file)
     metrics, default_columns = read_metrics(run), read_predictions(run)
-    record = read_json(run / "baselines.json", "baselines record")
+    record = read_json(run / BASELINES, "baselines record")
     vae_sets = feature_set_keys(latents)
     sets = tuned_sets(metrics, vae_sets)
     y_train, y_test = latents["y_train"], latents["y_test"]
@@ -211,7 +212,7 @@ def tune_run(run: Path, data_file: Path, config: TuneConfig, cache_dir: Path | N
     root = run / record["root"]
     features = {fs: {"latents_sha256": latents_sha256, "feature_set": fs} if fs in vae_sets
                 else {"pixel_pca": metrics_width(metrics, fs), "seed": seed, "dataset_sha256": read_json(
-                    root / record["baselines"][fs] / "baseline.json", "pixel baseline")["dataset_sha256"]}
+                    root / record["baselines"][fs] / BASELINE, "pixel baseline")["dataset_sha256"]}
                 for fs in sets}
     loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -234,8 +235,8 @@ def tune_run(run: Path, data_file: Path, config: TuneConfig, cache_dir: Path | N
                 if cache_dir is not None else None
             with file_lock(entry.with_suffix(".lock")) if entry else contextlib.nullcontext():
                 if entry is not None and cache.reusable(entry):
-                    found = read_json(entry / "search.json", "tuning search")
-                    pred = load_npz(entry / "predictions.npz", "tuned predictions", ("y_pred",))["y_pred"]
+                    found = read_json(entry / SEARCH, "tuning search")
+                    pred = load_npz(entry / PREDICTIONS_NPZ, "tuned predictions", ("y_pred",))["y_pred"]
                     seconds = {"search_seconds": 0.0, "refit_seconds": 0.0, "from_cache": True}
                 else:
                     x_train, x_test = arrays(fs)
@@ -243,8 +244,8 @@ def tune_run(run: Path, data_file: Path, config: TuneConfig, cache_dir: Path | N
                     found, pred, seconds = searched(key, x_train, y_train, x_test, seed,
                                                     svc["implementation"], config, default)
                     if entry is not None:
-                        write_json(entry / "search.json", found)
-                        save_npz(entry / "predictions.npz", y_pred=pred)
+                        write_json(entry / SEARCH, found)
+                        save_npz(entry / PREDICTIONS_NPZ, y_pred=pred)
                         cache.seal(entry)  # last: the entry is complete
             predictions[key, fs] = pred.astype(np.int64)
             low, high = stats.accuracy_ci(pred == y_test, seed)
@@ -298,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
                           f"use some of {', '.join(SPACES)}")
     tuned, timings = tune_run(args.run, args.data, config, args.cache)
     write_json(args.out, tuned)
-    write_json(args.run / "timings-tune.json",
+    write_json(args.run / timings_file("tune"),
                {"tune_seconds": round(time.perf_counter() - started, 2), "searches": timings})
     deps.write(args.out, __file__)
 

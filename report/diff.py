@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from analysis.common import VaelabError, run_main, write_text
-from analysis.runs import (FIGURES_DIR, current_seeds, filled, has_decoder, read_config, read_encode,
-                           read_metrics, read_predictions, seed_dir)
+from analysis.runs import (FIGURES_DIR, current_seeds, figure_png, filled, has_decoder, read_config,
+                           read_encode, read_metrics, read_predictions, seed_dir)
 from analysis import diffstats
 from analysis.stats import ALPHA  # the level diffstats judged the rows at
 from report import facts as F
@@ -118,7 +118,7 @@ def changed_figures(a: dict, b: dict, out_dir: Path) -> list[dict]:
     # An encoder-only run has no reconstructions to compare (its figure only says so).
     both_decode = has_decoder(a["encode"]) and has_decoder(b["encode"])
     for path in sorted(fig_a.glob("*.png")):
-        if path.name == "reconstructions.png" and not both_decode:
+        if path.name == figure_png("reconstructions") and not both_decode:
             continue
         other = fig_b / path.name
         if other.is_file() and path.read_bytes() != other.read_bytes():

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from analysis.common import VaelabError, read_json, run_main, write_json
+from analysis.runs import BASELINE_TIMINGS_GLOB, BASELINES, TIMINGS_GLOB
 
 NOTE = ("Wall-clock seconds of the build that made this folder, per run and stage; the only "
         "values that differ between identical builds, so the reports leave them out.")
@@ -65,20 +66,20 @@ def stages(folder: Path, pattern: str) -> dict[str, dict]:
 def collect(data_dir: Path | None, runs: list[Path], baselines: Path | None) -> dict:
     result: dict = {"note": NOTE, "data": {}, "runs": {}, "baselines": {}}
     if data_dir is not None:
-        result["data"] = stages(data_dir, "timings-*.json")
+        result["data"] = stages(data_dir, TIMINGS_GLOB)
     for run in runs:
         if not run.is_dir():
             raise VaelabError(f"run {run} does not exist; run `make report` to build it")
-        result["runs"][run.name] = stages(run, "timings-*.json")
+        result["runs"][run.name] = stages(run, TIMINGS_GLOB)
     # The pixel baselines these runs use (each run's baselines.json names them), not others
     # left under the folder by earlier configurations.
     used = set()
     for run in runs:
-        if (run / "baselines.json").is_file():
-            used |= set(read_json(run / "baselines.json", "baselines record")["baselines"].values())
+        if (run / BASELINES).is_file():
+            used |= set(read_json(run / BASELINES, "baselines record")["baselines"].values())
     if baselines is not None:
         for name in sorted(used):
-            found = stages(baselines / name, "timings*.json")
+            found = stages(baselines / name, BASELINE_TIMINGS_GLOB)
             if found:
                 result["baselines"][name] = found
     groups = [result["data"], *result["runs"].values(), *result["baselines"].values()]

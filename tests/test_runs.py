@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +159,51 @@ def test_run_files_are_read_only_through_the_reader(module):
     for name in ("config.json", "encode.json", "metrics.json", "probes.json", "figures.json",
                  "provenance.json", "variants.json", "dataset.json", "predictions.csv", "weights.json"):
         assert f'"{name}"' not in text, f"{module} names {name}"
+
+
+
+def run_file_names() -> set[str]:
+    """The values of analysis.runs' "file names" block that are file names (with a suffix; the
+    folder names FIGURES_DIR and SEEDS_DIR are ordinary words), FIGURES' names included."""
+    source = (ROOT / "analysis/runs.py").read_text(encoding="utf-8")
+    lines = source.splitlines()
+    start = next(i for i, line in enumerate(lines, 1) if line.startswith("# ---- file names"))
+    stop = next(i for i, line in enumerate(lines, 1) if line.startswith("# ---- defaults"))
+    names = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and start < node.lineno < stop and node.targets[0].id.isupper():
+            values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+            names |= {v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)}
+    return {name for name in names if "." in name}
+
+
+# config.json is a run file and also the file diffusers keeps in a model folder (beside
+# model_index.json): these modules name the model folder's, which no run writes.
+MODEL_FOLDER_FILES = {"config.json": {"analysis/vae.py", "analysis/bench.py", "analysis/demo.py"}}
+
+
+def spelled_run_files(root: Path) -> list[str]:
+    """Every quoted run-file name, or timings-STAGE.json, in root's analysis/ and report/
+    outside analysis/runs.py, as "module: name"."""
+    names = run_file_names()
+    assert {"metrics.json", "latents.npz", "baselines.json", "config.json", "pca.png"} <= names
+    found = []
+    for path in sorted([*root.glob("analysis/*.py"), *root.glob("report/*.py")]):
+        module = path.relative_to(root).as_posix()
+        if module == "analysis/runs.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        found += [f"{module}: {name}" for name in sorted(names)
+                  if module not in MODEL_FOLDER_FILES.get(name, ())
+                  and (f'"{name}"' in text or f"'{name}'" in text)]
+        found += [f"{module}: {m}" for m in re.findall(r"""f?["']timings-[^"'*]*\.json["']""", text)]
+    return found
+
+
+def test_runs_file_names_are_spelled_only_in_the_reader():
+    """Writers too: every stage names a run file through analysis.runs (runs.METRICS,
+    runs.timings_file("encode"), ...), so a name changes in one place."""
+    assert spelled_run_files(ROOT) == []
 
 
 def made_up_metrics(accuracy: float) -> dict:
