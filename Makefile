@@ -254,7 +254,7 @@ $(BUILD)/compare/reconstructions.png: $(BUILD)/report-inputs.json $(foreach r,$(
 
 $(BUILD)/report.html: $(BUILD)/report-inputs.json $(RUN_PRODUCTS) $(COMPARE) report/render.py \
                       templates/report.html.j2 templates/compare.html.j2 templates/notes.html.j2 \
-                      $(wildcard templates/sections/*.html.j2 templates/parts/*.html.j2) templates/report.css $(wildcard $(METADATA)) $(NOTE_FILES)
+                      $(wildcard templates/sections/*.html.j2 templates/parts/*.html.j2 templates/sentences/*.txt.j2) templates/report.css $(wildcard $(METADATA)) $(NOTE_FILES)
 	$(PY) -m report.render html $(RUN_DIRS) $@ --data $(DATA_DIR) --metadata $(call q,$(METADATA)) \
 	  $(if $(EXTRA_SEEDS),--seeds) $(if $(TUNE_MODELS),--tuned)
 

@@ -22,6 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 CIFAR_ZIP = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.zip"
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+
+
+def matches_snapshot(name: str, paragraphs: list[str]) -> bool:
+    """Whether ``paragraphs`` (one sentence or item each) read word for word as the reviewed
+    tests/snapshots/NAME.txt, one per line. A wording change shows as a failing test and a
+    diff to review; VAELAB_UPDATE_SNAPSHOTS=1 writes the new text instead (review it in git)."""
+    path = SNAPSHOTS / f"{name}.txt"
+    text = "\n".join(paragraphs) + "\n"
+    if os.environ.get("VAELAB_UPDATE_SNAPSHOTS") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return path.read_text(encoding="utf-8") == text
 
 
 def page_text(page: str, code: bool = True) -> str:

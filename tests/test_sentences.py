@@ -597,3 +597,20 @@ def test_grouped_says_alike_clauses_once_in_order():
 
     assert grouped([("SVC", "ahead"), ("KNN", "behind"), ("RF", "ahead")]) == [
         (["SVC", "RF"], "ahead"), (["KNN"], "behind")]
+
+
+# ---- reviewed snapshots of whole paragraphs ----------------------------------------------
+
+def test_snapshot_limitations_of_a_one_seed_untuned_run():
+    from helpers import matches_snapshot
+
+    widths = F.Widths((("pooled pixels", 48, ".sample()", 64, "pooling fixes its width"),))
+    assert matches_snapshot("limitations-one-seed", S.limitation_items(limits(widths=widths, limit=200,
+                                                                              n_train=2000, untrained=True)))
+
+
+def test_snapshot_conclusions_of_a_kl_run():
+    from helpers import matches_snapshot
+
+    metrics = kl_metrics({"svc": (0.61, 0.63), "knn": (0.53, 0.55), "logreg": (0.45, 0.44)})
+    assert matches_snapshot("conclusions-kl", conclusions(metrics, [], untrained=False))
