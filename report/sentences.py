@@ -582,14 +582,13 @@ def support_text(tallies: tuple[RowTally, ...], family_size: int) -> str:
     """How many of the tallies' differences McNemar's test supports, Holm over the family."""
     up = sum(t.higher_significant for t in tallies)
     down = sum(t.lower_significant for t in tallies)
-    differ = sum(t.higher + t.lower for t in tallies)
     where = f"McNemar's test on the same test images, Holm-adjusted over the {count(family_size)} comparisons,"
     if not up and not down:
         return (f"{where} supports none of these differences (smallest adjusted p "
                 f"{p_text(min(t.min_p_adjusted for t in tallies))})")
     parts = [f"{count(up)} of the {count(sum(t.higher for t in tallies))} higher"] if up else []
     parts += [f"{count(down)} of the {count(sum(t.lower for t in tallies))} lower"] if down else []
-    return f"{where} supports {joined(parts)} (of {count(differ)} that differ at all)"
+    return f"{where} supports {joined(parts)}"
 
 
 def best_diff_text(d: BestDiff) -> str:
