@@ -28,9 +28,10 @@ the classifier stage (``curves_ratio``, ``probes_ratio``).
 on the same features at 64 and 128 features, for each of ``--tune-models`` (SVC and LightGBM by
 default) side by side with its default fit: the search, the refit of the chosen settings on
 every training row, and their ratio to the default fit and predict; with the classifiers part
-in the same run, also TUNE's cost on the default run (the VAE feature sets and their
-equal-width pixel PCAs: the widths timed here, twice) against the classifier stage
-(``stage_ratio``).
+in the same run, also TUNE's cost on a one-variant default run (the VAE feature sets and their
+equal-width pixel PCAs: the widths timed here, twice) against that run's classifier stages at
+the same widths, fits, learning curves and probes (``stage_ratio``; ``fits_ratio`` against the
+default fits alone; ``tune_on_default_run``).
 """
 
 from __future__ import annotations
@@ -490,6 +491,21 @@ def curve_seconds(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
     return out
 
 
+def tune_on_default_run(tune: dict, classifiers: dict) -> dict:
+    """TUNE's cost on a one-variant default run against that run's classifier stages, both at
+    the widths timed here (64 and 128 features, measured in the same process).
+
+    The default run fits every model on the VAE feature sets (analysis.classify) and on the
+    pixel PCAs as wide as them (analysis.baselines), with learning curves on both and probes on
+    the latent; TUNE searches and refits the same two kinds of set. So both sides count the
+    timed widths twice. The pooled-pixel baseline (48 features) is left out of the stages, so
+    ``stage_ratio`` errs high; ``fits_ratio`` sets TUNE against the default fits alone."""
+    fits = classifiers["classifier_seconds"]
+    stage = 2 * (fits + classifiers["curves_seconds"]) + classifiers.get("probes_seconds", 0.0)
+    return {"stage_seconds": round(stage, 2), "stage_ratio": round(2 * tune["tune_seconds"] / stage, 3),
+            "fits_ratio": round(tune["tune_seconds"] / fits, 3)}
+
+
 def stage_ratios(out: dict) -> dict:
     """Learning curves and probes against the classifier stage at the same widths (64 and 128):
     against the summed fit+predict seconds of every model, and against the stage's wall time,
@@ -644,9 +660,7 @@ def main(argv: list[str] | None = None) -> None:
                    else {"features": None, "seconds": {}})
     tune = bench_tune(args.rows, 0, tune_models) if args.rows and "tune" in parts and tune_models else None
     if tune and classifiers.get("classifier_seconds"):
-        # TUNE searches each VAE feature set and its equal-width pixel PCA: the widths timed
-        # here twice, against the eight models' default fits on the VAE sets (the classify stage).
-        tune["stage_ratio"] = round(2 * tune["tune_seconds"] / classifiers["classifier_seconds"], 3)
+        tune |= tune_on_default_run(tune, classifiers)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "machine": {"cpu": device_name("cpu"), "cores": torch.get_num_threads(),
@@ -684,8 +698,10 @@ def print_tune(args, tune: dict) -> None:
     print(f"  all: {tune['tune_seconds']:.1f} s of tuning against {tune['default_seconds']:.1f} s of default fits "
           f"({tune['ratio']:.2f}x)")
     if tune.get("stage_ratio") is not None:
-        print(f"  TUNE=\"{' '.join(tune['models'])}\" on the default run (VAE sets and equal-width PCAs) adds "
-              f"{tune['stage_ratio']:.2f}x the classifier stage's fit+predict time; target at most 2x")
+        print(f"  TUNE=\"{' '.join(tune['models'])}\" on a one-variant default run (the VAE sets and their "
+              f"equal-width PCAs): 2 x {tune['tune_seconds']:.1f} s against the classifier stages' "
+              f"{tune['stage_seconds']:.1f} s at those widths (fits, learning curves, probes) = "
+              f"{tune['stage_ratio']:.2f}x; target at most 2x ({tune['fits_ratio']:.2f}x the default fits alone)")
 
 
 def print_encoder(args, encoder: dict, speed: dict, result: dict) -> None:

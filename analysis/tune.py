@@ -145,9 +145,15 @@ def search(key: str, x_train: np.ndarray, y_train: np.ndarray, seed: int, svc: s
     space = grid(key, len(y_train), n_classes, config)
     candidates = [dict(zip(space, values)) for values in itertools.product(*space.values())]
     model = make_model(key, seed, len(y_train), svc)
-    settings = [estimator_params(key, c, x_train, model) for c in candidates]
     # libsvm is single-threaded: its candidates go side by side on large sets, one per core.
-    n_jobs = threads.workers() if key == "svc" and svc == "libsvm" and len(y_train) >= PARALLEL_MIN_ROWS else 1
+    # So do LightGBM's, each on one thread: its fits on a few thousand rows use a second thread
+    # poorly (1.17x faster side by side, docs/benchmarks.md), and deterministic=True gives the
+    # same trees on any thread count.
+    side_by_side = (key == "svc" and svc == "libsvm") or key == "lightgbm"
+    n_jobs = threads.workers() if side_by_side and len(y_train) >= PARALLEL_MIN_ROWS else 1
+    if key == "lightgbm" and n_jobs > 1:
+        model.set_params(n_jobs=1)
+    settings = [estimator_params(key, c, x_train, model) for c in candidates]
     halving = HalvingGridSearchCV(
         model, [{k: [v] for k, v in c.items()} for c in settings], factor=config.factor,
         resource="n_samples", max_resources=min(len(y_train), config.max_rows),

@@ -294,6 +294,20 @@ def test_search_chooses_from_the_grid_by_cross_validation_on_training_rows(one_t
     assert capped["rounds"][-1]["rows"] <= 60
 
 
+def test_search_lightgbm_side_by_side_chooses_as_one_after_the_other(one_thread, monkeypatch):
+    """LightGBM's candidates go to worker processes on large sets: the same search result."""
+    from analysis import tune
+    from analysis.config import TuneConfig
+
+    x, y = separable(120, width=4)
+    serial = tune.search("lightgbm", x, y, 0, "libsvm", TuneConfig(models=("lightgbm",)))
+    calls = []
+    monkeypatch.setattr(tune, "PARALLEL_MIN_ROWS", 100)
+    monkeypatch.setattr(tune.threads, "workers", lambda environ=None: calls.append(1) or 2)
+    assert tune.search("lightgbm", x, y, 0, "libsvm", TuneConfig(models=("lightgbm",))) == serial
+    assert calls  # it did ask for workers
+
+
 def test_search_needs_enough_images_per_class_for_its_folds():
     from analysis.config import TuneConfig
     from analysis.tune import search
