@@ -501,7 +501,7 @@ def tune_on_default_run(tune: dict, classifiers: dict) -> dict:
     timed widths twice. The pooled-pixel baseline (48 features) is left out of the stages, so
     ``stage_ratio`` errs high; ``fits_ratio`` sets TUNE against the default fits alone."""
     fits = classifiers["classifier_seconds"]
-    stage = 2 * (fits + classifiers["curves_seconds"]) + classifiers.get("probes_seconds", 0.0)
+    stage = 2 * (fits + classifiers["curves_seconds"]) + classifiers["probes_seconds"]
     return {"stage_seconds": round(stage, 2), "stage_ratio": round(2 * tune["tune_seconds"] / stage, 3),
             "fits_ratio": round(tune["tune_seconds"] / fits, 3)}
 
