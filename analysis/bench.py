@@ -499,11 +499,16 @@ def tune_on_default_run(tune: dict, classifiers: dict) -> dict:
     pixel PCAs as wide as them (analysis.baselines), with learning curves on both and probes on
     the latent; TUNE searches and refits the same two kinds of set. So both sides count the
     timed widths twice. The pooled-pixel baseline (48 features) is left out of the stages, so
-    ``stage_ratio`` errs high; ``fits_ratio`` sets TUNE against the default fits alone."""
+    ``stage_ratio`` errs high; ``fits_ratio`` sets TUNE against the default fits alone.
+    ``model_stage_ratios``: each model's part of ``stage_ratio`` (they add up to it), from which
+    a TUNE list within a budget can be read."""
     fits = classifiers["classifier_seconds"]
     stage = 2 * (fits + classifiers["curves_seconds"]) + classifiers["probes_seconds"]
+    per_model = {key: 2 * sum(per[key]["tune_seconds"] for per in tune["widths"].values()) / stage
+                 for key in tune["models"]}
     return {"stage_seconds": round(stage, 2), "stage_ratio": round(2 * tune["tune_seconds"] / stage, 3),
-            "fits_ratio": round(tune["tune_seconds"] / fits, 3)}
+            "fits_ratio": round(tune["tune_seconds"] / fits, 3),
+            "model_stage_ratios": {key: round(r, 3) for key, r in per_model.items()}}
 
 
 def stage_ratios(out: dict) -> dict:
@@ -702,6 +707,8 @@ def print_tune(args, tune: dict) -> None:
               f"equal-width PCAs): 2 x {tune['tune_seconds']:.1f} s against the classifier stages' "
               f"{tune['stage_seconds']:.1f} s at those widths (fits, learning curves, probes) = "
               f"{tune['stage_ratio']:.2f}x; target at most 2x ({tune['fits_ratio']:.2f}x the default fits alone)")
+        print("  each model's part of that ratio: "
+              + ", ".join(f"{key} {r:.2f}x" for key, r in tune["model_stage_ratios"].items()))
 
 
 def print_encoder(args, encoder: dict, speed: dict, result: dict) -> None:

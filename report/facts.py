@@ -628,13 +628,16 @@ class Summary:
     best: Best
     pca: Versus | None  # the best model's feature set against its pixel PCA
     overall: Overall | None = None  # several variants: the first is the one described above
+    pca_weak: WeakRival | None = None  # that pixel PCA, when it is a weak rival for the best model
 
 
 def summary(metrics: dict, enc: Encoder, dataset: dict, n_baselines: int) -> Summary:
     top = metrics["best"]
-    pca = versus(metrics, top["model"], comparison_name(top["feature_set"], pca_baseline(top["feature_set"])))
+    rival = pca_baseline(top["feature_set"])
+    pca = versus(metrics, top["model"], comparison_name(top["feature_set"], rival))
+    weak = next((r for r in weak_rivals(metrics) if r.model_key == top["model"] and r.rival.fs == rival), None)
     return Summary(enc, dataset["dataset"], dataset["n_train"], dataset["n_test"],
-                   len(real_models(metrics)), n_baselines, best_of(metrics), pca)
+                   len(real_models(metrics)), n_baselines, best_of(metrics), pca, pca_weak=weak)
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,8 @@ def summary_sentences(s: Summary) -> list[str]:
     out.append(best_sentence(s.best, table=False))
     if s.pca:
         out.append(versus_sentence(s.pca))
+        if s.pca_weak and s.pca.direction == "higher":
+            out.append(say("summary", "weak_rival", s.pca_weak))
     if s.overall:
         out.append(overall_sentence(s.overall))
     out.append("The Discussion sets this against the original study's figures.")

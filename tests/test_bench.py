@@ -87,6 +87,9 @@ def test_bench_main_writes_ratios_and_classifier_times(tiny_vae, tmp_path):
     assert tune["stage_seconds"] == pytest.approx(stage, abs=1e-2)
     assert tune["stage_ratio"] == pytest.approx(2 * tune["tune_seconds"] / stage, abs=1e-3)
     assert tune["fits_ratio"] == pytest.approx(tune["tune_seconds"] / classifiers["classifier_seconds"], abs=1e-3)
+    # One model tuned: its part is the whole ratio (up to each width's time rounded to 0.01 s).
+    assert set(tune["model_stage_ratios"]) == {"logreg"}
+    assert tune["model_stage_ratios"]["logreg"] == pytest.approx(tune["stage_ratio"], abs=2 * 2 * 0.005 / stage + 2e-3)
     assert result["peak_rss_mb"] > 0
 
 

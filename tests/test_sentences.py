@@ -492,6 +492,25 @@ def test_weak_rival_below_pooled_pixels_is_named_with_the_leads_over_it():
     assert "1 of the 4 significantly higher is over a weak pixel rival, named below Table 4." in tally
 
 
+def test_summary_says_when_its_equal_width_pca_is_a_weak_rival():
+    # SVC, the best (mean & std, 0.5), leads pixel PCA-128, which it makes little of (0.13
+    # against 0.40 on pooled pixels): the Summary's lead is over a weak rival and must say so.
+    def metrics_with(pca_accuracy: float) -> dict:
+        return kl_metrics({"svc": (0.4, 0.5)}, half=0.01, comparisons={"svc": {
+            "sample_vs_pixels_pca_sample": comp("sample", "pixels_pca_sample", 0.1, 1e-9),
+            "mean_std_vs_pixels_pca_mean_std": comp("mean_std", "pixels_pca_mean_std", 0.37, 1e-9)}},
+            pixels={"svc": {"pixels_pooled": 0.40, "pixels_pca_sample": 0.40,
+                            "pixels_pca_mean_std": pca_accuracy}})
+    dataset = {"dataset": "cifar10", "n_train": 50_000, "n_test": 10_000}
+    weak = metrics_with(0.13)
+    text = " ".join(summary_sentences(weak, F.encoder(encode_record(), weak), dataset, 3))
+    assert ("That pixel PCA is a weak rival: SVC on it reaches 13.0%, below the 40.0% it reaches on "
+            "pooled pixels with 48 features (the two 95% intervals apart), so the lead says more about "
+            "that baseline than about the latent") in text
+    fair = metrics_with(0.40)
+    assert "weak rival" not in " ".join(summary_sentences(fair, F.encoder(encode_record(), fair), dataset, 3))
+
+
 def test_weak_rival_at_chance_and_overlapping_intervals_are_not_weak():
     metrics = kl_metrics({"rf": (0.35, 0.4)}, half=0.03, pixels={"rf": {
         "pixels_pca_mean_std": 0.11,  # interval holds 0.10
