@@ -96,7 +96,7 @@ BASELINES = {POOLED: None, **{pca_baseline(fs): fs for fs in FEATURE_SETS}}
 
 def baseline_label(kind: str, n_features: int) -> str:
     """How tables label a pixel baseline of ``kind`` ("pooled" or "pca")."""
-    return "pixels, pooled to 4x4x3" if kind == "pooled" else f"pixels, PCA-{n_features}"
+    return "pixels, pooled to 4×4×3" if kind == "pooled" else f"pixels, PCA-{n_features}"
 
 
 def versus(a: str, b: str) -> str:

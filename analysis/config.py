@@ -155,13 +155,15 @@ def check_dataset(spec: str) -> str:
 
 
 def check_vae(vae: str) -> str:
-    """Local directories are made absolute (the cache key must not depend on the cwd)."""
+    """Local directories are made absolute (the cache key must not depend on the cwd), without
+    following symbolic links: a folder linked under another name keeps the name the user gave
+    it, which is also the name of its run (the report names the weights as the variant)."""
     vae = vae.strip()
     if not vae:
         raise VaelabError(f"VAE is empty; set VAE to a hub id such as {DEFAULT_VAE} or a local directory")
     path = Path(vae).expanduser()
     if path.exists():
-        return str(path.resolve())
+        return os.path.abspath(path)
     if vae.startswith((".", "/", "~")):
         raise VaelabError(f"VAE={vae!r}: directory {path.resolve()} does not exist; check the path")
     if HUB_ID.match(vae):

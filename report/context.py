@@ -41,12 +41,13 @@ EVERY_FIGURE = float_numbers({"curves": True, "has_decoder": True})
 def conclusions(metrics: dict, pairs: list[dict], untrained: bool,
                 probes: dict | None = None, number: dict[str, str] | None = None,
                 overall: F.Overall | None = None, seeds: F.Seeds | None = None,
-                tuned: F.Tuning | None = None) -> list[str]:
+                tuned: F.Tuning | None = None, behaves_untrained: bool = False) -> list[str]:
     """The Conclusions, one paragraph per fact (report.sentences renders each). ``number``:
     the report's figure numbers (report.labels.float_numbers), which move when a figure is
     left out; without it, those of a report that has every figure. ``overall``: a report of
     several variants, which the first paragraph names after the first variant's best.
-    ``seeds``, ``tuned``: what several seeds and tuning measured (SEEDS, TUNE), when they ran."""
+    ``seeds``, ``tuned``: what several seeds and tuning measured (SEEDS, TUNE), when they ran.
+    ``behaves_untrained``: analysis.weights' verdict on weights not known to be untrained."""
     number = number or EVERY_FIGURE
     best = F.best_of(metrics)
     out = [S.best_sentence(best) + (" " + S.overall_sentence(overall) if overall else "")]
@@ -66,10 +67,11 @@ def conclusions(metrics: dict, pairs: list[dict], untrained: bool,
     svm = F.sample_vs_mean_std(metrics)
     if svm:
         out.append(" ".join(S.sample_vs_mean_std_sentences(svm)))
-    confused = S.confused_sentence(best.top.model, pairs, metrics["classes"], number["fig:confusion"])
+    confused = S.confused_sentence(best.top.model, pairs, metrics["classes"], number["fig:confusion"],
+                                   untrained or behaves_untrained)
     if confused:
         out.append(confused)
-    out.append(S.latent_share_sentence(F.latent_share(metrics), untrained))
+    out.append(S.latent_share_sentence(F.latent_share(metrics), untrained, behaves_untrained))
     return out
 
 
@@ -145,7 +147,8 @@ def build_context(data_dir: Path, run_dirs: list[Path], html_path: Path, metadat
         figures["reconstructions"] = None
     recon = runs.read_reconstructions(run_dir, ("mse", "psnr", "originals")) if decoder else None
     recon_mse = float(recon["mse"][0]) if decoder else None
-    enc = F.encoder(encode, metrics, meta.pop("pretrained_weights_sha256", ""))
+    enc = F.encoder(encode, metrics, meta.pop("pretrained_weights_sha256", ""),
+                    runs.read_weights(run_dir)["behaves_untrained"])
     if not meta["title"]:
         meta["title"] = S.default_title(dataset["dataset"], enc.cls)
     cls = CLASSES.get(enc.cls)
@@ -230,7 +233,7 @@ def build_context(data_dir: Path, run_dirs: list[Path], html_path: Path, metadat
         if seeds_fact and context["comparisons"] else []
     context["tuned_text"] = S.tuning_sentences(tuning_fact, "Appendix B") if tuning_fact else []
     context["conclusions"] = conclusions(metrics, pairs, untrained, probes, context["number"], overall,
-                                         seeds_fact, tuning_fact)
+                                         seeds_fact, tuning_fact, enc.source.behaves_untrained)
     context["weights_warning"] = weights_warning(run_dirs)
     context["compare"] = compare
     return context

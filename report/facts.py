@@ -411,6 +411,7 @@ class Source:
     publisher: str | None
     cls: str
     stated_pretrained: bool = False  # report.toml names these weights' sha256 as pretrained
+    behaves_untrained: bool = False  # analysis.weights' verdict (weights.json): named on page 1
 
     @property
     def place(self) -> str:
@@ -418,7 +419,7 @@ class Source:
         return "file" if PurePath(self.name).suffix in CHECKPOINT_SUFFIXES else "folder"
 
 
-def source(model: dict, stated_sha256: str = "") -> Source:
+def source(model: dict, stated_sha256: str = "", behaves_untrained: bool = False) -> Source:
     model = filled("model", model)
     name, revision, cls = model["name"], model["revision"], model["autoencoder_class"]
     if model["untrained"]:
@@ -426,9 +427,9 @@ def source(model: dict, stated_sha256: str = "") -> Source:
     if revision != "local" and re.fullmatch(r"[0-9a-f]{40}", revision) and "/" in name \
             and not PurePath(name).is_absolute():
         org = name.split("/")[0]
-        return Source("hub", name, revision, PUBLISHERS.get(org), cls)
+        return Source("hub", name, revision, PUBLISHERS.get(org), cls, behaves_untrained=behaves_untrained)
     stated = bool(stated_sha256) and stated_sha256.strip().lower() == model["weights_sha256"]
-    return Source("folder", PurePath(name.rstrip("/")).name, None, None, cls, stated)
+    return Source("folder", PurePath(name.rstrip("/")).name, None, None, cls, stated, behaves_untrained)
 
 
 @dataclass(frozen=True)
@@ -457,11 +458,12 @@ class Encoder:
         return self.source.kind == "hub" and self.source.name == ORIGINAL_ENCODER
 
 
-def encoder(encode: dict, metrics: dict, stated_sha256: str = "") -> Encoder:
+def encoder(encode: dict, metrics: dict, stated_sha256: str = "", behaves_untrained: bool = False) -> Encoder:
+    """``behaves_untrained``: analysis.weights' verdict on the run (weights.json)."""
     encode = filled("encode", encode)  # a made-up record (tests) gets the reader's defaults
     down, res, cfg = int(encode["downsampling"]), int(encode["resolution"]), encode["vae_config"]
     return Encoder(
-        source(encode["model"], stated_sha256), encode["autoencoder_class"],
+        source(encode["model"], stated_sha256, behaves_untrained), encode["autoencoder_class"],
         bool(encode["stochastic"]), (int(cfg["latent_channels"]), res // down, res // down),
         tuple((metrics["feature_sets"][fs]["label"], width(metrics, fs)) for fs in sets_of_kind(metrics, "vae")),
         res, cfg["sample_size"])

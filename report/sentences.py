@@ -69,12 +69,17 @@ def encoder_word(cls: str) -> str:
 
 
 def weights(src: Source) -> str:
-    """How prose names the weights, saying only what the run knows."""
+    """How prose names the weights, saying only what the run knows (analysis.weights' verdict
+    included: weights that behave as untrained are not hedged as perhaps pretrained)."""
+    note = "see the note above the Summary"
     if src.kind == "hub":
         by = f" by {src.publisher}" if src.publisher else ""
-        return f"the published model {src.name}{by} (Hugging Face Hub, commit {src.revision[:7]})"
+        return (f"the published model {src.name}{by} (Hugging Face Hub, commit {src.revision[:7]}"
+                + (f"; its weights behave as untrained here: {note})" if src.behaves_untrained else ")"))
     if src.kind == "random":
         return f"a randomly initialised {src.cls} from folder {src.name} (not a pretrained model)"
+    if src.behaves_untrained:
+        return f"the weights in {src.place} {src.name} (which behave as untrained: {note})"
     if src.stated_pretrained:
         return (f"the weights in {src.place} {src.name}, pretrained as far as report.toml's stated "
                 "checksum tells (it matches)")
@@ -294,7 +299,7 @@ def weak_rivals_sentence(rivals: tuple[WeakRival, ...], table_leads: int | None 
     return text
 
 
-def latent_share_sentence(s: LatentShare, untrained: bool) -> str:
+def latent_share_sentence(s: LatentShare, untrained: bool, behaves_untrained: bool = False) -> str:
     """How much class information each latent keeps, per width: never the wider set's score
     under the narrower set's width; classifiers tied at a set's best are all named."""
     parts = []
@@ -311,6 +316,9 @@ def latent_share_sentence(s: LatentShare, untrained: bool) -> str:
     text = capitalised(text) + "."
     if untrained:
         text += " With an untrained encoder this measures the pipeline, not what a pretrained latent keeps."
+    elif behaves_untrained:
+        text += (" These weights behave as untrained (see the note above the Summary), so this measures "
+                 "them, not what a pretrained latent keeps.")
     return text
 
 
@@ -459,13 +467,15 @@ def probes_sentences(p: Probes, figure: str) -> list[str]:
     return out
 
 
-def confused_sentence(model: str, pairs: list[dict], classes: list[str], figure: str) -> str | None:
-    """The most confused pairs; against the original's only where its classes are present."""
+def confused_sentence(model: str, pairs: list[dict], classes: list[str], figure: str,
+                      untrained: bool = False) -> str | None:
+    """The most confused pairs; against the original's only where its classes are present and
+    the weights are not (or do not behave as) untrained: then an agreement would mean nothing."""
     if not pairs:
         return None
     listed = joined([f"{p['a']}/{p['b']}" for p in pairs])
     text = f"For {model}, the most confused class pairs are {listed} (counts in Figure {figure})."
-    if not all(c in classes for pair in ORIGINAL_CONFUSED for c in pair):
+    if untrained or not all(c in classes for pair in ORIGINAL_CONFUSED for c in pair):
         return text  # other classes than CIFAR-10's: nothing to set against the original
     found = {frozenset((p["a"], p["b"])) for p in pairs}
     agree = [f"{a}/{b}" for a, b in ORIGINAL_CONFUSED if frozenset((a, b)) in found]
@@ -486,6 +496,9 @@ def discussion_sentences(g: Gap, tally: PixelTally | None, untrained: bool) -> l
     if untrained:
         reasons.append("the encoder here has random weights, which alone explains a gap of any "
                        "size (its latents carry no learnt features)")
+    elif src.behaves_untrained:
+        reasons.append("these weights behave as untrained (see the note above the Summary), which "
+                       "alone would explain a gap of any size")
     elif src.kind == "hub" and not g.encoder.is_original_model:
         reasons.append(f"the weights differ: this run used {src.name}, not {ORIGINAL_ENCODER}")
     elif src.kind == "folder":

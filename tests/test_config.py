@@ -184,6 +184,16 @@ def test_check_vae_existing_directory_made_absolute(tmp_path, monkeypatch):
     assert check_vae("my-vae") == str(tmp_path.resolve() / "my-vae")
 
 
+def test_check_vae_linked_directory_keeps_the_name_given(tmp_path, monkeypatch):
+    # A folder linked as sd-vae-ft-ema: its run is called sd-vae-ft-ema, and so must the weights
+    # be, not the link's target (the report named one variant two ways).
+    (tmp_path / "downloads" / "vae-random").mkdir(parents=True)
+    (tmp_path / "sd-vae-ft-ema").symlink_to(tmp_path / "downloads" / "vae-random")
+    monkeypatch.chdir(tmp_path)
+    assert check_vae("sd-vae-ft-ema") == str(tmp_path.resolve() / "sd-vae-ft-ema")
+    assert check_vae("./downloads/../sd-vae-ft-ema") == str(tmp_path.resolve() / "sd-vae-ft-ema")
+
+
 @pytest.mark.parametrize("vae", ["a;rm -rf x", "a;b", "$(touch x)", "a b/c", "owner/name;ls",
                                  "no-slash-name", "", "   "])
 def test_check_vae_shell_metacharacters_and_garbage_rejected(vae, tmp_path, monkeypatch):

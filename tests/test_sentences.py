@@ -309,6 +309,33 @@ def test_gap_to_original_is_framed_by_the_encoder():
         F.Gap(F.best_of(kl_metrics({"svc": (0.5, 0.61)})), F.ORIGINAL_BEST, ema, 50_000, 10_000, "cifar10", None))
 
 
+def test_weights_that_behave_as_untrained_are_not_read_as_perhaps_pretrained():
+    # analysis.weights' verdict on weights not marked as vaelab's own: the Summary names it, the
+    # Discussion gives it as the gap's reason, and no agreement with the original is drawn.
+    metrics = kl_metrics({"svc": (0.11, 0.32)})
+    enc = F.encoder(encode_record(), metrics, behaves_untrained=True)
+    dataset = {"dataset": "cifar10", "n_train": 50_000, "n_test": 10_000}
+    summary = " ".join(summary_sentences(metrics, enc, dataset, 3))
+    assert "the weights in folder my-vae (which behave as untrained: see the note above the Summary) and trained" in summary
+    assert "cannot tell" not in summary
+    hub = F.encoder(encode_record(name="stabilityai/sd-vae-ft-ema", revision="a" * 40), metrics, behaves_untrained=True)
+    assert S.weights(hub.source) == ("the published model stabilityai/sd-vae-ft-ema by Stability AI (Hugging Face Hub, "
+                                     "commit aaaaaaa; its weights behave as untrained here: see the note above the Summary)")
+    gap = F.Gap(F.best_of(metrics), F.ORIGINAL_BEST, enc, 50_000, 10_000, "cifar10", None)
+    discussion = " ".join(S.discussion_sentences(gap, F.pixel_tally(metrics), untrained=False))
+    assert "these weights behave as untrained (see the note above the Summary), which alone would explain" in discussion
+    assert "cannot identify" not in discussion
+    pairs = [{"a": "cat", "b": "dog", "a_as_b": 9, "b_as_a": 8}]
+    metrics = metrics | {"classes": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                                     "horse", "ship", "truck"]}  # the original's classes
+    text = " ".join(conclusions(metrics, pairs, untrained=False, behaves_untrained=True))
+    assert "For SVC, the most confused class pairs are cat/dog" in text and "original study" not in text
+    assert "These weights behave as untrained (see the note above the Summary), so this measures them" in text
+    trained = " ".join(conclusions(metrics, pairs, untrained=False))
+    assert "As in the original study (Hidalgo Pujol, 2024), cat/dog is among them." in trained
+    assert "behave as untrained" not in trained
+
+
 def test_discussion_lists_what_differs_from_the_original():
     metrics = latent_metrics({"svc": 0.5})
     enc = F.encoder(encode_record("AutoencoderTiny", 4, 8), metrics)

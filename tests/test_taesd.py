@@ -333,7 +333,7 @@ def test_taef2_weights_do_not_behave_as_untrained(taef2_run, real_dataset):
     metrics = {"classes": [str(c) for c in range(10)],
                "best": {"model": "logreg", "feature_set": "latent", "accuracy": latent},
                "results": {"logreg": {"latent": {"accuracy": latent}, POOLED: {"accuracy": pixels}}},
-               "feature_sets": {POOLED: {"label": "pixels, pooled to 4x4x3"}}}
+               "feature_sets": {POOLED: {"label": "pixels, pooled to 4×4×3"}}}
     (taef2_run / "metrics.json").write_text(json.dumps(metrics))
     check = weights.judge(taef2_run, real_dataset)
     assert check["behaves_untrained"] is False

@@ -26,7 +26,7 @@ def made_up_metrics(latent: float, pooled: float | None) -> dict:
     if pooled is not None:
         results["logreg"]["pixels_pooled"] = {"accuracy": pooled}
         results["random"]["pixels_pooled"] = {"accuracy": 0.99}  # not a classifier: never counted
-        feature_sets["pixels_pooled"] = {"label": "pixels, pooled to 4x4x3", "kind": "baseline"}
+        feature_sets["pixels_pooled"] = {"label": "pixels, pooled to 4×4×3", "kind": "baseline"}
     return {"classes": CLASSES, "results": results, "feature_sets": feature_sets,
             "best": {"model": "logreg", "feature_set": "sample", "accuracy": latent}}
 
@@ -106,3 +106,6 @@ def test_unmarked_random_weights_are_named_on_the_first_page(demo_build, tmp_pat
     assert "These weights behave as untrained" in first and "Untrained encoder" not in first
     assert "tiny-vae reconstructs the test images no better than a flat grey image" in first
     assert "describe these weights, not a pretrained VAE" in first
+    # The Summary no longer hedges what the note above it has just said.
+    assert "(which behave as untrained: see the note above the Summary)" in first
+    assert "the run cannot tell" not in first
