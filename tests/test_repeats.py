@@ -308,6 +308,24 @@ def test_search_lightgbm_side_by_side_chooses_as_one_after_the_other(one_thread,
     assert calls  # it did ask for workers
 
 
+def test_search_histgb_stops_early_where_its_refit_will():
+    """HistGradientBoosting's early_stopping='auto' stops early on more than 10,000 rows: the
+    refit on 50,000 does, the search's folds (at most 10,000 rows) would not. The search's
+    estimator takes the refit's choice, whatever rows a fold has."""
+    from sklearn.base import clone
+
+    from analysis.models import make_model
+    from analysis.tune import search_estimator
+
+    for n_train, stops in ((50_000, True), (10_000, False), (2_000, False)):
+        refit = make_model("histgb", 0, n_train)
+        assert refit.early_stopping == "auto"  # decided on the rows it is fitted on
+        candidate = clone(search_estimator("histgb", 0, n_train, "libsvm"))
+        assert candidate.early_stopping is stops
+    # Other models search with make_model's estimator unchanged.
+    assert search_estimator("lightgbm", 0, 50_000, "libsvm").get_params() == make_model("lightgbm", 0, 50_000).get_params()
+
+
 def test_search_needs_enough_images_per_class_for_its_folds():
     from analysis.config import TuneConfig
     from analysis.tune import search
