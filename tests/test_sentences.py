@@ -532,8 +532,12 @@ def test_summary_says_when_its_equal_width_pca_is_a_weak_rival():
     weak = metrics_with(0.13)
     text = " ".join(summary_sentences(weak, F.encoder(encode_record(), weak), dataset, 3))
     assert ("That pixel PCA is a weak rival: SVC on it reaches 13.0%, below the 40.0% it reaches on "
-            "pooled pixels with 48 features (the two 95% intervals apart), so the lead says more about "
-            "that baseline than about the latent") in text
+            "pooled pixels with 48 features (the two 95% intervals apart), so this lead overstates the "
+            "latent's advantage over pixels") in text
+    at_chance = metrics_with(0.10)
+    assert ("That pixel PCA is a weak rival: SVC on it reaches 10.0%, its 95% interval holding chance "
+            "(10.0%), so this lead overstates") in " ".join(
+        summary_sentences(at_chance, F.encoder(encode_record(), at_chance), dataset, 3))
     fair = metrics_with(0.40)
     assert "weak rival" not in " ".join(summary_sentences(fair, F.encoder(encode_record(), fair), dataset, 3))
 
