@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -249,6 +250,14 @@ def test_metadata_says_when_the_date_is_the_build_day(tmp_path, monkeypatch):
 def test_report_states_the_condition_of_byte_for_byte(demo_build):
     text = reader_text(demo_build)
     assert "reproducible byte for byte as long as its date stays the same: this one's date is set by SOURCE_DATE_EPOCH" in text
+
+
+def test_report_introduction_says_a_limited_run_encodes_only_the_first_images(demo_build):
+    """Seen at LIMIT=1000: 'Here every image of the image folder is encoded' when 10,000 of
+    50,000 training images were."""
+    text = reader_text(demo_build)
+    assert "Here every image of" not in text
+    assert re.search(r"Here the first \d+ images per class and split of .+ are encoded with", text)
 
 
 def test_report_reconstruction_error_names_its_sample(demo_build):
