@@ -13,7 +13,8 @@ it against), ``search`` runs scikit-learn's ``HalvingGridSearchCV`` over that mo
 ``SPACES`` grid (which holds the default settings of analysis.models): stratified, shuffled
 3-fold cross-validation seeded with the run's seed, accuracy as the score, successive halving
 by training rows (a third of the candidates go on, on three times the rows, the last round on
-at most ``TuneConfig.max_rows`` rows), on the training images only. The chosen settings are
+at most ``TuneConfig.max_rows`` rows; a last round of one candidate, which chooses nothing, is
+not run: ``last_rows``), on the training images only. The chosen settings are
 then refitted on every training image and scored on the test images; when they are the
 defaults, the default fit's predictions are taken as they are (the same model).
 
@@ -53,7 +54,7 @@ from analysis.models import (PARALLEL_MIN_ROWS, ROUND, check_latents, code_check
 from analysis.runs import (BASELINE, BASELINES, CLASSIFY, LATENTS, PREDICTIONS_NPZ, SEARCH, read_metrics,
                            read_predictions, timings_file)
 
-TUNE_VERSION = 1
+TUNE_VERSION = 2  # 2: no last round of a single candidate
 # The grids, on the final estimator's parameters; each holds the setting analysis.models uses
 # (DEFAULTS), so a search never does worse in cross-validation than the default did there.
 # Small on purpose: every candidate costs fits, and the costly settings (more trees) are not
@@ -75,6 +76,7 @@ DEFAULTS: dict[str, dict] = {
     "lightgbm": {"learning_rate": 0.1, "num_leaves": 31},
     "xgboost": {"learning_rate": 0.3, "max_depth": 6},
 }
+BOOSTED = ("histgb", "lightgbm", "xgboost")
 # HistGradientBoostingClassifier(early_stopping='auto') stops early on more rows than this
 # (scikit-learn's documented rule).
 HISTGB_EARLY_STOPPING_ROWS = 10_000
@@ -133,6 +135,22 @@ def first_rows(n_train: int, n_classes: int, n_candidates: int, config: TuneConf
     return min(top, max(config.folds * 2 * n_classes, top // config.factor ** (rounds - 1)))
 
 
+def last_rows(n_train: int, n_classes: int, n_candidates: int, config: TuneConfig) -> int:
+    """The rows of the search's last round. HalvingGridSearchCV would end, on 9 candidates and
+    factor 3, with a round of 1 candidate on the most rows (9, 3, 1): a round that chooses
+    nothing (its one candidate is the best of the round before) and, for the boosted trees,
+    whose fits cost nearly as much on 1,000 rows as on 10,000, an eighth of the search. So
+    where the last round would hold one candidate the search stops a round earlier: the same
+    choice, its cross-validated accuracy from that round."""
+    first = first_rows(n_train, n_classes, n_candidates, config)
+    top = min(n_train, config.max_rows)
+    rounds = 1 + math.floor(math.log(max(top // first, 1), config.factor))  # as scikit-learn counts them
+    rounds = min(rounds, 1 + math.floor(math.log(n_candidates, config.factor)))
+    if rounds > 1 and math.ceil(n_candidates / config.factor ** (rounds - 1)) == 1:
+        return first * config.factor ** (rounds - 2)
+    return top
+
+
 def grid(key: str, n_train: int, n_classes: int, config: TuneConfig) -> dict[str, list]:
     """SPACES[key] as lists, less the KNN neighbour counts larger than the first round's
     training folds hold (k must not exceed the training rows)."""
@@ -162,26 +180,40 @@ def search(key: str, x_train: np.ndarray, y_train: np.ndarray, seed: int, svc: s
     candidates = [dict(zip(space, values)) for values in itertools.product(*space.values())]
     model = search_estimator(key, seed, len(y_train), svc)
     # libsvm is single-threaded: its candidates go side by side on large sets, one per core.
-    # So do LightGBM's, each on one thread: its fits on a few thousand rows use a second thread
-    # poorly (1.17x faster side by side, docs/benchmarks.md), and deterministic=True gives the
-    # same trees on any thread count.
-    side_by_side = (key == "svc" and svc == "libsvm") or key == "lightgbm"
+    # So do the boosted trees', each on one thread: their fits on a few thousand rows use a
+    # second thread poorly (docs/benchmarks.md). LightGBM (deterministic=True) and
+    # HistGradientBoosting grow the same trees on any thread count; joblib's worker processes
+    # run OpenMP (HistGradientBoosting) on cores / workers threads.
+    side_by_side = (key == "svc" and svc == "libsvm") or key in BOOSTED
     n_jobs = threads.workers() if side_by_side and len(y_train) >= PARALLEL_MIN_ROWS else 1
-    if key == "lightgbm" and n_jobs > 1:
+    if key in ("lightgbm", "xgboost") and n_jobs > 1:
         model.set_params(n_jobs=1)
     settings = [estimator_params(key, c, x_train, model) for c in candidates]
     halving = HalvingGridSearchCV(
         model, [{k: [v] for k, v in c.items()} for c in settings], factor=config.factor,
-        resource="n_samples", max_resources=min(len(y_train), config.max_rows),
+        resource="n_samples", max_resources=last_rows(len(y_train), n_classes, len(candidates), config),
         min_resources=first_rows(len(y_train), n_classes, len(candidates), config),
         cv=StratifiedKFold(config.folds, shuffle=True, random_state=seed), scoring="accuracy",
         refit=False, error_score="raise", random_state=seed, n_jobs=n_jobs)
     halving.fit(x_train, y_train)
-    chosen = candidates[settings.index(halving.best_params_)]
+    shortened = halving.max_resources < min(len(y_train), config.max_rows)
+    best = next_round_pick(halving.cv_results_) if shortened else halving.best_index_
+    chosen = candidates[settings.index(halving.cv_results_["params"][best])]
     return {"params": chosen, "default": chosen == DEFAULTS[key],
-            "cv_accuracy": round(float(halving.best_score_), ROUND), "candidates": len(candidates),
+            "cv_accuracy": round(float(halving.cv_results_["mean_test_score"][best]), ROUND),
+            "candidates": len(candidates),
             "rounds": [{"candidates": int(c), "rows": int(r)}
                        for c, r in zip(halving.n_candidates_, halving.n_resources_)]}
+
+
+def next_round_pick(results: dict) -> int:
+    """The index (in cv_results_) of the last round's candidate that scikit-learn would send
+    on to a round of one, as its _top_k picks it (highest mean score; among ties the later in
+    the round's order): the choice of the search that last_rows shortened."""
+    last = np.flatnonzero(np.asarray(results["iter"]) == np.max(results["iter"]))
+    scores = np.asarray(results["mean_test_score"])[last]
+    order = np.roll(np.argsort(scores), np.count_nonzero(np.isnan(scores)))
+    return int(last[order[-1]])
 
 
 def searched(key: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int,

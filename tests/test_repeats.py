@@ -294,18 +294,38 @@ def test_search_chooses_from_the_grid_by_cross_validation_on_training_rows(one_t
     assert capped["rounds"][-1]["rows"] <= 60
 
 
-def test_search_lightgbm_side_by_side_chooses_as_one_after_the_other(one_thread, monkeypatch):
-    """LightGBM's candidates go to worker processes on large sets: the same search result."""
+@pytest.mark.parametrize("key", ["lightgbm", "xgboost", "histgb"])
+def test_search_boosted_side_by_side_chooses_as_one_after_the_other(one_thread, monkeypatch, key):
+    """The boosted trees' candidates go to worker processes on large sets: the same search result."""
     from analysis import tune
     from analysis.config import TuneConfig
 
     x, y = separable(120, width=4)
-    serial = tune.search("lightgbm", x, y, 0, "libsvm", TuneConfig(models=("lightgbm",)))
+    serial = tune.search(key, x, y, 0, "libsvm", TuneConfig(models=(key,)))
     calls = []
     monkeypatch.setattr(tune, "PARALLEL_MIN_ROWS", 100)
     monkeypatch.setattr(tune.threads, "workers", lambda environ=None: calls.append(1) or 2)
-    assert tune.search("lightgbm", x, y, 0, "libsvm", TuneConfig(models=("lightgbm",))) == serial
+    assert tune.search(key, x, y, 0, "libsvm", TuneConfig(models=(key,))) == serial
     assert calls  # it did ask for workers
+
+
+def test_search_skips_a_last_round_of_one_candidate_and_chooses_the_same(one_thread, monkeypatch):
+    """9 candidates, factor 3: scikit-learn's schedule is 9, 3, 1 candidates; the round of one
+    chooses nothing, so the search ends on the 3, with the same choice."""
+    from analysis import tune
+    from analysis.config import TuneConfig
+
+    monkeypatch.setitem(tune.SPACES, "logreg", {"C": (1e-4, 1e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)})
+    x, y = separable(270)
+    config = TuneConfig(models=("logreg",))
+    found = tune.search("logreg", x, y, 0, "libsvm", config)
+    assert [(r["candidates"], r["rows"]) for r in found["rounds"]] == [(9, 30), (3, 90)]
+    # Where the last round holds more than one candidate, it stays: 4 candidates end on 2.
+    assert tune.last_rows(270, 3, 4, config) == 270 and tune.last_rows(270, 3, 9, config) == 90
+    monkeypatch.setattr(tune, "last_rows", lambda n, k, c, cfg: min(n, cfg.max_rows))  # the full schedule
+    full = tune.search("logreg", x, y, 0, "libsvm", config)
+    assert [r["candidates"] for r in full["rounds"]] == [9, 3, 1]
+    assert found["params"] == full["params"]
 
 
 def test_search_histgb_stops_early_where_its_refit_will():
