@@ -182,21 +182,23 @@ def search(key: str, x_train: np.ndarray, y_train: np.ndarray, seed: int, svc: s
     # libsvm is single-threaded: its candidates go side by side on large sets, one per core.
     # So do the boosted trees', each on one thread: their fits on a few thousand rows use a
     # second thread poorly (docs/benchmarks.md). LightGBM (deterministic=True) and
-    # HistGradientBoosting grow the same trees on any thread count; joblib's worker processes
-    # run OpenMP (HistGradientBoosting) on cores / workers threads.
+    # HistGradientBoosting grow the same trees on any thread count, and the tests find the same
+    # search result for XGBoost; joblib's worker processes run OpenMP (HistGradientBoosting) on
+    # cores / workers threads.
     side_by_side = (key == "svc" and svc == "libsvm") or key in BOOSTED
     n_jobs = threads.workers() if side_by_side and len(y_train) >= PARALLEL_MIN_ROWS else 1
     if key in ("lightgbm", "xgboost") and n_jobs > 1:
         model.set_params(n_jobs=1)
     settings = [estimator_params(key, c, x_train, model) for c in candidates]
+    last = last_rows(len(y_train), n_classes, len(candidates), config)
     halving = HalvingGridSearchCV(
         model, [{k: [v] for k, v in c.items()} for c in settings], factor=config.factor,
-        resource="n_samples", max_resources=last_rows(len(y_train), n_classes, len(candidates), config),
+        resource="n_samples", max_resources=last,
         min_resources=first_rows(len(y_train), n_classes, len(candidates), config),
         cv=StratifiedKFold(config.folds, shuffle=True, random_state=seed), scoring="accuracy",
         refit=False, error_score="raise", random_state=seed, n_jobs=n_jobs)
     halving.fit(x_train, y_train)
-    shortened = halving.max_resources < min(len(y_train), config.max_rows)
+    shortened = last < min(len(y_train), config.max_rows)
     best = next_round_pick(halving.cv_results_) if shortened else halving.best_index_
     chosen = candidates[settings.index(halving.cv_results_["params"][best])]
     return {"params": chosen, "default": chosen == DEFAULTS[key],
