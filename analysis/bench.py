@@ -30,8 +30,8 @@ default) side by side with its default fit: the search, the refit of the chosen 
 every training row, and their ratio to the default fit and predict; with the classifiers part
 in the same run, also TUNE's cost on a one-variant default run (the VAE feature sets and their
 equal-width pixel PCAs: the widths timed here, twice) against that run's classifier stages at
-the same widths, fits, learning curves and probes (``stage_ratio``; ``fits_ratio`` against the
-default fits alone; ``tune_on_default_run``).
+the same widths, fits (with the pooled-pixel baseline's, also timed), learning curves and probes
+(``stage_ratio``; ``fits_ratio`` against the default fits alone; ``tune_on_default_run``).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis import threads
 from analysis.common import VaelabError, run_main, write_json
 from analysis.config import parse_tune
 from analysis.encode import Encoder, to_model_input
@@ -435,7 +436,7 @@ def bench_classifiers(rows: int, seed: int, zip_path: Path = CIFAR_ZIP) -> dict:
     Features are CIFAR-like where the shared CIFAR-10 JPEG set is at hand (pixel PCA to 64
     and 128 components, as the baselines compute it), else a Gaussian mixture; ``features``
     in the result says which."""
-    from analysis.models import MODELS, make_model, svc_implementation
+    from analysis.models import MODELS, PARALLEL_MIN_ROWS, fit_predict, make_model, svc_implementation
     from analysis.probes import probe
 
     cifar = cifar_pixels(zip_path, rows)
@@ -469,8 +470,30 @@ def bench_classifiers(rows: int, seed: int, zip_path: Path = CIFAR_ZIP) -> dict:
             t0 = time.perf_counter()
             probe(x_train.reshape(-1, 4, 4, 4), x_test.reshape(-1, 4, 4, 4), y_train, y_test, seed)
             out["probes_seconds"] = round(time.perf_counter() - t0, 2)
-    out |= stage_ratios(out)
+    # The pooled-pixel baseline (N, 48), the third set analysis.baselines fits once per dataset
+    # (no learning curves): part of a default run's classifier stages, never tuned.
+    x_train, y_train, x_test, _ = pooled_features(cifar, rows, rng)
+    out["pooled"] = {"features": int(x_train.shape[1]), "seconds": {}}
+    for spec in MODELS:
+        _, fit_s, predict_s = fit_predict(spec.key, seed, x_train, y_train, x_test,
+                                          out["svc_default"]["implementation"])
+        out["pooled"]["seconds"][spec.key] = {"fit_seconds": round(fit_s, 2), "predict_seconds": round(predict_s, 2)}
+        print(f"  {spec.label:22s} {len(y_train)} x {x_train.shape[1]} (pooled pixels): fit {fit_s:7.1f}s "
+              f"predict {predict_s:6.1f}s", file=sys.stderr)
+    # analysis.models.fit_all's SVC workers at this size
+    out |= stage_ratios(out, threads.workers() if rows >= PARALLEL_MIN_ROWS else 1)
     return out
+
+
+def pooled_features(cifar, rows: int, rng: np.random.Generator):
+    """The pooled-pixel baseline's features (analysis.baselines.pooled: 8x8 means, (N, 48)) of
+    the CIFAR-10 JPEGs, or a Gaussian mixture of 48 features where the set is absent."""
+    from analysis.baselines import pooled
+
+    if cifar:
+        data = cifar[0]
+        return pooled(data["x_train"]), data["y_train"], pooled(data["x_test"]), data["y_test"]
+    return gaussian_features(rows, 48, rng)
 
 
 def curve_seconds(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int) -> dict:
@@ -492,37 +515,61 @@ def curve_seconds(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
 
 
 def tune_on_default_run(tune: dict, classifiers: dict) -> dict:
-    """TUNE's cost on a one-variant default run against that run's classifier stages, both at
-    the widths timed here (64 and 128 features, measured in the same process).
+    """TUNE's cost on a one-variant default run against that run's classifier stages, measured
+    in the same process at the widths timed here (64 and 128 features, and the pooled 48).
 
     The default run fits every model on the VAE feature sets (analysis.classify) and on the
-    pixel PCAs as wide as them (analysis.baselines), with learning curves on both and probes on
-    the latent; TUNE searches and refits the same two kinds of set. So both sides count the
-    timed widths twice. The pooled-pixel baseline (48 features) is left out of the stages, so
-    ``stage_ratio`` errs high; ``fits_ratio`` sets TUNE against the default fits alone.
-    ``model_stage_ratios``: each model's part of ``stage_ratio`` (they add up to it), from which
-    a TUNE list within a budget can be read."""
-    fits = classifiers["classifier_seconds"]
-    stage = 2 * (fits + classifiers["curves_seconds"]) + classifiers["probes_seconds"]
+    pixel baselines (analysis.baselines: the PCAs as wide as the VAE sets and the pooled
+    pixels), with learning curves on the VAE sets and the PCAs and probes on the latent, each
+    stage as analysis.models.fit_all schedules it (``classifier_wall_seconds``, the baselines'
+    ``baseline_wall_seconds``); TUNE searches and refits the VAE sets and the PCAs, one after
+    the other: twice each width timed here. ``fits_ratio`` sets TUNE against those default fits
+    alone (without the pooled pixels, which TUNE does not search). ``model_stage_ratios``: each
+    model's part of ``stage_ratio`` (they add up to it), from which a TUNE list within a budget
+    can be read."""
+    stage = (classifiers["classifier_wall_seconds"] + classifiers["baseline_wall_seconds"]
+             + 2 * classifiers["curves_seconds"] + classifiers["probes_seconds"])
     per_model = {key: 2 * sum(per[key]["tune_seconds"] for per in tune["widths"].values()) / stage
                  for key in tune["models"]}
     return {"stage_seconds": round(stage, 2), "stage_ratio": round(2 * tune["tune_seconds"] / stage, 3),
-            "fits_ratio": round(tune["tune_seconds"] / fits, 3),
+            "fits_ratio": round(tune["tune_seconds"] / classifiers["classifier_seconds"], 3),
             "model_stage_ratios": {key: round(r, 3) for key, r in per_model.items()}}
 
 
-def stage_ratios(out: dict) -> dict:
+def stage_wall(seconds: list[dict], side_by_side: bool, workers: int) -> float:
+    """The wall time of one analysis.models.fit_all call over feature sets whose model ->
+    {fit_seconds, predict_seconds} are ``seconds``: libsvm's SVC fits (``side_by_side``) go to
+    ``workers`` processes, longest first, each to the one free first; the rest one after the
+    other."""
+    def total(t: dict) -> float:
+        return t["fit_seconds"] + t["predict_seconds"]
+
+    svc = sorted((total(per["svc"]) for per in seconds if "svc" in per), reverse=True)
+    rest = sum(total(t) for per in seconds for key, t in per.items() if key != "svc")
+    if not side_by_side:
+        return rest + sum(svc)
+    loads = [0.0] * max(1, min(workers, len(svc)))
+    for s in svc:
+        loads[loads.index(min(loads))] += s
+    return rest + max(loads)
+
+
+def stage_ratios(out: dict, workers: int) -> dict:
     """Learning curves and probes against the classifier stage at the same widths (64 and 128):
-    against the summed fit+predict seconds of every model, and against the stage's wall time,
-    where analysis.classify fits libsvm's SVCs side by side (two cores: the longer of the two;
-    oneDAL's run one after the other, each on every core)."""
+    against the summed fit+predict seconds of every model, and against the stage's wall time
+    as analysis.models.fit_all schedules it (``stage_wall``: libsvm's SVCs side by side; oneDAL's
+    one after the other, each on every core; ``workers``: its SVC processes).
+    ``baseline_wall_seconds``: the same for the pixel
+    baselines' fit_all (the two widths and, where timed, the pooled pixels)."""
     seconds = out["seconds"]
     serial = sum(t["fit_seconds"] + t["predict_seconds"] for per in seconds.values() for t in per.values())
-    svc = [t["fit_seconds"] + t["predict_seconds"] for t in seconds.get("svc", {}).values()]
     side_by_side = out.get("svc_default", {}).get("implementation", "libsvm") == "libsvm"
-    wall = serial - sum(svc) + max(svc, default=0.0) if side_by_side else serial
+    by_width = [{key: per[w] for key, per in seconds.items() if w in per} for w in ("64", "128")]
+    wall = stage_wall(by_width, side_by_side, workers)
+    pooled = [out["pooled"]["seconds"]] if "pooled" in out else []
     curves_total = sum(v for per in out["curves"].values() for v in per.values())
     return {"classifier_seconds": round(serial, 2), "classifier_wall_seconds": round(wall, 2),
+            "baseline_wall_seconds": round(stage_wall(by_width + pooled, side_by_side, workers), 2),
             "curves_seconds": round(curves_total, 2),
             "curves_ratio": round(curves_total / serial, 4) if serial else None,
             "curves_ratio_wall": round(curves_total / wall, 4) if wall else None,
@@ -705,7 +752,8 @@ def print_tune(args, tune: dict) -> None:
     if tune.get("stage_ratio") is not None:
         print(f"  TUNE=\"{' '.join(tune['models'])}\" on a one-variant default run (the VAE sets and their "
               f"equal-width PCAs): 2 x {tune['tune_seconds']:.1f} s against the classifier stages' "
-              f"{tune['stage_seconds']:.1f} s at those widths (fits, learning curves, probes) = "
+              f"{tune['stage_seconds']:.1f} s at those widths (fits of the VAE sets, their PCAs and the pooled pixels "
+              f"as analysis.models.fit_all schedules them, learning curves, probes) = "
               f"{tune['stage_ratio']:.2f}x; target at most 2x ({tune['fits_ratio']:.2f}x the default fits alone)")
         print("  each model's part of that ratio: "
               + ", ".join(f"{key} {r:.2f}x" for key, r in tune["model_stage_ratios"].items()))
@@ -739,6 +787,10 @@ def print_classifiers(args, c: dict) -> None:
             f"{impl} fit {r['fit_seconds']:.1f} s, predict {r['predict_seconds']:.1f} s, "
             f"accuracy {r['accuracy']:.4f}" for impl, r in svc.items() if impl != "agreement")
             + (f"; predictions agree on {svc['agreement']:.2%}" if "agreement" in svc else ""))
+    pooled = c["pooled"]["seconds"]
+    print(f"  pooled pixels ({c['pooled']['features']} features, the third pixel baseline): "
+          f"{sum(t['fit_seconds'] + t['predict_seconds'] for t in pooled.values()):.1f} s of fit+predict; "
+          f"the pixel baselines' stage {c['baseline_wall_seconds']:.1f} s wall")
     print(f"  learning curves {c['curves_seconds']:.1f} s = {c['curves_ratio']:.1%} of it "
           f"({c['curves_ratio_wall']:.1%} of the wall time); target under 15%")
     print(f"  latent probes (64 features as 4x4x4) {c['probes_seconds']:.1f} s = "

@@ -12,9 +12,10 @@ feature sets and, for each, the pixel PCA as wide as it, the baseline its Table 
 it against), ``search`` runs scikit-learn's ``HalvingGridSearchCV`` over that model's
 ``SPACES`` grid (which holds the default settings of analysis.models): stratified, shuffled
 3-fold cross-validation seeded with the run's seed, accuracy as the score, successive halving
-by training rows (a third of the candidates go on, on three times the rows, the last round on
-at most ``TuneConfig.max_rows`` rows; a last round of one candidate, which chooses nothing, is
-not run: ``last_rows``), on the training images only. The chosen settings are
+by training rows (every grid's first round on ``TuneConfig.max_rows`` / 9 rows, ``first_rows``;
+a third of the candidates go on, on three times the rows, at most ``max_rows``; a last round
+of one candidate, which chooses nothing, is not run: ``last_rows``), on the training images
+only. The chosen settings are
 then refitted on every training image and scored on the test images; when they are the
 defaults, the default fit's predictions are taken as they are (the same model).
 
@@ -54,7 +55,7 @@ from analysis.models import (PARALLEL_MIN_ROWS, ROUND, check_latents, code_check
 from analysis.runs import (BASELINE, BASELINES, CLASSIFY, LATENTS, PREDICTIONS_NPZ, SEARCH, read_metrics,
                            read_predictions, timings_file)
 
-TUNE_VERSION = 2  # 2: no last round of a single candidate
+TUNE_VERSION = 3  # 2: no last round of a single candidate; 3: every grid starts on max_rows / 9
 # The grids, on the final estimator's parameters; each holds the setting analysis.models uses
 # (DEFAULTS), so a search never does worse in cross-validation than the default did there.
 # Small on purpose: every candidate costs fits, and the costly settings (more trees) are not
@@ -126,13 +127,19 @@ def search_estimator(key: str, seed: int, n_train: int, svc: str):
     return model
 
 
-def first_rows(n_train: int, n_classes: int, n_candidates: int, config: TuneConfig) -> int:
-    """The rows of the search's first round, as HalvingGridSearchCV's min_resources='exhaust'
-    sets them (folds x 2 x classes at least, so every fold sees every class), capped at the
-    training set: then one round of every candidate on every row."""
+def first_rows(n_train: int, n_classes: int, config: TuneConfig) -> int:
+    """The rows of the search's first round: max_rows / factor² (1,111 of 10,000) for every
+    grid, at least folds x 2 x classes (so every fold sees every class), capped at the training
+    set (then one round of every candidate on every row).
+
+    scikit-learn's min_resources='exhaust' would start each grid so that its last round ends
+    on max_rows: a 6-candidate grid on 3,333 rows, ending on 2 candidates at 10,000, where a
+    9-candidate grid starts on 1,111 and ends (last_rows) on 3 at 3,333, so the smaller grid
+    cost the more. One start for all makes the rows a search ends on depend on its grid's size
+    the other way round, and fits on thousands of rows are what a search pays for
+    (docs/benchmarks.md)."""
     top = min(n_train, config.max_rows)
-    rounds = 1 + math.floor(math.log(n_candidates, config.factor))  # as scikit-learn counts them
-    return min(top, max(config.folds * 2 * n_classes, top // config.factor ** (rounds - 1)))
+    return min(top, max(config.folds * 2 * n_classes, top // config.factor ** 2))
 
 
 def last_rows(n_train: int, n_classes: int, n_candidates: int, config: TuneConfig) -> int:
@@ -142,7 +149,7 @@ def last_rows(n_train: int, n_classes: int, n_candidates: int, config: TuneConfi
     whose fits cost nearly as much on 1,000 rows as on 10,000, an eighth of the search. So
     where the last round would hold one candidate the search stops a round earlier: the same
     choice, its cross-validated accuracy from that round."""
-    first = first_rows(n_train, n_classes, n_candidates, config)
+    first = first_rows(n_train, n_classes, config)
     top = min(n_train, config.max_rows)
     rounds = 1 + math.floor(math.log(max(top // first, 1), config.factor))  # as scikit-learn counts them
     rounds = min(rounds, 1 + math.floor(math.log(n_candidates, config.factor)))
@@ -156,10 +163,8 @@ def grid(key: str, n_train: int, n_classes: int, config: TuneConfig) -> dict[str
     training folds hold (k must not exceed the training rows)."""
     space = {name: list(values) for name, values in SPACES[key].items()}
     if key == "knn":
-        for _ in range(2):  # fewer candidates can mean a larger first round: settle once more
-            n = math.prod(len(v) for v in space.values())
-            fold = first_rows(n_train, n_classes, n, config) * (config.folds - 1) // config.folds
-            space["n_neighbors"] = [k for k in SPACES[key]["n_neighbors"] if k <= fold] or [max(1, min(5, fold))]
+        fold = first_rows(n_train, n_classes, config) * (config.folds - 1) // config.folds
+        space["n_neighbors"] = [k for k in SPACES[key]["n_neighbors"] if k <= fold] or [max(1, min(5, fold))]
     return space
 
 
@@ -194,7 +199,7 @@ def search(key: str, x_train: np.ndarray, y_train: np.ndarray, seed: int, svc: s
     halving = HalvingGridSearchCV(
         model, [{k: [v] for k, v in c.items()} for c in settings], factor=config.factor,
         resource="n_samples", max_resources=last,
-        min_resources=first_rows(len(y_train), n_classes, len(candidates), config),
+        min_resources=first_rows(len(y_train), n_classes, config),
         cv=StratifiedKFold(config.folds, shuffle=True, random_state=seed), scoring="accuracy",
         refit=False, error_score="raise", random_state=seed, n_jobs=n_jobs)
     halving.fit(x_train, y_train)
@@ -324,6 +329,7 @@ def tune_run(run: Path, data_file: Path, config: TuneConfig, cache_dir: Path | N
         "models": list(config.models), "feature_sets": sets, "seed": seed,
         "primary_results_key": read_json(run / CLASSIFY, "classifier record")["results_key"],
         "search": {"method": "HalvingGridSearchCV", "folds": config.folds, "factor": config.factor,
+                   "first_rows": first_rows(len(y_train), int(np.count_nonzero(np.bincount(y_train))), config),
                    "max_rows": config.max_rows, "scoring": "accuracy", "resource": "training rows",
                    "cv": "StratifiedKFold(shuffle=True)", "training_rows": int(len(y_train))},
         "spaces": {key: {k: list(v) for k, v in SPACES[key].items()} for key in config.models},

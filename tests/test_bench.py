@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.bench import CIFAR_ZIP, bench_classes, main as bench_main, relative_error
+from analysis.bench import CIFAR_ZIP, bench_classes, main as bench_main, relative_error, stage_wall
 from analysis.common import VaelabError
 from analysis.encode import Encoder, to_model_input
 from analysis.vae import load_vae, resolve_model
@@ -81,9 +81,17 @@ def test_bench_main_writes_ratios_and_classifier_times(tiny_vae, tmp_path):
         assert r["search_seconds"] > 0 and r["default_seconds"] > 0 and r["params"]["C"] in (0.01, 0.1, 1.0, 10.0)
         assert r["tune_seconds"] == pytest.approx(r["search_seconds"] + (r["refit_seconds"] if r["refit_needed"] else 0),
                                                   abs=0.02)
+    # The pooled-pixel baseline timed too: every model on its 48 features.
+    assert classifiers["pooled"]["features"] == 48 and set(classifiers["pooled"]["seconds"]) == {
+        "logreg", "rf", "knn", "svc", "histgb", "lightgbm", "xgboost", "random"}
+    pooled = sum(t["fit_seconds"] + t["predict_seconds"] for t in classifiers["pooled"]["seconds"].values())
+    # 100 rows: fit_all fits in-process, one after the other, so each stage's wall is its sum.
+    assert classifiers["classifier_wall_seconds"] == pytest.approx(classifiers["classifier_seconds"], abs=0.02)
+    assert classifiers["baseline_wall_seconds"] == pytest.approx(classifiers["classifier_seconds"] + pooled, abs=0.05)
     # Both sides count the VAE sets and their equal-width PCAs: the default run fits, curves and
-    # probes them; TUNE searches and refits them.
-    stage = 2 * (classifiers["classifier_seconds"] + classifiers["curves_seconds"]) + classifiers["probes_seconds"]
+    # probes them (and fits the pooled pixels); TUNE searches and refits them.
+    stage = (classifiers["classifier_wall_seconds"] + classifiers["baseline_wall_seconds"]
+             + 2 * classifiers["curves_seconds"] + classifiers["probes_seconds"])
     assert tune["stage_seconds"] == pytest.approx(stage, abs=1e-2)
     assert tune["stage_ratio"] == pytest.approx(2 * tune["tune_seconds"] / stage, abs=1e-3)
     assert tune["fits_ratio"] == pytest.approx(tune["tune_seconds"] / classifiers["classifier_seconds"], abs=1e-3)
@@ -91,6 +99,18 @@ def test_bench_main_writes_ratios_and_classifier_times(tiny_vae, tmp_path):
     assert set(tune["model_stage_ratios"]) == {"logreg"}
     assert tune["model_stage_ratios"]["logreg"] == pytest.approx(tune["stage_ratio"], abs=2 * 2 * 0.005 / stage + 2e-3)
     assert result["peak_rss_mb"] > 0
+
+
+def test_stage_wall_puts_libsvm_fits_side_by_side_longest_first():
+    def t(seconds):
+        return {"fit_seconds": seconds, "predict_seconds": 0.0}
+
+    sets = [{"svc": t(4.0), "rf": t(1.0)}, {"svc": t(6.0), "rf": t(2.0)}, {"svc": t(3.0)}]
+    # Two workers: 6 on one, 4 then 3 on the other (7); the rest one after the other (3).
+    assert stage_wall(sets, True, 2) == pytest.approx(10.0)
+    assert stage_wall(sets, True, 1) == pytest.approx(16.0)
+    assert stage_wall(sets, False, 2) == pytest.approx(16.0)  # oneDAL: in-process, one at a time
+    assert stage_wall([{"rf": t(1.0)}], True, 2) == pytest.approx(1.0)
 
 
 def test_bench_tune_part_runs_alone(tmp_path):

@@ -287,8 +287,8 @@ def test_search_chooses_from_the_grid_by_cross_validation_on_training_rows(one_t
     found = search("logreg", x, y, 0, "libsvm", TuneConfig(models=("logreg",)))
     assert found["params"]["C"] in SPACES["logreg"]["C"] and found["candidates"] == 4
     assert 0 <= found["cv_accuracy"] <= 1 and found["default"] == (found["params"] == {"C": 1.0})
-    # 4 candidates, factor 3: two rounds, the last on every row.
-    assert [r["candidates"] for r in found["rounds"]] == [4, 2] and found["rounds"][-1]["rows"] == 90
+    # 4 candidates, factor 3: two rounds, the first on 2 rows per class and fold (3 classes).
+    assert [(r["candidates"], r["rows"]) for r in found["rounds"]] == [(4, 18), (2, 54)]
     assert search("logreg", x, y, 0, "libsvm", TuneConfig(models=("logreg",))) == found  # seeded
     capped = search("logreg", x, y, 0, "libsvm", TuneConfig(models=("logreg",), max_rows=60))
     assert capped["rounds"][-1]["rows"] <= 60
@@ -307,6 +307,22 @@ def test_search_boosted_side_by_side_chooses_as_one_after_the_other(one_thread, 
     monkeypatch.setattr(tune.threads, "workers", lambda environ=None: calls.append(1) or 2)
     assert tune.search(key, x, y, 0, "libsvm", TuneConfig(models=(key,))) == serial
     assert calls  # it did ask for workers
+
+
+def test_search_starts_every_grid_on_the_same_rows(one_thread, monkeypatch):
+    """The first round is on max_rows / 9 rows whatever the grid's size (scikit-learn's
+    'exhaust' would start a 6-candidate grid on 3 times the rows of a 9-candidate one)."""
+    from analysis import tune
+    from analysis.config import TuneConfig
+
+    x, y = separable(900)
+    config = TuneConfig(models=("logreg",), max_rows=810)
+    rounds = {}
+    for c in ((0.01, 0.1, 1.0, 10.0), (0.01, 0.03, 0.1, 0.3, 1.0, 10.0), tuple(10.0 ** np.arange(-4, 5))):
+        monkeypatch.setitem(tune.SPACES, "logreg", {"C": c})
+        found = tune.search("logreg", x, y, 0, "libsvm", config)
+        rounds[len(c)] = [(r["candidates"], r["rows"]) for r in found["rounds"]]
+    assert rounds == {4: [(4, 90), (2, 270)], 6: [(6, 90), (2, 270)], 9: [(9, 90), (3, 270)]}
 
 
 def test_search_skips_a_last_round_of_one_candidate_and_chooses_the_same(one_thread, monkeypatch):
