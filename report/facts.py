@@ -1014,7 +1014,7 @@ class Tuning:
     """What tuning changed (analysis.tune decided it; tuned.json)."""
     models: tuple[str, ...]  # labels of the tuned classifiers
     folds: int
-    max_rows: int
+    max_rows: int  # the most training rows a round of the search fits on
     n_searches: int
     n_default: int  # searches whose choice was the default settings
     n_tests: int  # the tuned latent-vs-pixel-PCA tests, one Holm family
@@ -1037,7 +1037,7 @@ def tuning(metrics: dict, record: dict) -> Tuning:
     best = repeat(top["model"], pca) if pca in comps.get(top["model"], {}) else None
     searches = [r for per in record["results"].values() for r in per.values()]
     return Tuning(tuple(metrics["models"][m]["label"] for m in record["models"]),
-                  int(record["search"]["folds"]), int(record["search"]["max_rows"]), len(searches),
+                  int(record["search"]["folds"]), int(record["search"]["most_rows"]), len(searches),
                   sum(bool(r["default"]) for r in searches), len(order),
                   tuple(repeat(m, n) for m, n in order if comps[m][n]["changed"]), best,
                   comps[top["model"]][pca]["delta"] if best else None)

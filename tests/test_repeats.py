@@ -397,6 +397,12 @@ def test_tune_stage_tunes_latents_and_equal_width_pixels_alike(seeded_run):
     tuned = current_tuned(seeded_run)
     assert tuned is not None and tuned["models"] == ["logreg", "knn"]
     assert tuned["feature_sets"] == ["sample", "mean_std", "pixels_pca_sample", "pixels_pca_mean_std"]
+    # Fewer training rows than max_rows: every round fits on at most all of them.
+    search = tuned["search"]
+    assert search["most_rows"] == search["training_rows"] < search["max_rows"]
+    for per in tuned["results"].values():
+        for r in per.values():
+            assert r["rounds"][0]["rows"] == search["first_rows"] and r["rounds"][-1]["rows"] <= search["most_rows"]
     metrics, columns = read_metrics(seeded_run), read_predictions(seeded_run)
     y = np.asarray(columns["y_true"])
     for model, per in tuned["results"].items():
@@ -484,7 +490,7 @@ def test_limitations_say_what_several_seeds_and_tuning_measured():
                 untrained=False, limit=None, n_train=100)
     plain = S.limitation_items(F.Limits(**base))
     assert plain[0].startswith("One seed (0)") and plain[2].startswith("No tuning")
-    tuned = {"models": ["svc"], "search": {"folds": 3, "max_rows": 10000},
+    tuned = {"models": ["svc"], "search": {"folds": 3, "max_rows": 10000, "most_rows": 10000},
              "results": {"svc": {"sample": {"default": True}, "pixels_pca_sample": {"default": False}}},
              "comparisons": {"svc": {"sample_vs_pixels_pca_sample": comp("sample", "pixels_pca_sample", 0.1, 0.001)
                                      | {"default_verdict": "higher", "verdict": "unclear", "default_delta": 0.1,
@@ -554,6 +560,8 @@ def test_make_report_with_seeds_and_tune(demo_build, tiny_vae, synthetic_images,
     n = "all" if held["n_hold"] == held["n_tests"] else "none" if not held["n_hold"] else str(held["n_hold"])
     assert re.search(rf"Over the 3 seeds \(0, 1 and 2\), {n}\b.* of Table 4 reach", text)
     assert "Tuned against default settings" in text and "Appendix B. Tuned settings" in text
+    search = tuned["search"]
+    assert f"its rounds on {search['first_rows']:,} to at most {search['training_rows']:,} of them" in text
     assert "SEEDS=0 1 2" in text and "TUNE=logreg svc" in text  # Appendix A's variables
     assert "One seed (0)" not in text and "No tuning" not in text
 
