@@ -559,8 +559,8 @@ def stage_ratios(out: dict, workers: int) -> dict:
     against the summed fit+predict seconds of every model, and against the stage's wall time
     as analysis.models.fit_all schedules it (``stage_wall``: libsvm's SVCs side by side; oneDAL's
     one after the other, each on every core; ``workers``: its SVC processes).
-    ``baseline_wall_seconds``: the same for the pixel
-    baselines' fit_all (the two widths and, where timed, the pooled pixels)."""
+    ``baseline_wall_seconds``: the same for the pixel baselines' fit_all (the two widths and,
+    where timed, the pooled pixels)."""
     seconds = out["seconds"]
     serial = sum(t["fit_seconds"] + t["predict_seconds"] for per in seconds.values() for t in per.values())
     side_by_side = out.get("svc_default", {}).get("implementation", "libsvm") == "libsvm"

@@ -1014,7 +1014,7 @@ class Tuning:
     """What tuning changed (analysis.tune decided it; tuned.json)."""
     models: tuple[str, ...]  # labels of the tuned classifiers
     folds: int
-    max_rows: int  # the most training rows a round of the search fits on
+    most_rows: int  # the most training rows a round of the search fits on
     n_searches: int
     n_default: int  # searches whose choice was the default settings
     n_tests: int  # the tuned latent-vs-pixel-PCA tests, one Holm family
