@@ -153,7 +153,8 @@ ifndef MAKE_RESTARTS
 $(PLAN): FORCE | $(SETUP)
 	@$(PY) -m analysis.config plan --vaes $(call q,$(VAES)) --vae $(call q,$(VAE)) \
 	  --resolution $(call q,$(RESOLUTION)) --seed $(call q,$(SEED)) --tune $(call q,$(TUNE)) \
-	  $(if $(filter undefined,$(origin SEEDS)),,--seeds $(call q,$(SEEDS))) --out $@
+	  $(if $(filter undefined,$(origin SEEDS)),,--seeds $(call q,$(SEEDS))) \
+	  --commit $(call q,$(shell git -C $(CURDIR) rev-parse HEAD 2>/dev/null)) --out $@
 endif
 
 $(DATA_DIR)/config.json: FORCE | $(SETUP)

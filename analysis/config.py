@@ -316,10 +316,11 @@ def make_value(text: str) -> str:
 
 
 def make_plan(vaes: str, vae: str, resolution: str, seeds: str | None = None, seed: str = "0",
-              tune: str = "") -> str:
+              tune: str = "", commit: str = "") -> str:
     """build/plan.mk: the run names, each run's VAE and resolution, the seeds and the models to
-    tune (SEEDS, TUNE; ``seeds`` None: SEEDS unset, SEED alone) and the figure files.
-    Checks what make needs before anything runs."""
+    tune (SEEDS, TUNE; ``seeds`` None: SEEDS unset, SEED alone), the figure files and the
+    checkout's commit (``commit``, empty outside git). Checks what make needs before anything
+    runs."""
     repeats = parse_seeds(seeds, seed) if seeds is not None else ()
     tuned = parse_tune(tune)
     if len(vae.split()) != 1:
@@ -348,6 +349,10 @@ def make_plan(vaes: str, vae: str, resolution: str, seeds: str | None = None, se
         lines.append(f"EXTRA_SEEDS := {' '.join(map(str, repeats[1:]))}")
     if tuned:
         lines.append(f"TUNE_MODELS := {' '.join(tuned)}")
+    # Each run's provenance.json names the commit and depends on the plan: a new commit rewrites
+    # the plan, so Appendix A never names a commit that did not build the report.
+    if commit:
+        lines.append(f"VAELAB_COMMIT := {make_value(commit)}")
     return "\n".join(lines) + "\n"
 
 
@@ -378,6 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     plan.add_argument("--seeds", default=None, help="SEEDS, as typed (leave out when unset)")
     plan.add_argument("--seed", default="0", help="SEED, as make has it")
     plan.add_argument("--tune", default="", help="TUNE, as typed")
+    plan.add_argument("--commit", default="", help="the checkout's commit (git rev-parse HEAD)")
     name = sub.add_parser("name", help="print the run name of each VAE or run folder (make diff)")
     name.add_argument("vaes", nargs="*")
     data = sub.add_parser("data")
@@ -409,7 +415,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.kind == "plan":
         write_text_if_changed(args.out, make_plan(args.vaes, args.vae, args.resolution, args.seeds,
-                                                  args.seed, args.tune))
+                                                  args.seed, args.tune, args.commit.strip()))
         return
     if args.kind == "name":
         print(" ".join(run_name(v) for v in args.vaes))

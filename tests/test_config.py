@@ -265,12 +265,12 @@ def test_config_main_invalid_value_writes_nothing(tmp_path):
 
 # ---- the run plan (build/plan.mk) -------------------------------------------------------------
 
-def plan_variables(text: str, tmp_path: Path) -> dict[str, str]:
-    """The variables a plan.mk gives make, read back by make itself."""
+def plan_variables(text: str, tmp_path: Path, extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """The variables a plan.mk gives make (and ``extra`` ones), read back by make itself."""
     import subprocess
 
     (tmp_path / "plan.mk").write_text(text)
-    names = ["RUN_NAMES", "VAELAB_RUNS", "FIGURE_FILES"]
+    names = ["RUN_NAMES", "VAELAB_RUNS", "FIGURE_FILES", *extra]
     names += [f"{kind}.{name}" for name in text.split("RUN_NAMES := ")[1].split("\n")[0].split()
               for kind in ("RUN_VAE", "RUN_RESOLUTION")]
     lines = ["BUILD := B", "include plan.mk", *(f"$(info {n}=$({n}))" for n in names), "all: ; @:"]
@@ -298,6 +298,16 @@ def test_make_plan_values_reach_make_unchanged(tmp_path):
     vae = "/tmp/it's_$HOME_#1/vae"  # no spaces: VAES splits on them
     got = plan_variables(config.make_plan(vae, vae, ""), tmp_path)
     assert got["RUN_VAE.vae"] == vae and got["RUN_RESOLUTION.vae"] == "32"
+
+
+def test_make_plan_names_the_commit_so_a_new_one_rewrites_the_plan(tmp_path):
+    """provenance.json depends on plan.mk: a plan that changes with the commit makes a new
+    commit rebuild each run's provenance (Appendix A), and only that."""
+    vae = "owner/sd-vae-ft-ema"
+    a, b = (config.make_plan(vae, vae, "", commit=c) for c in ("1" * 40, "2" * 40))
+    assert a != b and plan_variables(a, tmp_path, ("VAELAB_COMMIT",))["VAELAB_COMMIT"] == "1" * 40
+    assert "VAELAB_COMMIT" not in config.make_plan(vae, vae, "")  # not a git checkout
+    assert a.replace("1" * 40, "2" * 40) == b  # nothing else differs
 
 
 def test_make_plan_figure_files_are_the_figures_module_list():
