@@ -26,8 +26,9 @@ the classifier stage (``curves_ratio``, ``probes_ratio``).
 
 ``tune`` (``--parts tune``, on its own or with the others) times TUNE's search (analysis.tune)
 on the same features at 64 and 128 features, for each of ``--tune-models`` (SVC and LightGBM by
-default) side by side with its default fit: the search, the refit of the chosen settings on
-every training row, and their ratio to the default fit and predict; with the classifiers part
+default) beside its default fit: the search, the refit of the chosen settings on every
+training row, and their ratio to the default fit and predict, all the searches scheduled as the
+tune stage schedules them (analysis.tune.run_searches); with the classifiers part
 in the same run, also TUNE's cost on a one-variant default run (the VAE feature sets and their
 equal-width pixel PCAs: the widths timed here, twice) against that run's classifier stages at
 the same widths, fits (with the pooled-pixel baseline's, also timed), learning curves and probes
@@ -522,16 +523,18 @@ def tune_on_default_run(tune: dict, classifiers: dict) -> dict:
     pixel baselines (analysis.baselines: the PCAs as wide as the VAE sets and the pooled
     pixels), with learning curves on the VAE sets and the PCAs and probes on the latent, each
     stage as analysis.models.fit_all schedules it (``classifier_wall_seconds``, the baselines'
-    ``baseline_wall_seconds``); TUNE searches and refits the VAE sets and the PCAs, one after
-    the other: twice each width timed here. ``fits_ratio`` sets TUNE against those default fits
-    alone (without the pooled pixels, which TUNE does not search). ``model_stage_ratios``: each
-    model's part of ``stage_ratio`` (they add up to it), from which a TUNE list within a budget
-    can be read."""
+    ``baseline_wall_seconds``); TUNE searches and refits the VAE sets and the PCAs: twice the
+    jobs timed here, counted as twice their schedule's wall time (one schedule of all of them
+    leaves its workers idle at the end once, not twice, so this errs high by at most one job's
+    tail). ``fits_ratio`` sets TUNE against those default fits alone (without the pooled pixels,
+    which TUNE does not search). ``model_stage_ratios``: each model's part of ``stage_ratio``
+    (its share of the jobs' seconds, those side by side divided among the workers; they add up
+    to it), from which a TUNE list within a budget can be read."""
     stage = (classifiers["classifier_wall_seconds"] + classifiers["baseline_wall_seconds"]
              + 2 * classifiers["curves_seconds"] + classifiers["probes_seconds"])
-    per_model = {key: 2 * sum(per[key]["tune_seconds"] for per in tune["widths"].values()) / stage
-                 for key in tune["models"]}
-    return {"stage_seconds": round(stage, 2), "stage_ratio": round(2 * tune["tune_seconds"] / stage, 3),
+    ratio = 2 * tune["tune_seconds"] / stage
+    per_model = {key: ratio * share for key, share in tune["model_shares"].items()}
+    return {"stage_seconds": round(stage, 2), "stage_ratio": round(ratio, 3),
             "fits_ratio": round(tune["tune_seconds"] / classifiers["classifier_seconds"], 3),
             "model_stage_ratios": {key: round(r, 3) for key, r in per_model.items()}}
 
@@ -578,52 +581,76 @@ def stage_ratios(out: dict, workers: int) -> dict:
 
 def bench_tune(rows: int, seed: int, models: tuple[str, ...] = ("svc", "lightgbm"),
                zip_path: Path = CIFAR_ZIP) -> dict:
-    """TUNE's search and refit against the default fit, per model, at 64 and 128 features on
-    ``rows`` training rows (the classifiers part's features). A refit the tune stage skips (the
-    search chose the defaults) is timed too, but not counted in ``tune_seconds``."""
+    """TUNE's searches and refits against the default fit, per model, at 64 and 128 features
+    on ``rows`` training rows (the classifiers part's features), scheduled as the tune stage
+    schedules them (analysis.tune.run_searches: the boosted trees' and libsvm's searches side
+    by side, one thread each; the rest in-process). ``tune_seconds``: that schedule's wall time;
+    each row's ``tune_seconds`` its search and refit (none where the defaults were chosen: the
+    stage takes the default fit's predictions then), on one thread where side by side."""
     from analysis.config import TuneConfig
     from analysis.models import fit_predict, svc_implementation
-    from analysis.tune import search, tuned_model
+    from analysis.tune import run_searches
 
     cifar = cifar_pixels(zip_path, rows)
     rng = np.random.default_rng(seed)
     config = TuneConfig(models=tuple(models))
     svc = svc_implementation("auto")
+    impl = svc["implementation"]
+    y_train, y_test, features = tune_features(cifar, rows, (64, 128), seed, rng)
     out: dict = {"features": cifar[1] if cifar else "synthetic Gaussian mixture (CIFAR-10 JPEG set not found)",
                  "models": list(models), "svc": svc, "max_rows": config.max_rows, "folds": config.folds,
                  "factor": config.factor, "widths": {}}
-    # Totals from the unrounded times: at a test's 100 rows each default fit rounds to 0.0 s.
-    total_default_s = total_tune_s = 0.0
-    for n_features in (64, 128):
-        x_train, y_train, x_test, y_test = bench_features(cifar, rows, n_features, seed, rng)
-        for key in models:
-            impl = svc["implementation"]
-            default_pred, fit_s, predict_s = fit_predict(key, seed, x_train, y_train, x_test, impl)
-            t0 = time.perf_counter()
-            found = search(key, x_train, y_train, seed, impl, config)
-            t1 = time.perf_counter()
-            model = tuned_model(key, found["params"], seed, x_train, impl)
-            model.fit(x_train, y_train)
-            tuned_pred = np.asarray(model.predict(x_test))
-            t2 = time.perf_counter()
-            default_s = fit_s + predict_s
-            tune_s = (t1 - t0) + (0.0 if found["default"] else t2 - t1)
-            total_default_s += default_s
-            total_tune_s += tune_s
-            out["widths"].setdefault(str(n_features), {})[key] = {
-                "default_seconds": round(default_s, 2), "search_seconds": round(t1 - t0, 2),
-                "refit_seconds": round(t2 - t1, 2), "refit_needed": not found["default"],
-                "tune_seconds": round(tune_s, 2), "ratio": round(tune_s / default_s, 3),
-                "params": found["params"], "rounds": found["rounds"], "cv_accuracy": found["cv_accuracy"],
-                "default_accuracy": round(float(np.mean(default_pred == y_test)), 4),
-                "tuned_accuracy": round(float(np.mean(tuned_pred == y_test)), 4)}
-            print(f"  tune {key:9s} {len(y_train)} x {n_features}: default {default_s:7.1f}s, search "
-                  f"{t1 - t0:7.1f}s, refit {t2 - t1:7.1f}s{'' if not found['default'] else ' (defaults chosen: skipped)'}"
-                  f", chose {found['params']}", file=sys.stderr)
-    out["tune_seconds"] = round(total_tune_s, 2)
-    out["default_seconds"] = round(total_default_s, 2)
-    out["ratio"] = round(total_tune_s / total_default_s, 3)
+    jobs = [(key, width) for width in features for key in models]
+    defaults, default_seconds = {}, {}
+    for key, width in jobs:
+        x_train, x_test = features[width]
+        defaults[key, width], fit_s, predict_s = fit_predict(key, seed, x_train, y_train, x_test, impl)
+        default_seconds[key, width] = fit_s + predict_s
+    workers = threads.workers()
+    t0 = time.perf_counter()
+    found = run_searches(jobs, features, y_train, defaults, seed, impl, config, workers)
+    wall = time.perf_counter() - t0
+    side_by_side = [job for job in jobs if "side_by_side" in found[job][2]]
+    for job in jobs:
+        record, predictions, seconds = found[job]
+        tune_s = seconds["search_seconds"] + seconds["refit_seconds"]
+        out["widths"].setdefault(job[1], {})[job[0]] = {
+            "default_seconds": round(default_seconds[job], 2), "search_seconds": round(seconds["search_seconds"], 2),
+            "refit_seconds": round(seconds["refit_seconds"], 2), "refit_needed": not record["default"],
+            "tune_seconds": round(tune_s, 2), "ratio": round(tune_s / default_seconds[job], 3),
+            "side_by_side": job in side_by_side, "params": record["params"], "rounds": record["rounds"],
+            "cv_accuracy": record["cv_accuracy"],
+            "default_accuracy": round(float(np.mean(defaults[job] == y_test)), 4),
+            "tuned_accuracy": round(float(np.mean(predictions == y_test)), 4)}
+        print(f"  tune {job[0]:9s} {len(y_train)} x {job[1]}: default {default_seconds[job]:7.1f}s, search "
+              f"{seconds['search_seconds']:7.1f}s, refit {seconds['refit_seconds']:7.1f}s"
+              f"{' (defaults chosen: none)' if record['default'] else ''}{' (side by side)' if job in side_by_side else ''}"
+              f", chose {record['params']}", file=sys.stderr)
+    out["tune_seconds"] = round(wall, 2)
+    out["job_seconds"] = round(sum(seconds["search_seconds"] + seconds["refit_seconds"]
+                                   for _, _, seconds in found.values()), 2)
+    out["workers"] = min(workers, len(side_by_side)) if side_by_side else 1
+    out["side_by_side"] = sorted({key for key, _ in side_by_side}, key=list(models).index)
+    out["default_seconds"] = round(sum(default_seconds.values()), 2)
+    out["ratio"] = round(wall / sum(default_seconds.values()), 3)
+    # Each model's part of the wall time: its jobs' seconds, those side by side shared among
+    # the workers.
+    cost = {key: sum((s["search_seconds"] + s["refit_seconds"]) / (out["workers"] if job in side_by_side else 1)
+                     for job, (_, _, s) in found.items() if job[0] == key) for key in models}
+    out["model_shares"] = {key: round(c / (sum(cost.values()) or 1), 4) for key, c in cost.items()}
     return out
+
+
+def tune_features(cifar, rows: int, widths: tuple[int, ...], seed: int, rng: np.random.Generator):
+    """(y_train, y_test, {width: (x_train, x_test)}): bench_features at each width, on one set of
+    labels (the tune stage's searches share the run's), the Gaussian fallback drawn once at the
+    widest and cut."""
+    if cifar:
+        by_width = {str(w): bench_features(cifar, rows, w, seed, rng) for w in widths}
+        y_train, y_test = by_width[str(widths[0])][1], by_width[str(widths[0])][3]
+        return y_train, y_test, {w: (f[0], f[2]) for w, f in by_width.items()}
+    x_train, y_train, x_test, y_test = gaussian_features(rows, max(widths), rng)
+    return y_train, y_test, {str(w): (x_train[:, :w], x_test[:, :w]) for w in widths}
 
 
 def bench_speed(model_dir: Path, n_images: int, batch_size: int, reps: int, encoder: dict,
@@ -745,10 +772,13 @@ def print_tune(args, tune: dict) -> None:
         for key, r in per.items():
             print(f"  {key:9s} {width:>3s} features: default fit+predict {r['default_seconds']:7.1f} s; search "
                   f"{r['search_seconds']:7.1f} s + refit {r['refit_seconds']:7.1f} s"
-                  f"{'' if r['refit_needed'] else ' (not needed: the defaults won)'} = {r['ratio']:.2f}x the default; "
+                  f"{'' if r['refit_needed'] else ' (not needed: the defaults won)'}"
+                  f"{' (one thread, side by side)' if r['side_by_side'] else ''} = {r['ratio']:.2f}x the default; "
                   f"accuracy {r['default_accuracy']:.4f} -> {r['tuned_accuracy']:.4f}")
-    print(f"  all: {tune['tune_seconds']:.1f} s of tuning against {tune['default_seconds']:.1f} s of default fits "
-          f"({tune['ratio']:.2f}x)")
+    together = (f"{', '.join(tune['side_by_side'])} side by side in {tune['workers']} processes"
+                if tune["side_by_side"] else "one after the other")
+    print(f"  all ({together}): {tune['tune_seconds']:.1f} s of tuning ({tune['job_seconds']:.1f} s of searches "
+          f"and refits) against {tune['default_seconds']:.1f} s of default fits ({tune['ratio']:.2f}x)")
     if tune.get("stage_ratio") is not None:
         print(f"  TUNE=\"{' '.join(tune['models'])}\" on a one-variant default run (the VAE sets and their "
               f"equal-width PCAs): 2 x {tune['tune_seconds']:.1f} s against the classifier stages' "

@@ -19,6 +19,10 @@ only. The chosen settings are
 then refitted on every training image and scored on the test images; when they are the
 defaults, the default fit's predictions are taken as they are (the same model).
 
+On 5,000 training rows or more (``PARALLEL_MIN_ROWS``), the boosted trees' and libsvm's searches
+run side by side in worker processes, one thread each, a whole search and its refit per
+worker (``run_searches``); the others follow in this process on the stage's threads.
+
 Each search is a cache entry ``tuned-KEY/`` (search.json, predictions.npz; analysis.cache),
 keyed by the features (the latents' checksum and feature set, or the dataset's checksum and the
 pixel PCA's components), the model, its grid, the search settings, the seed, the SVC library
@@ -40,6 +44,7 @@ import itertools
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +86,10 @@ BOOSTED = ("histgb", "lightgbm", "xgboost")
 # HistGradientBoostingClassifier(early_stopping='auto') stops early on more rows than this
 # (scikit-learn's documented rule).
 HISTGB_EARLY_STOPPING_ROWS = 10_000
+# The order run_searches starts its side-by-side searches in, longest first so that the
+# workers end together: features x this weight (one-thread search seconds per feature, roughly,
+# at 50,000 rows: LightGBM's about three times HistGradientBoosting's; docs/benchmarks.md).
+SEARCH_WEIGHT = {"lightgbm": 3, "xgboost": 2, "svc": 2, "histgb": 1}
 # How the report writes a searched value whose meaning is not plain (SVC's gamma multiples).
 UNITS = {("svc", "gamma"): "× scale"}
 
@@ -169,10 +178,12 @@ def grid(key: str, n_train: int, n_classes: int, config: TuneConfig) -> dict[str
 
 
 def search(key: str, x_train: np.ndarray, y_train: np.ndarray, seed: int, svc: str,
-           config: TuneConfig) -> dict:
+           config: TuneConfig, n_jobs: int = 1, one_thread: bool = False) -> dict:
     """One successive-halving grid search on the training rows: the chosen settings
     (SPACES' form), whether they are the defaults, their mean cross-validated accuracy in the
-    last round, and each round's candidates and rows."""
+    last round, and each round's candidates and rows. ``n_jobs``: worker processes for the
+    candidates' fits, one thread each; ``one_thread``: LightGBM and XGBoost fit on one thread
+    (the search runs in a worker of run_searches)."""
     from sklearn.experimental import enable_halving_search_cv  # noqa: F401
     from sklearn.model_selection import HalvingGridSearchCV, StratifiedKFold
 
@@ -183,17 +194,7 @@ def search(key: str, x_train: np.ndarray, y_train: np.ndarray, seed: int, svc: s
     n_classes = int(np.count_nonzero(counts))
     space = grid(key, len(y_train), n_classes, config)
     candidates = [dict(zip(space, values)) for values in itertools.product(*space.values())]
-    model = search_estimator(key, seed, len(y_train), svc)
-    # libsvm is single-threaded: its candidates go side by side on large sets, one per core.
-    # So do the boosted trees', each on one thread: their fits on a few thousand rows use a
-    # second thread poorly (docs/benchmarks.md). LightGBM (deterministic=True) and
-    # HistGradientBoosting grow the same trees on any thread count, and the tests find the same
-    # search result for XGBoost; joblib's worker processes run OpenMP (HistGradientBoosting) on
-    # cores / workers threads.
-    side_by_side = (key == "svc" and svc == "libsvm") or key in BOOSTED
-    n_jobs = threads.workers() if side_by_side and len(y_train) >= PARALLEL_MIN_ROWS else 1
-    if key in ("lightgbm", "xgboost") and n_jobs > 1:
-        model.set_params(n_jobs=1)
+    model = single_threaded(key, search_estimator(key, seed, len(y_train), svc), one_thread or n_jobs > 1)
     settings = [estimator_params(key, c, x_train, model) for c in candidates]
     last = last_rows(len(y_train), n_classes, len(candidates), config)
     halving = HalvingGridSearchCV(
@@ -223,22 +224,156 @@ def next_round_pick(results: dict) -> int:
     return int(last[order[-1]])
 
 
+def single_threaded(key: str, model, one: bool):
+    """``model``, on one thread where ``one`` and it sets its own (LightGBM, XGBoost; in joblib's
+    worker processes OpenMP, HistGradientBoosting's, already runs on cores / workers threads).
+    LightGBM (deterministic=True) and HistGradientBoosting grow the same trees on any thread
+    count, and the tests find the same search result for XGBoost."""
+    if one and key in ("lightgbm", "xgboost"):
+        model.set_params(n_jobs=1)
+    return model
+
+
+def pooled(key: str, svc: str) -> bool:
+    """Whether ``key``'s searches go side by side in worker processes (run_searches): libsvm's
+    SVC, single-threaded, and the boosted trees, whose fits on a few thousand rows use a second
+    thread poorly (docs/benchmarks.md)."""
+    return (key == "svc" and svc == "libsvm") or key in BOOSTED
+
+
 def searched(key: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int,
-             svc: str, config: TuneConfig, default_predictions: np.ndarray) -> tuple[dict, np.ndarray, dict]:
+             svc: str, config: TuneConfig, default_predictions: np.ndarray, n_jobs: int = 1,
+             one_thread: bool = False) -> tuple[dict, np.ndarray, dict]:
     """``search``, then the chosen settings refitted on every training row and their test
     predictions; the defaults' predictions when it chose them. (search record, predictions,
     seconds.)"""
     t0 = time.perf_counter()
-    found = search(key, x_train, y_train, seed, svc, config)
+    found = search(key, x_train, y_train, seed, svc, config, n_jobs, one_thread)
     t1 = time.perf_counter()
     if found["default"]:
         predictions = default_predictions
     else:
-        model = tuned_model(key, found["params"], seed, x_train, svc)
+        model = single_threaded(key, tuned_model(key, found["params"], seed, x_train, svc), one_thread)
         model.fit(x_train, y_train)
         predictions = np.asarray(model.predict(x_test)).astype(np.int64)
     t2 = time.perf_counter()
     return found, predictions, {"search_seconds": round(t1 - t0, 3), "refit_seconds": round(t2 - t1, 3)}
+
+
+def run_searches(jobs: list[tuple[str, str]], features: dict[str, tuple[np.ndarray, np.ndarray]],
+                 y_train: np.ndarray, defaults: dict, seed: int, svc: str, config: TuneConfig,
+                 workers: int, done: Callable[[tuple[str, str], tuple], None] | None = None,
+                 ) -> dict[tuple[str, str], tuple[dict, np.ndarray, dict]]:
+    """``searched`` for each (model, feature set) of ``jobs`` (``features``: set -> (x_train,
+    x_test); ``defaults``: job -> the default fit's test predictions), as analysis.models.fit_all
+    schedules libsvm: on at least PARALLEL_MIN_ROWS training rows, the ``pooled`` models'
+    searches go to ``workers`` processes, the longest first (SEARCH_WEIGHT), each search and its
+    refit in one process on one thread. So no core waits at the end of a round of halving for the other's
+    last fit (a round of 9 fits on two cores leaves one idle for the ninth), and the refits run
+    side by side on one thread each. The rest follow in this process on the stage's threads
+    (oneDAL's SVC and RF thread themselves; LogReg and KNN through BLAS, whose thread count
+    changes their last bits). A single pooled search keeps the workers for its candidates.
+    ``done(job, result)`` is called as each search ends (the cache seals it then, so an
+    interrupted stage keeps what it finished). {job: (search record, predictions, seconds)}."""
+    from joblib import Parallel, delayed
+
+    big = len(y_train) >= PARALLEL_MIN_ROWS and workers > 1
+    side_by_side = sorted((job for job in jobs if big and pooled(job[0], svc)),
+                          key=lambda job: -features[job[1]][0].shape[1] * SEARCH_WEIGHT[job[0]])
+    if len(side_by_side) < 2:
+        side_by_side = []
+    in_process = [job for job in jobs if job not in side_by_side]
+
+    def arguments(job: tuple[str, str]) -> tuple:
+        key, fs = job
+        x_train, x_test = features[fs]
+        return key, x_train, y_train, x_test, seed, svc, config, defaults[job]
+
+    out: dict = {}
+
+    def finished(job: tuple[str, str], result: tuple) -> None:
+        out[job] = result
+        if done is not None:
+            done(job, result)
+
+    if side_by_side:
+        print(f"tune: {len(side_by_side)} searches side by side in {min(workers, len(side_by_side))} "
+              f"processes: {', '.join(f'{key} on {fs}' for key, fs in side_by_side)}", file=sys.stderr)
+        for job, result in Parallel(n_jobs=min(workers, len(side_by_side)), batch_size=1,
+                                    return_as="generator_unordered")(
+                delayed(job_searched)(job, *arguments(job)) for job in side_by_side):
+            finished(job, result)
+    for job in in_process:
+        key, fs = job
+        print(f"tune: {key} on {fs} ({features[fs][0].shape[1]} features)", file=sys.stderr)
+        finished(job, searched(*arguments(job), n_jobs=workers if big and pooled(key, svc) else 1))
+    return {job: out[job] for job in jobs}
+
+
+def job_searched(job: tuple[str, str], *arguments) -> tuple[tuple[str, str], tuple]:
+    """(job, ``searched(*arguments)`` on one thread, its seconds marked side_by_side): a worker's
+    result, named, as they come back in the order they end."""
+    found, predictions, seconds = searched(*arguments, one_thread=True)
+    return job, (found, predictions, seconds | {"side_by_side": True})
+
+
+def cached_searches(jobs: list[tuple[str, str]], keys: dict, cache_dir: Path | None,
+                    compute: Callable) -> dict[tuple[str, str], tuple[dict, np.ndarray, dict]]:
+    """Each job's (search record, predictions, seconds). ``keys``: job -> its cache entry's key;
+    jobs with one key (two pixel PCAs capped at the same width) share one search, counted once
+    in the seconds. Entries sealed in ``cache_dir`` are read; the rest go to
+    ``compute(pending jobs, done)``, each under its entry's lock and sealed as it ends. An entry
+    another stage holds the lock of (make -j: two variants, one encoder, or a shared PCA) is
+    waited for after this stage's own searches, then read, or searched where that stage stopped
+    short."""
+    firsts: dict = {}
+    for job in jobs:
+        firsts.setdefault(keys[job], job)
+    found: dict = {}
+
+    def entry(k: str) -> Path:
+        return cache_dir / f"tuned-{k}"
+
+    def read(k: str) -> tuple:
+        return (read_json(entry(k) / SEARCH, "tuning search"),
+                load_npz(entry(k) / PREDICTIONS_NPZ, "tuned predictions", ("y_pred",))["y_pred"],
+                {"search_seconds": 0.0, "refit_seconds": 0.0, "from_cache": True})
+
+    def seal(job: tuple[str, str], result: tuple) -> None:
+        found[keys[job]] = result
+        if cache_dir is not None:
+            write_json(entry(keys[job]) / SEARCH, result[0])
+            save_npz(entry(keys[job]) / PREDICTIONS_NPZ, y_pred=result[1])
+            cache.seal(entry(keys[job]))  # last: the entry is complete
+
+    theirs = []
+    with contextlib.ExitStack() as held:
+        mine = []
+        for k, job in firsts.items():
+            if cache_dir is None:
+                mine.append(job)
+            elif cache.reusable(entry(k)):
+                found[k] = read(k)
+            elif not held.enter_context(file_lock(entry(k).with_suffix(".lock"), wait=False)):
+                theirs.append(k)
+            elif cache.reusable(entry(k)):  # sealed since the first look
+                found[k] = read(k)
+            else:
+                mine.append(job)
+        if mine:
+            compute(mine, seal)
+    for k in theirs:
+        with file_lock(entry(k).with_suffix(".lock")):
+            if cache.reusable(entry(k)):
+                found[k] = read(k)
+            else:
+                compute([firsts[k]], seal)
+    out = {}
+    for job in jobs:
+        first = firsts[keys[job]] == job
+        out[job] = found[keys[job]] if first else found[keys[job]][:2] + (
+            found[keys[job]][2] | {"search_seconds": 0.0, "refit_seconds": 0.0, "same_as": firsts[keys[job]][1]},)
+    return out
 
 
 def entry_key(key: str, features: dict, seed: int, classes: list[str], svc: dict,
@@ -286,36 +421,25 @@ def tune_run(run: Path, data_file: Path, config: TuneConfig, cache_dir: Path | N
             loaded[fs] = pixel_baselines.features_of("pca", metrics_width(metrics, fs), data, seed)
         return loaded[fs]
 
+    jobs = [(key, fs) for key in config.models for fs in sets]
+    keys = {job: entry_key(job[0], features[job[1]], seed, classes, svc, config) for job in jobs}
+    searches = cached_searches(jobs, keys, cache_dir, lambda pending, done: run_searches(
+        pending, {fs: arrays(fs) for fs in dict.fromkeys(fs for _, fs in pending)}, y_train,
+        {job: np.asarray(default_columns[f"{job[0]}__{job[1]}"], dtype=np.int64) for job in pending},
+        seed, svc["implementation"], config, threads.workers(), done))
     results: dict = {}
     predictions: dict[tuple[str, str], np.ndarray] = {}
     timings: dict = {}
-    for key in config.models:
-        for fs in sets:
-            default = np.asarray(default_columns[f"{key}__{fs}"], dtype=np.int64)
-            entry = cache_dir / f"tuned-{entry_key(key, features[fs], seed, classes, svc, config)}" \
-                if cache_dir is not None else None
-            with file_lock(entry.with_suffix(".lock")) if entry else contextlib.nullcontext():
-                if entry is not None and cache.reusable(entry):
-                    found = read_json(entry / SEARCH, "tuning search")
-                    pred = load_npz(entry / PREDICTIONS_NPZ, "tuned predictions", ("y_pred",))["y_pred"]
-                    seconds = {"search_seconds": 0.0, "refit_seconds": 0.0, "from_cache": True}
-                else:
-                    x_train, x_test = arrays(fs)
-                    print(f"tune: {key} on {fs} ({x_train.shape[1]} features)", file=sys.stderr)
-                    found, pred, seconds = searched(key, x_train, y_train, x_test, seed,
-                                                    svc["implementation"], config, default)
-                    if entry is not None:
-                        write_json(entry / SEARCH, found)
-                        save_npz(entry / PREDICTIONS_NPZ, y_pred=pred)
-                        cache.seal(entry)  # last: the entry is complete
-            predictions[key, fs] = pred.astype(np.int64)
-            low, high = stats.accuracy_ci(pred == y_test, seed)
-            base = metrics["results"][key][fs]
-            results.setdefault(key, {})[fs] = found | {
-                "accuracy": round(float(np.mean(pred == y_test)), ROUND),
-                "accuracy_ci": [round(low, ROUND), round(high, ROUND)],
-                "default_accuracy": base["accuracy"], "default_accuracy_ci": base.get("accuracy_ci")}
-            timings.setdefault(key, {})[fs] = seconds
+    for key, fs in jobs:
+        found, pred, seconds = searches[key, fs]
+        predictions[key, fs] = pred.astype(np.int64)
+        low, high = stats.accuracy_ci(pred == y_test, seed)
+        base = metrics["results"][key][fs]
+        results.setdefault(key, {})[fs] = found | {
+            "accuracy": round(float(np.mean(pred == y_test)), ROUND),
+            "accuracy_ci": [round(low, ROUND), round(high, ROUND)],
+            "default_accuracy": base["accuracy"], "default_accuracy_ci": base.get("accuracy_ci")}
+        timings.setdefault(key, {})[fs] = seconds
     tests: dict = {}
     for key in config.models:
         for fs in vae_sets:

@@ -295,18 +295,113 @@ def test_search_chooses_from_the_grid_by_cross_validation_on_training_rows(one_t
 
 
 @pytest.mark.parametrize("key", ["lightgbm", "xgboost", "histgb"])
-def test_search_boosted_side_by_side_chooses_as_one_after_the_other(one_thread, monkeypatch, key):
-    """The boosted trees' candidates go to worker processes on large sets: the same search result."""
+def test_search_boosted_side_by_side_chooses_as_one_after_the_other(one_thread, key):
+    """The boosted trees' candidates in two worker processes, or the search on one thread (as in
+    a worker of run_searches): the same search result."""
     from analysis import tune
     from analysis.config import TuneConfig
 
     x, y = separable(120, width=4)
     serial = tune.search(key, x, y, 0, "libsvm", TuneConfig(models=(key,)))
-    calls = []
+    assert tune.search(key, x, y, 0, "libsvm", TuneConfig(models=(key,)), n_jobs=2) == serial
+    assert tune.search(key, x, y, 0, "libsvm", TuneConfig(models=(key,)), one_thread=True) == serial
+
+
+def test_run_searches_side_by_side_gives_what_one_after_the_other_gives(one_thread, monkeypatch, capsys):
+    """Large sets: the boosted trees' and libsvm's searches and refits go to two worker
+    processes, the rest stay in-process; every job's result is the one a single process finds."""
+    from analysis import tune
+    from analysis.config import TuneConfig
+
+    x, y = separable(150, width=4)
+    features = {"a": (x, x[:40]), "b": (x[:, :3], x[:40, :3])}
+    models = ("logreg", "svc", "lightgbm", "histgb")
+    jobs = [(key, fs) for key in models for fs in features]
+    defaults = {job: np.zeros(40, dtype=np.int64) for job in jobs}
+    config = TuneConfig(models=models)
+    serial = tune.run_searches(jobs, features, y, defaults, 0, "libsvm", config, workers=1)
+    assert "side by side" not in capsys.readouterr().err
     monkeypatch.setattr(tune, "PARALLEL_MIN_ROWS", 100)
-    monkeypatch.setattr(tune.threads, "workers", lambda environ=None: calls.append(1) or 2)
-    assert tune.search(key, x, y, 0, "libsvm", TuneConfig(models=(key,))) == serial
-    assert calls  # it did ask for workers
+    ended = []
+    pooled = tune.run_searches(jobs, features, y, defaults, 0, "libsvm", config, workers=2,
+                               done=lambda job, result: ended.append(job))
+    assert "6 searches side by side in 2 processes" in capsys.readouterr().err
+    assert list(pooled) == jobs and sorted(ended) == sorted(jobs)  # each reported as it ended
+    for job in jobs:
+        assert pooled[job][0] == serial[job][0]
+        np.testing.assert_array_equal(pooled[job][1], serial[job][1])
+
+
+def test_cached_searches_search_once_per_key_and_seal_each_as_it_ends(tmp_path):
+    """Two jobs with one key: one search, its seconds counted once. A search that ends is sealed
+    before the next: an interrupted stage keeps it, and the next run reads it."""
+    from analysis import cache, tune
+
+    jobs = [("svc", "a"), ("svc", "b"), ("knn", "a")]
+    keys = {("svc", "a"): "k1", ("svc", "b"): "k1", ("knn", "a"): "k2"}
+    calls = []
+
+    def result(job):
+        return {"params": {"job": list(job)}}, np.arange(3), {"search_seconds": 1.0, "refit_seconds": 0.5}
+
+    def interrupted(pending, done):
+        calls.append(pending)
+        done(pending[0], result(pending[0]))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tune.cached_searches(jobs, keys, tmp_path, interrupted)
+    assert calls == [[("svc", "a"), ("knn", "a")]]  # the shared key once
+    assert cache.reusable(tmp_path / "tuned-k1") and not cache.reusable(tmp_path / "tuned-k2")
+
+    def compute(pending, done):
+        calls.append(pending)
+        for job in pending:
+            done(job, result(job))
+
+    out = tune.cached_searches(jobs, keys, tmp_path, compute)
+    assert calls[-1] == [("knn", "a")]  # k1 read from the cache
+    assert out["svc", "a"][2]["from_cache"] and out["svc", "b"][2]["same_as"] == "a"
+    assert out["knn", "a"][0] == {"params": {"job": ["knn", "a"]}} and out["knn", "a"][2]["search_seconds"] == 1.0
+    np.testing.assert_array_equal(out["svc", "b"][1], np.arange(3))
+
+
+def test_cached_searches_wait_for_an_entry_another_stage_is_searching(tmp_path):
+    """make -j: an entry whose lock another process holds is left until this stage's own
+    searches are done, then read once that process has sealed it."""
+    import fcntl
+    import threading
+
+    from analysis import cache, tune
+    from analysis.common import save_npz, write_json
+
+    jobs = [("svc", "a"), ("knn", "a")]
+    keys = {("svc", "a"): "theirs", ("knn", "a"): "mine"}
+    computed = []
+
+    def compute(pending, done):
+        computed.extend(pending)
+        for job in pending:
+            done(job, ({"params": {}}, np.arange(2), {"search_seconds": 1.0}))
+
+    with open(tmp_path / "tuned-theirs.lock", "a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)  # the other stage, searching
+        out = {}
+        stage = threading.Thread(target=lambda: out.update(tune.cached_searches(jobs, keys, tmp_path, compute)))
+        stage.start()
+        for _ in range(200):
+            if computed:
+                break
+            threading.Event().wait(0.05)
+        assert computed == [("knn", "a")]  # its own search first, not waiting
+        # The other stage seals its entry and lets go.
+        write_json(tmp_path / "tuned-theirs" / "search.json", {"params": {"by": "the other stage"}})
+        save_npz(tmp_path / "tuned-theirs" / "predictions.npz", y_pred=np.arange(2))
+        cache.seal(tmp_path / "tuned-theirs")
+        fcntl.flock(other, fcntl.LOCK_UN)
+    stage.join(timeout=30)
+    assert not stage.is_alive() and computed == [("knn", "a")]
+    assert out["svc", "a"][0] == {"params": {"by": "the other stage"}} and out["svc", "a"][2]["from_cache"]
 
 
 def test_search_starts_every_grid_on_the_same_rows(one_thread, monkeypatch):

@@ -90,10 +90,10 @@ def test_limitations_recommend_only_the_baseline_that_is_missing():
     text = " ".join(S.limitation_items(limits(widths=F.widths(metrics))))
     assert "Unequal widths: pooled pixels, 48 against the 64" in text
     assert "latent's width" not in text and "enough training images" not in text.lower()
-    assert "The pixel PCAs, as wide as the VAE feature sets they are set against, are those pairings." in text
+    assert "The pixel PCAs, as wide as the latent feature sets they are set against, are those pairings." in text
     metrics["feature_sets"]["pixels_pca_mean_std"]["n_features"] = 100  # capped by 100 images
     text = " ".join(S.limitation_items(limits(widths=F.widths(metrics))))
-    assert "Enough training images for a pixel PCA as wide as each VAE feature set would settle it." in text
+    assert "Enough training images for a pixel PCA as wide as each latent feature set would settle it." in text
 
 
 def test_lda_caveat_only_with_few_training_images_per_feature():
