@@ -624,7 +624,7 @@ def bench_tune(rows: int, seed: int, models: tuple[str, ...] = ("svc", "lightgbm
             "tuned_accuracy": round(float(np.mean(predictions == y_test)), 4)}
         print(f"  tune {job[0]:9s} {len(y_train)} x {job[1]}: default {default_seconds[job]:7.1f}s, search "
               f"{seconds['search_seconds']:7.1f}s, refit {seconds['refit_seconds']:7.1f}s"
-              f"{' (defaults chosen: none)' if record['default'] else ''}{' (side by side)' if job in side_by_side else ''}"
+              f"{' (defaults chosen: no refit)' if record['default'] else ''}{' (side by side)' if job in side_by_side else ''}"
               f", chose {record['params']}", file=sys.stderr)
     out["tune_seconds"] = round(wall, 2)
     out["job_seconds"] = round(sum(seconds["search_seconds"] + seconds["refit_seconds"]

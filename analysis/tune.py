@@ -87,9 +87,10 @@ BOOSTED = ("histgb", "lightgbm", "xgboost")
 # (scikit-learn's documented rule).
 HISTGB_EARLY_STOPPING_ROWS = 10_000
 # The order run_searches starts its side-by-side searches in, longest first so that the
-# workers end together: features x this weight (one-thread search seconds per feature, roughly,
-# at 50,000 rows: LightGBM's about three times HistGradientBoosting's; docs/benchmarks.md).
-SEARCH_WEIGHT = {"lightgbm": 3, "xgboost": 2, "svc": 2, "histgb": 1}
+# workers end together: features x this weight, about a job's one-thread search + refit
+# seconds per feature at 50,000 rows on a Zen 3 (docs/benchmarks.md): HistGB 2.0, LightGBM 3.6,
+# XGBoost 2.0 (defaults kept) to 3.9 (max_depth=8 refitted), libsvm's SVC 4.5.
+SEARCH_WEIGHT = {"histgb": 2, "lightgbm": 4, "xgboost": 3, "svc": 4}
 # How the report writes a searched value whose meaning is not plain (SVC's gamma multiples).
 UNITS = {("svc", "gamma"): "× scale"}
 
